@@ -1,0 +1,3 @@
+from components.ingest.component import ingest_data
+
+__all__ = ["ingest_data"]

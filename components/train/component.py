@@ -1,0 +1,53 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
+
+from components import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def train_model(
+    dataset: Input[Dataset],
+    data_uri: str,
+    dataset_digest: str,
+    experiment: str,
+    label_column: str,
+    timestamp_column: str,
+    seed: int,
+    learning_rate: float,
+    max_iter: int,
+    max_leaf_nodes: int,
+    validation_fraction: float,
+    metrics: Output[Metrics],
+    validation_curves: Output[ClassificationMetrics],
+    summary: Output[Markdown],
+) -> NamedTuple("TrainOutputs", [("run_id", str), ("model_uri", str)]):
+    """Train the classifier deterministically and record the run (params, metrics, lineage, model) in MLflow."""
+    from collections import namedtuple
+
+    from mlops.datasets import DatasetInfo
+    from mlops.errors import exit_on_user_error
+    from mlops.reports import training_summary_markdown
+    from mlops.stages import train_and_log
+    from mlops.training import TrainingConfig, confusion, roc_points
+
+    with exit_on_user_error("train"):
+        config = TrainingConfig(label_column=label_column, timestamp_column=timestamp_column, seed=seed,
+                                learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
+                                validation_fraction=validation_fraction)
+        info = DatasetInfo(uri=data_uri, rows=int(dataset.metadata.get("rows", 0)), columns=[],
+                           digest=dataset_digest)
+        result = train_and_log(dataset.path, info, config, experiment)
+
+    trained = result.trained
+    for name, value in trained.metrics.items():
+        metrics.log_metric(f"validation_{name}", round(value, 6))
+    fpr, tpr, thresholds = roc_points(trained.validation_labels, trained.validation_scores)
+    validation_curves.log_roc_curve(fpr, tpr, thresholds)
+    validation_curves.log_confusion_matrix(["repaid", "default"],
+                                           confusion(trained.validation_labels, trained.validation_scores))
+    with open(summary.path, "w") as fh:
+        fh.write(training_summary_markdown(result))
+    print(f"MLflow run {result.run.run_id}: {result.run.url}")
+    return namedtuple("TrainOutputs", ["run_id", "model_uri"])(result.run.run_id, result.run.model_uri)

@@ -1,0 +1,1 @@
+"""KFP pipelines assembled from the components, and their compiled YAML (compiled/)."""

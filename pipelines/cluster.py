@@ -1,0 +1,23 @@
+"""How every task finds the platform in a cluster.
+
+Settings reach a task as environment variables with the same names the
+local platform uses (see mlops.settings): endpoints from the ``mlops-config``
+ConfigMap, credentials from the ``mlops-s3`` Secret. kfp.local ignores this
+Kubernetes configuration; there the task inherits the runner's environment.
+"""
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+CONFIG_MAP = "mlops-config"
+S3_SECRET = "mlops-s3"
+CONFIG_KEYS = ("MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI")
+SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def use_platform(task: PipelineTask) -> PipelineTask:
+    """Give ``task`` the platform settings and credentials, from the cluster's ConfigMap and Secret."""
+    kubernetes.use_config_map_as_env(task, config_map_name=CONFIG_MAP,
+                                     config_map_key_to_env={k: k for k in CONFIG_KEYS})
+    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={k: k for k in SECRET_KEYS})
+    return task

@@ -1,0 +1,53 @@
+"""Compile every pipeline and every component to YAML (``make compile``).
+
+Pipelines go to pipelines/compiled/<name>.yaml; each component also goes to
+components/<stage>/component.yaml so users can load a single stage into
+their own pipelines. The component image is fixed at this point
+(MLOPS_COMPONENT_IMAGE).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kfp import compiler
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def targets():
+    """(object to compile, output path relative to the project root) for every artifact."""
+    from components.ingest import ingest_data
+    from components.register import register_model
+    from components.train import train_model
+    from pipelines.training import training_pipeline
+
+    return [
+        (training_pipeline, "pipelines/compiled/training_pipeline.yaml"),
+        (ingest_data, "components/ingest/component.yaml"),
+        (train_model, "components/train/component.yaml"),
+        (register_model, "components/register/component.yaml"),
+    ]
+
+
+def compile_all(root: Path = ROOT) -> list[Path]:
+    written = []
+    for obj, rel in targets():
+        out = root / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        compiler.Compiler().compile(obj, str(out))
+        written.append(out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT, help="root folder to write into (default: the project)")
+    args = parser.parse_args(argv)
+    for path in compile_all(args.out):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""`mlops`: the suite's command line, the front door for people.
+
+Every command is a thin shell over the library. User errors print one line
+(``error: ...``) and exit 1; the local platform's settings are loaded from
+its environment file first, so commands find S3 and MLflow on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mlops import __version__
+from mlops.errors import ConfigError, MlopsError
+
+
+# -- platform ----------------------------------------------------------------
+def _platform(args: argparse.Namespace) -> int:
+    from mlops.local_platform import LocalPlatform
+
+    platform = LocalPlatform()
+    if args.action == "up":
+        platform.up()
+        return 0
+    if args.action == "down":
+        platform.down()
+        return 0
+    status = platform.status()
+    for name, info in status.items():
+        state = "running" if info["running"] else "stopped"
+        where = f" {info['url']} (pid {info['pid']})" if info["url"] else ""
+        print(f"{name:7s} {state}{where}")
+    print(f"state: {platform.home}")
+    return 0 if all(i["running"] for i in status.values()) else 1
+
+
+# -- data --------------------------------------------------------------------
+def _data_generate(args: argparse.Namespace) -> int:
+    from mlops.data.generator import generate_credit_data
+    from mlops.datasets import write_table
+
+    try:
+        df = generate_credit_data(args.rows, seed=args.seed, scenario=args.scenario, start=args.start, days=args.days)
+    except ValueError as exc:
+        raise ConfigError(f"mlops data generate: {exc}") from None
+    digest = write_table(df, args.out)
+    print(f"wrote {len(df)} rows ({args.scenario}, seed {args.seed}) to {args.out} ({digest}); "
+          f"default rate {df['default'].mean():.3f}")
+    return 0
+
+
+# -- compile -----------------------------------------------------------------
+def _compile(args: argparse.Namespace) -> int:
+    from pipelines.compile import compile_all
+
+    for path in compile_all():
+        print(f"wrote {path}")
+    return 0
+
+
+# -- run ---------------------------------------------------------------------
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param {pair!r} must look like NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mlops.local_platform import state_dir
+    from mlops.local_run import coerce_arguments, pipeline_file, run_local
+
+    if not args.local:
+        raise ConfigError("only local runs are available from this command for now: add --local "
+                          "(to run on Kubeflow, upload pipelines/compiled/*.yaml from the dashboard)")
+    path = pipeline_file(args.pipeline)
+    arguments = coerce_arguments(path, _parse_params(args.param))
+    _preflight()
+    print(f"running {path} with kfp.local (SubprocessRunner) ...", flush=True)
+    result = run_local(path, arguments, state_dir() / "kfp-local")
+    _print_run_summary(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"outputs": result.outputs, "seconds": result.seconds,
+                                               "task_seconds": result.task_seconds}, indent=2, default=str))
+    return 0
+
+
+def _preflight() -> None:
+    """Fail in a second, before any task starts, if S3 or MLflow cannot be reached."""
+    from mlops import tracking
+    from mlops.storage import ObjectStore
+
+    ObjectStore.from_env().check()
+    tracking.connect()
+
+
+def _print_run_summary(result) -> None:
+    from mlops.run_summary import describe_training_outputs
+
+    print()
+    print(f"pipeline {result.pipeline} succeeded in {result.seconds:.1f} s "
+          f"({', '.join(f'{k} {v:.1f} s' for k, v in result.task_seconds.items())})")
+    for line in describe_training_outputs(result.outputs):
+        print(line)
+
+
+# -- demo --------------------------------------------------------------------
+def _demo(args: argparse.Namespace) -> int:
+    from mlops.demo import run_demo
+
+    run_demo(rows=args.rows, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops", description="Kubeflow Pipelines components for the whole ML "
+                                     "lifecycle, runnable on this machine with kfp.local.")
+    parser.add_argument("--version", action="version", version=f"mlops {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("platform", help="start, inspect or stop the local S3 + MLflow platform",
+                       description="The local platform: SeaweedFS S3 and an MLflow server on 127.0.0.1.")
+    p.add_argument("action", choices=["up", "status", "down"])
+    p.set_defaults(func=_platform)
+
+    p = sub.add_parser("data", help="generate demo datasets (credit default, with drift scenarios)")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    g = data_sub.add_parser("generate", help="write a synthetic credit-default dataset as Parquet (path or s3://)")
+    g.add_argument("--rows", type=int, default=20_000, help="rows, 1,000 to 1,000,000 (default 20,000)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--scenario", default="none",
+                   help="none, covariate_shift, concept_shift, null_column, wrong_units or new_category")
+    g.add_argument("--start", default="2025-01-01", help="first event date (default 2025-01-01)")
+    g.add_argument("--days", type=int, default=180, help="days the events span (default 180)")
+    g.add_argument("--out", required=True, help="destination: a local .parquet path or s3://bucket/key.parquet")
+    g.set_defaults(func=_data_generate)
+
+    p = sub.add_parser("run", help="run a compiled pipeline (e.g. training) on this machine with kfp.local")
+    p.add_argument("pipeline", help="pipeline name, e.g. training (pipelines/compiled/<name>_pipeline.yaml)")
+    p.add_argument("--local", action="store_true", help="run with kfp.local against the local platform")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="pipeline parameter, repeatable (e.g. --param data_uri=s3://mlops/x.parquet)")
+    p.add_argument("--json", metavar="FILE", help="also write the run's outputs and timings to FILE")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("compile", help="compile pipelines and components to YAML (pipelines/compiled, components/*)")
+    p.set_defaults(func=_compile)
+
+    p = sub.add_parser("demo", help="the end-to-end story on this machine: platform, data, training, registry")
+    p.add_argument("--rows", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mlops.local_platform import load_platform_env
+
+    args = build_parser().parse_args(argv)
+    try:
+        load_platform_env()
+        return args.func(args)
+    except MlopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""User-facing errors, and how a stage reports one.
+
+An :class:`MlopsError` carries a message meant for a person: what went wrong,
+where, and what to do. The CLI and the component adapters print it without a
+traceback; any other exception is a bug and keeps its traceback.
+"""
+
+
+import contextlib
+import sys
+from typing import Iterator
+
+# Prefix of the one line a failing stage prints; the local runner looks for it
+# to tell the user which task failed and why, without the surrounding logs.
+ERROR_MARKER = "MLOPS-ERROR:"
+
+
+class MlopsError(Exception):
+    """Base class of every error the suite reports to its users."""
+
+
+class ConfigError(MlopsError, ValueError):
+    """A setting is missing or malformed."""
+
+
+class StorageError(MlopsError):
+    """The object store is unreachable, refuses us, or holds bad content."""
+
+
+class DataError(MlopsError):
+    """A dataset is missing, unreadable, empty or lacks a required column."""
+
+
+class TrackingError(MlopsError):
+    """The MLflow tracking server or registry is unreachable or refuses us."""
+
+
+class PlatformError(MlopsError):
+    """The local platform cannot be started, inspected or stopped."""
+
+
+class PipelineError(MlopsError):
+    """A pipeline run failed; the message names the failing task."""
+
+
+@contextlib.contextmanager
+def exit_on_user_error(stage: str) -> Iterator[None]:
+    """In a pipeline task: turn an MlopsError into one marked line and exit 1.
+
+    The task then fails with a message a person can act on instead of a
+    traceback; unexpected exceptions (bugs) still show theirs.
+    """
+    try:
+        yield
+    except MlopsError as exc:
+        print(f"{ERROR_MARKER} [{stage}] {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,152 @@
+"""MLflow: record a training run and register its model, all or nothing.
+
+A run records its hyperparameters, validation metrics, the dataset's URI and
+content digest, the code version, the environment lock digest and the image,
+then the model (skops format, explicit pip requirements so logging does not
+spend seconds inferring them). Registration creates a model version and waits
+until it is READY; if anything fails on the way the version is deleted, so
+the registry never holds a half-registered model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import urllib.request
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Iterator
+
+import pandas as pd
+
+from mlops.datasets import DatasetInfo
+from mlops.errors import TrackingError
+from mlops.provenance import provenance_tags
+from mlops.settings import mlflow_tracking_uri
+from mlops.training import TrainedModel, TrainingConfig
+
+MODEL_ARTIFACT = "model"
+_MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "scipy", "skops")
+# The non-default types our model family serialises (skops refuses unknown types
+# on load). Named one by one rather than trusting whatever a file contains;
+# artifact checksums guard against a tampered file.
+SKOPS_TRUSTED_TYPES = [
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    url: str
+
+
+def connect(uri: str | None = None, timeout: float = 5.0) -> str:
+    """Point MLflow at the tracking server, failing fast if it does not answer."""
+    import mlflow
+
+    uri = uri or mlflow_tracking_uri()
+    # Fail in seconds, not after MLflow's default minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as resp:  # noqa: S310
+            healthy = resp.status == 200
+    except OSError as exc:
+        raise TrackingError(f"MLflow tracking server at {uri} is unreachable: {getattr(exc, 'reason', exc)}. "
+                            "Is it running (locally: `mlops platform status`) and is MLFLOW_TRACKING_URI right?") from None
+    if not healthy:
+        raise TrackingError(f"MLflow tracking server at {uri} is not healthy (GET /health answered {resp.status})")
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@contextlib.contextmanager
+def _mlflow_errors(action: str) -> Iterator[None]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow refused to {action}: {exc.message if hasattr(exc, 'message') else exc}") from None
+    except OSError as exc:
+        raise TrackingError(f"MLflow became unreachable while trying to {action}: {exc}") from None
+
+
+def model_requirements() -> list[str]:
+    """Exact pins for the libraries the model needs at load time."""
+    return [f"{name}=={metadata.version(name)}" for name in _MODEL_REQUIREMENTS]
+
+
+def log_training_run(trained: TrainedModel, config: TrainingConfig, dataset: DatasetInfo, experiment: str,
+                     sample: pd.DataFrame, tags: dict[str, str] | None = None) -> TrainingRun:
+    """Record one training run with everything needed to reproduce it."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    uri = mlflow.get_tracking_uri()
+    with _mlflow_errors(f"record the training run in experiment {experiment!r}"):
+        exp = mlflow.set_experiment(experiment)
+        features = sample[trained.features.all]
+        # Integers are declared as doubles: a missing value at serving time arrives as NaN.
+        features = features.astype({c: "float64" for c in features.select_dtypes("integer").columns})
+        signature = infer_signature(features, trained.pipeline.predict_proba(features))
+        with mlflow.start_run(experiment_id=exp.experiment_id) as run:
+            mlflow.log_params(config.params())
+            mlflow.log_params({"train_rows": trained.train_rows, "validation_rows": trained.validation_rows,
+                               "features": ",".join(trained.features.all)})
+            mlflow.log_metrics({f"validation_{k}": v for k, v in trained.metrics.items()})
+            mlflow.set_tags({**provenance_tags(), "mlops.dataset_uri": dataset.uri,
+                             "mlops.dataset_digest": dataset.digest, "mlops.dataset_rows": str(dataset.rows),
+                             **(tags or {})})
+            info = mlflow.sklearn.log_model(trained.pipeline, name=MODEL_ARTIFACT, signature=signature,
+                                            input_example=features.head(3), pip_requirements=model_requirements(),
+                                            skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    return TrainingRun(run.info.run_id, exp.experiment_id, info.model_uri,
+                       f"{uri}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}")
+
+
+def register_model_version(model_uri: str, name: str, run_id: str, tags: dict[str, str] | None = None,
+                           timeout_s: float = 120.0) -> str:
+    """Register ``model_uri`` as a new version of ``name``; READY or nothing.
+
+    Returns the version number as a string.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    with _mlflow_errors(f"register model {name!r}"):
+        try:
+            client.get_registered_model(name)
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code):
+                raise
+            with contextlib.suppress(MlflowException):  # a concurrent creator may win: fine
+                client.create_registered_model(name, description="Registered by the mlops training pipeline")
+        # An MLflow 3 logged model (models:/m-<id>) must be registered with its id.
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        version = client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags or {},
+                                              model_id=model_id)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while version.status == "PENDING_REGISTRATION":
+            if time.monotonic() > deadline:
+                raise TrackingError(f"model {name} version {version.version} was not READY after {timeout_s:.0f} s")
+            time.sleep(0.5)
+            with _mlflow_errors(f"check model {name} version {version.version}"):
+                version = client.get_model_version(name, version.version)
+        if version.status != "READY":
+            raise TrackingError(f"model {name} version {version.version} registration ended in "
+                                f"{version.status}: {version.status_message}")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.delete_model_version(name, version.version)
+        raise
+    return str(version.version)
