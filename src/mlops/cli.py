@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from mlops import __version__
@@ -81,8 +82,10 @@ def _run(args: argparse.Namespace) -> int:
     path = pipeline_file(args.pipeline)
     arguments = coerce_arguments(path, _parse_params(args.param))
     _preflight()
-    print(f"running {path} with kfp.local (SubprocessRunner) ...", flush=True)
-    result = run_local(path, arguments, state_dir() / "kfp-local")
+    log_file = None if args.verbose else state_dir() / "logs" / f"{args.pipeline}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    print(f"running {path} with kfp.local (SubprocessRunner)"
+          + (f"; task logs in {log_file}" if log_file else "") + " ...", flush=True)
+    result = run_local(path, arguments, state_dir() / "kfp-local", log_file)
     _print_run_summary(result)
     if args.json:
         Path(args.json).write_text(json.dumps({"outputs": result.outputs, "seconds": result.seconds,
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="pipeline parameter, repeatable (e.g. --param data_uri=s3://mlops/x.parquet)")
     p.add_argument("--json", metavar="FILE", help="also write the run's outputs and timings to FILE")
+    p.add_argument("--verbose", action="store_true", help="stream every task's logs to the terminal")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("compile", help="compile pipelines and components to YAML (pipelines/compiled, components/*)")

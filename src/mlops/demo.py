@@ -38,7 +38,9 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
 
     path = pipeline_file("training")
     _step(3, total, f"training pipeline from its compiled YAML ({path.name}) with kfp.local")
-    result = run_local(path, {"data_uri": data_uri, "seed": seed}, state_dir() / "kfp-local")
+    log_file = state_dir() / "logs" / f"demo-training-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    print(f"task logs: {log_file}")
+    result = run_local(path, {"data_uri": data_uri, "seed": seed}, state_dir() / "kfp-local", log_file)
 
     _step(4, total, "result")
     for line in describe_training_outputs(result.outputs):

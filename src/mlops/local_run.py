@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,69 +33,72 @@ class LocalRunResult:
     task_seconds: dict[str, float] = field(default_factory=dict)
 
 
-class _Tee(io.TextIOBase):
-    """Pass task logs through to the terminal while keeping the lines we act on."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r"Executing task '([^']+)'")
+_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_PROGRESS = ("Executing task", "finished with status", "Running pipeline")
 
-    def __init__(self, target) -> None:
-        self.target, self.errors_seen, self.task_events = target, [], []
+
+class _Tee(io.TextIOBase):
+    """Everything kfp.local prints goes to ``log``; progress lines also to ``console``.
+
+    kfp.local prints both task output and its own log records to stdout.
+    Along the way this keeps what the runner acts on: the stages' marked
+    error lines, the last lines of output, and each task's duration.
+    """
+
+    def __init__(self, log, console) -> None:
+        self.log, self.console = log, console
+        self.errors_seen: list[str] = []
+        self.recent: list[str] = []
+        self.task_seconds: dict[str, float] = {}
+        self._started: dict[str, float] = {}
         self._buffer = ""
 
     def write(self, text: str) -> int:
-        self.target.write(text)
+        self.log.write(text)
         self._buffer += text
         *lines, self._buffer = self._buffer.split("\n")
         for line in lines:
-            if ERROR_MARKER in line:
-                self.errors_seen.append(line.split(ERROR_MARKER, 1)[1].strip())
+            self._observe(line)
         return len(text)
 
+    def _observe(self, line: str) -> None:
+        plain = _ANSI.sub("", line)
+        if ERROR_MARKER in plain:
+            self.errors_seen.append(plain.split(ERROR_MARKER, 1)[1].strip())
+        if plain.strip():
+            self.recent = (self.recent + [plain.rstrip()])[-15:]
+        if (started := _STARTED.search(plain)):
+            self._started[started.group(1)] = time.perf_counter()
+        elif (finished := _FINISHED.search(plain)) and finished.group(1) in self._started:
+            self.task_seconds[finished.group(1)] = time.perf_counter() - self._started[finished.group(1)]
+        if self.console is not self.log and any(p in plain for p in _PROGRESS):
+            self.console.write(plain.strip() + "\n")
+            self.console.flush()
+
     def flush(self) -> None:
-        self.target.flush()
-
-
-class _TaskTimer:
-    """Times each task from kfp.local's own 'Executing task' / 'finished' log records."""
-
-    def __init__(self) -> None:
-        import logging
-
-        self.started: dict[str, float] = {}
-        self.seconds: dict[str, float] = {}
-        timer = self
-
-        class Handler(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                msg = record.getMessage()
-                name = _task_name(msg)
-                if name and msg.startswith("Executing task"):
-                    timer.started[name] = time.perf_counter()
-                elif name and "finished with status" in msg and name in timer.started:
-                    timer.seconds[name] = time.perf_counter() - timer.started[name]
-
-        self.handler = Handler()
-
-
-def _task_name(message: str) -> str | None:
-    import re
-
-    match = re.search(r"[Tt]ask \W*'?([\w.-]+?)'?\W* (?:finished|$)", message + " ")
-    if message.startswith("Executing task"):
-        match = re.search(r"Executing task \W*'?([\w.-]+)", message)
-    return match.group(1) if match else None
+        self.log.flush()
 
 
 @contextlib.contextmanager
-def _capture(timer: _TaskTimer) -> Iterator[_Tee]:
-    import logging
+def _capture(log_file: Path | None) -> Iterator[_Tee]:
+    """Route task output to ``log_file`` (or the terminal) while keeping progress visible."""
+    import warnings
 
-    tee = _Tee(sys.stdout)
-    root = logging.getLogger()
-    root.addHandler(timer.handler)
-    with contextlib.redirect_stdout(tee):
-        try:
-            yield tee
-        finally:
-            root.removeHandler(timer.handler)
+    with contextlib.ExitStack() as stack:
+        console = sys.stdout
+        log = console
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log = stack.enter_context(open(log_file, "w"))
+        tee = _Tee(log, console)
+        stack.enter_context(contextlib.redirect_stdout(tee))
+        stack.enter_context(warnings.catch_warnings())
+        # Expected locally: the component image is not Python's, display names are cluster-only.
+        warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+        yield tee
 
 
 def pipeline_file(name: str) -> Path:
@@ -108,7 +112,7 @@ def pipeline_file(name: str) -> Path:
 
 def pipeline_parameters(path: Path) -> dict[str, dict]:
     """The pipeline's input parameters with their types and defaults, read from the YAML."""
-    spec = yaml.safe_load(path.read_text())
+    spec = next(yaml.safe_load_all(path.read_text()))  # a second document holds the platform (k8s) spec
     return spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
 
 
@@ -129,21 +133,29 @@ def coerce_arguments(path: Path, raw: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def run_local(path: Path, arguments: dict[str, Any], pipeline_root: Path) -> LocalRunResult:
-    """Execute the compiled pipeline at ``path`` with kfp.local and return its outputs."""
+def run_local(path: Path, arguments: dict[str, Any], pipeline_root: Path,
+              log_file: Path | None = None) -> LocalRunResult:
+    """Execute the compiled pipeline at ``path`` with kfp.local and return its outputs.
+
+    Task logs go to ``log_file`` when given (progress lines still show),
+    else to the terminal. A failure raises PipelineError with the failing
+    stage's own message.
+    """
     from kfp import components, local
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
                raise_on_error=True)
     pipeline = components.load_component_from_file(str(path))
-    timer = _TaskTimer()
     start = time.perf_counter()
-    with _capture(timer) as tee:
+    with _capture(log_file) as tee:
         try:
             task = pipeline(**arguments)
         except RuntimeError as exc:
-            detail = "; ".join(tee.errors_seen) or str(exc)
-            raise PipelineError(f"pipeline {path.name} failed: {detail}") from None
+            detail = "; ".join(tee.errors_seen)
+            if not detail:  # not a reported user error: show the end of the task's output
+                detail = f"{exc}\n" + "\n".join(tee.recent)
+            where = f" (task logs: {log_file})" if log_file else ""
+            raise PipelineError(f"pipeline {path.name} failed{where}: {detail}") from None
     outputs = dict(task.outputs) if hasattr(task, "outputs") else {}
-    return LocalRunResult(path.name, outputs, time.perf_counter() - start, timer.seconds)
+    return LocalRunResult(path.name, outputs, time.perf_counter() - start, tee.task_seconds)

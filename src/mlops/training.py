@@ -153,6 +153,10 @@ def train(df: pd.DataFrame, config: TrainingConfig, source: str = "training data
     check_training_data(df, config.label_column, config.timestamp_column, source)
     features = feature_columns(df, config)
     require_columns(df, features.all, source)
+    empty = [c for c in features.all if df[c].isna().all()]
+    if empty:
+        raise DataError(f"{source}: feature column(s) {empty} hold no values at all "
+                        "(a broken upstream feed?); fix the data or exclude them")
     train_df, valid_df = split_by_time(df, config.timestamp_column, config.validation_fraction)
     if train_df[config.label_column].nunique() < 2:
         raise DataError(f"{source}: the training part (earliest {len(train_df)} rows) holds a single class")
