@@ -132,7 +132,9 @@ class LocalPlatform:
     def __init__(self, home: Path | None = None, ports: dict[str, int] | None = None,
                  bucket: str | None = None) -> None:
         self.home = Path(home) if home else state_dir()
-        self.ports = ports or configured_ports()
+        # A running platform keeps the ports it was started with, whatever the
+        # environment says now, so status and down find what up started.
+        self.ports = ports or self._recorded_ports() or configured_ports()
         self.bucket = bucket or os.environ.get("MLOPS_BUCKET") or DEFAULT_BUCKET
 
     # -- files -------------------------------------------------------------
@@ -180,6 +182,11 @@ class LocalPlatform:
             "AWS_SECRET_ACCESS_KEY": s3.secret_key,
             "MLFLOW_TRACKING_URI": f"http://{HOST}:{self.ports['mlflow']}",
         }
+
+    def _recorded_ports(self) -> dict[str, int] | None:
+        if not self.state_file.exists():
+            return None
+        return json.loads(self.state_file.read_text()).get("ports")
 
     def services(self) -> dict[str, Service]:
         if not self.state_file.exists():

@@ -1,0 +1,43 @@
+"""The committed YAML is what the code compiles to, and references the component image."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from pipelines.compile import targets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_yaml_is_not_stale(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no MLOPS_COMPONENT_IMAGE: the default image
+    subprocess.run([sys.executable, "-m", "pipelines.compile", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    stale = [rel for _, rel in targets() if (tmp_path / rel).read_text() != (ROOT / rel).read_text()]
+    assert not stale, f"compiled YAML out of date, run `make compile`: {stale}"
+
+
+def test_every_task_runs_in_the_component_image_without_installing_kfp():
+    from components import DEFAULT_IMAGE
+
+    for _, rel in targets():
+        spec = next(yaml.safe_load_all((ROOT / rel).read_text()))
+        executors = spec["deploymentSpec"]["executors"]
+        assert executors, rel
+        for name, executor in executors.items():
+            container = executor["container"]
+            assert container["image"] == DEFAULT_IMAGE, (rel, name)
+            assert "pip install" not in " ".join(container["command"]), (rel, name)
+
+
+def test_pipeline_tasks_get_platform_settings_from_configmap_and_secret():
+    docs = list(yaml.safe_load_all((ROOT / "pipelines/compiled/training_pipeline.yaml").read_text()))
+    k8s = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(k8s) == {"exec-ingest-data", "exec-train-model", "exec-register-model"}
+    for executor in k8s.values():
+        secret_keys = {kv["envVar"] for s in executor["secretAsEnv"] for kv in s["keyToEnv"]}
+        config_keys = {kv["envVar"] for c in executor["configMapAsEnv"] for kv in c["keyToEnv"]}
+        assert secret_keys == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+        assert config_keys == {"MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI"}
