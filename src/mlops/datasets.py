@@ -42,6 +42,14 @@ def _readable_local_file(uri: str) -> Path:
     return source
 
 
+def _copy_atomically(source: Path, dest: Path) -> None:
+    """Copy beside ``dest`` then rename: readers see the old file or the whole new one."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, dest)
+
+
 def fetch(uri: str, dest: str | os.PathLike, store: ObjectStore | None = None) -> Path:
     """Copy the file at ``uri`` to ``dest`` (complete or not at all)."""
     dest = Path(dest)
@@ -52,11 +60,7 @@ def fetch(uri: str, dest: str | os.PathLike, store: ObjectStore | None = None) -
             raise DataError(f"data not found: {uri} does not exist on S3 at {store.settings.url}")
         store.get_file(key, dest, bucket)
         return dest
-    source = _readable_local_file(uri)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.partial")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, dest)
+    _copy_atomically(_readable_local_file(uri), dest)
     return dest
 
 
@@ -88,11 +92,7 @@ def write_table(df: pd.DataFrame, uri: str, store: ObjectStore | None = None) ->
             store.ensure_bucket(bucket)
             store.put_file(local, key, bucket)
         else:
-            target = Path(uri)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.partial")
-            shutil.copyfile(local, partial)
-            os.replace(partial, target)
+            _copy_atomically(local, Path(uri))
     return digest
 
 

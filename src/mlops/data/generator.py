@@ -53,6 +53,8 @@ Scenarios (named drifts used by monitoring tests):
 
 from __future__ import annotations
 
+import dataclasses
+
 import numbers
 from dataclasses import dataclass
 
@@ -199,21 +201,13 @@ _BASE_RULE = _LabelRule(
 
 # Concept shift: same inputs, different mechanism. Utilization barely matters,
 # late payments dominate, and the overall rate is higher.
-_CONCEPT_RULE = _LabelRule(
+_CONCEPT_RULE = dataclasses.replace(
+    _BASE_RULE,
     intercept=-2.1,
-    log_income=-0.7,
     utilization=0.2,
     utilization_over_90=0.1,
     late_payments=1.0,
     late_payments_under_30=0.4,
-    debt_to_income=2.0,
-    age=-0.02,
-    employment_years=-0.045,
-    frailty=0.35,
-    employment_type=(0.0, 0.25, 0.9, 0.1),
-    home_ownership=(0.3, -0.25, 0.0),
-    loan_purpose=(0.2, 0.1, -0.2, -0.25, 0.45, 0.25),
-    region=(0.0, 0.15, -0.05, 0.0),
 )
 
 
