@@ -53,10 +53,9 @@ Scenarios (named drifts used by monitoring tests):
 
 from __future__ import annotations
 
-import dataclasses
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -201,7 +200,7 @@ _BASE_RULE = _LabelRule(
 
 # Concept shift: same inputs, different mechanism. Utilization barely matters,
 # late payments dominate, and the overall rate is higher.
-_CONCEPT_RULE = dataclasses.replace(
+_CONCEPT_RULE = replace(
     _BASE_RULE,
     intercept=-2.1,
     utilization=0.2,
