@@ -53,7 +53,6 @@ Scenarios (named drifts used by monitoring tests):
 
 from __future__ import annotations
 
-
 import numbers
 from dataclasses import dataclass, replace
 
