@@ -79,3 +79,23 @@ def test_roc_points_are_thinned_and_bounded(credit):
     fpr, tpr, thr = roc_points(trained.validation_labels, trained.validation_scores, max_points=50)
     assert len(fpr) <= 50 and fpr[0] == 0.0 and fpr[-1] == 1.0 and tpr[-1] == 1.0
     assert all(0.0 <= t <= 1.0 for t in thr)
+
+
+def test_cpu_budget_respects_the_override_and_the_affinity(monkeypatch):
+    import os
+
+    from mlops.training import cpu_budget
+
+    monkeypatch.delenv("MLOPS_TRAIN_THREADS", raising=False)
+    assert 1 <= cpu_budget() <= len(os.sched_getaffinity(0))
+    monkeypatch.setenv("MLOPS_TRAIN_THREADS", "1")
+    assert cpu_budget() == 1
+
+
+def test_thread_count_does_not_change_the_model(credit, holdout, monkeypatch):
+    monkeypatch.setenv("MLOPS_TRAIN_THREADS", "1")
+    single = train(credit, TrainingConfig(max_iter=40))
+    monkeypatch.setenv("MLOPS_TRAIN_THREADS", "2")
+    double = train(credit, TrainingConfig(max_iter=40))
+    assert np.array_equal(predict_scores(single.pipeline, holdout, single.features.all),
+                          predict_scores(double.pipeline, holdout, double.features.all))

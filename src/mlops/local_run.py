@@ -10,6 +10,7 @@ platform's settings.
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import io
 import re
 import sys
@@ -22,7 +23,8 @@ import yaml
 
 from mlops.errors import ERROR_MARKER, PipelineError
 
-PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "compiled"
+# Installed with the package (package data), so this works outside a checkout too.
+PIPELINES_DIR = Path(str(importlib.resources.files("pipelines") / "compiled"))
 
 
 @dataclass

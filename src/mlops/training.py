@@ -9,7 +9,10 @@ split) is off.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,7 @@ from sklearn.metrics import (accuracy_score, average_precision_score, brier_scor
                              precision_score, recall_score, roc_auc_score)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
+from threadpoolctl import threadpool_limits
 
 from mlops.datasets import check_training_data, require_columns
 from mlops.errors import ConfigError, DataError
@@ -84,6 +88,26 @@ class TrainedModel:
     validation_rows: int
     validation_scores: np.ndarray = field(repr=False)
     validation_labels: np.ndarray = field(repr=False)
+
+
+def cpu_budget() -> int:
+    """CPUs this process may really use: its affinity, capped by a container CPU quota.
+
+    OpenMP (which the tree ensemble uses) sizes itself by the host's cores;
+    in a pod with a CPU limit that many spinning threads slow training down
+    by far more than the lost share. ``MLOPS_TRAIN_THREADS`` overrides (e.g.
+    1 on a machine shared with other busy processes).
+    """
+    if os.environ.get("MLOPS_TRAIN_THREADS", "").isdigit():
+        return max(1, int(os.environ["MLOPS_TRAIN_THREADS"]))
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def feature_columns(df: pd.DataFrame, config: TrainingConfig) -> FeatureColumns:
@@ -161,9 +185,10 @@ def train(df: pd.DataFrame, config: TrainingConfig, source: str = "training data
     if train_df[config.label_column].nunique() < 2:
         raise DataError(f"{source}: the training part (earliest {len(train_df)} rows) holds a single class")
     pipeline = build_pipeline(features, config)
-    pipeline.fit(train_df[features.all], train_df[config.label_column].astype(int))
+    with threadpool_limits(limits=cpu_budget(), user_api="openmp"):
+        pipeline.fit(train_df[features.all], train_df[config.label_column].astype(int))
+        scores = pipeline.predict_proba(valid_df[features.all])[:, 1]
     y_valid = valid_df[config.label_column].astype(int).to_numpy()
-    scores = pipeline.predict_proba(valid_df[features.all])[:, 1]
     return TrainedModel(pipeline, features, classification_metrics(y_valid, scores),
                         len(train_df), len(valid_df), scores, y_valid)
 
