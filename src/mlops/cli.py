@@ -52,6 +52,31 @@ def _data_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- data contracts ----------------------------------------------------------
+def _schema_infer(args: argparse.Namespace) -> int:
+    from mlops.contract import infer_contract, write_contract_files
+    from mlops.datasets import read_table
+
+    df = read_table(args.data)
+    contract = infer_contract(df, args.dataset, key=args.key, timestamp=args.timestamp)
+    yaml_path, profile_path = write_contract_files(contract, df, Path(args.out))
+    print(f"wrote {yaml_path} ({len(contract.columns)} columns) and its reference profile {profile_path}; "
+          "review and edit the contract, then commit both")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from mlops.stages import validate_dataset
+    from mlops.storage import ObjectStore
+
+    publish_to = ObjectStore.from_env() if args.publish else None
+    out = validate_dataset(args.data, args.contract, args.report_dir, publish_to)
+    print(out.result.summary())
+    print(f"reports: {out.report_dir / 'report.html'} (HTML), report.json, summary.md"
+          + (f"; published to {out.report_uri}" if out.report_uri else ""))
+    return 0 if out.result.passed else 1
+
+
 # -- compile -----------------------------------------------------------------
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.compile import compile_all
@@ -142,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--days", type=int, default=180, help="days the events span (default 180)")
     g.add_argument("--out", required=True, help="destination: a local .parquet path or s3://bucket/key.parquet")
     g.set_defaults(func=_data_generate)
+
+    p = sub.add_parser("schema", help="data contracts: infer one from a reference dataset")
+    schema_sub = p.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
+    g = schema_sub.add_parser("infer", help="write a contract YAML and reference profile from a reference dataset")
+    g.add_argument("--data", required=True, help="reference dataset: a local .parquet path or s3://bucket/key")
+    g.add_argument("--dataset", required=True, help="the contract's dataset name, e.g. credit_applications")
+    g.add_argument("--key", action="append", default=[], help="key column that must be unique (repeatable)")
+    g.add_argument("--timestamp", help="event timestamp column")
+    g.add_argument("--out", required=True, help="contract file to write, e.g. contracts/credit_applications.yaml")
+    g.set_defaults(func=_schema_infer)
+
+    p = sub.add_parser("validate", help="check a dataset against its data contract; HTML, JSON and Markdown reports")
+    p.add_argument("--data", required=True, help="dataset to check: a local .parquet path or s3://bucket/key")
+    p.add_argument("--contract", default="credit_applications",
+                   help="packaged contract name, contract file path or s3:// URI (default credit_applications)")
+    p.add_argument("--report-dir", default="validation-report", help="where to write the reports")
+    p.add_argument("--publish", action="store_true", help="also publish the reports to S3")
+    p.set_defaults(func=_validate)
 
     p = sub.add_parser("run", help="run a compiled pipeline (e.g. training) on this machine with kfp.local")
     p.add_argument("pipeline", help="pipeline name, e.g. training (pipelines/compiled/<name>_pipeline.yaml)")
