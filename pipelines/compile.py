@@ -21,10 +21,12 @@ def targets():
     from components.ingest import ingest_data
     from components.register import register_model
     from components.train import train_model
+    from components.validate import validate_data
     from pipelines.training import training_pipeline
 
     return [
         (training_pipeline, "pipelines/compiled/training_pipeline.yaml"),
+        (validate_data, "components/validate/component.yaml"),
         (ingest_data, "components/ingest/component.yaml"),
         (train_model, "components/train/component.yaml"),
         (register_model, "components/register/component.yaml"),

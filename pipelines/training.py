@@ -1,4 +1,4 @@
-"""The training pipeline: ingest -> train (tracked in MLflow) -> register.
+"""The training pipeline: validate -> ingest -> train (tracked in MLflow) -> register.
 
 Later stages (validation, features, evaluation gate, promotion) slot in
 between as they land. Compiled to compiled/training_pipeline.yaml.
@@ -11,6 +11,7 @@ from kfp import dsl
 from components.ingest import ingest_data
 from components.register import register_model
 from components.train import train_model
+from components.validate import validate_data
 from pipelines.cluster import use_platform
 
 DEFAULT_DATA_URI = "s3://mlops/datasets/credit/train.parquet"
@@ -18,10 +19,12 @@ DEFAULT_DATA_URI = "s3://mlops/datasets/credit/train.parquet"
 
 @dsl.pipeline(
     name="mlops-training",
-    description="Ingest a Parquet dataset, train a deterministic classifier tracked in MLflow, register the model.",
+    description="Validate a Parquet dataset against its data contract, train a deterministic classifier "
+                "tracked in MLflow, register the model.",
 )
 def training_pipeline(
     data_uri: str = DEFAULT_DATA_URI,
+    contract: str = "credit_applications",
     model_name: str = "credit-default",
     experiment: str = "credit-default",
     label_column: str = "default",
@@ -32,9 +35,11 @@ def training_pipeline(
     max_leaf_nodes: int = 31,
     validation_fraction: float = 0.2,
 ) -> NamedTuple("TrainingOutputs", [("model_version", str), ("run_id", str)]):
+    validate = use_platform(validate_data(data_uri=data_uri, contract=contract))
+    validate.set_display_name("validate")
     ingest = use_platform(ingest_data(data_uri=data_uri, label_column=label_column,
                                       timestamp_column=timestamp_column))
-    ingest.set_display_name("ingest")
+    ingest.set_display_name("ingest").after(validate)
     train = use_platform(train_model(
         dataset=ingest.outputs["dataset"], data_uri=data_uri, dataset_digest=ingest.outputs["digest"],
         experiment=experiment, label_column=label_column, timestamp_column=timestamp_column, seed=seed,

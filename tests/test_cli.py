@@ -56,3 +56,26 @@ def test_generate_then_train_from_the_cli(platform, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "registered model version: cli-model v1 (READY)" in result.stdout
     assert "Executing task 'train-model'" in result.stdout  # progress stays visible
+
+
+def test_schema_infer_then_validate(tmp_path):
+    ref, bad = tmp_path / "ref.parquet", tmp_path / "bad.parquet"
+    assert mlops("data", "generate", "--rows", "2000", "--out", str(ref)).returncode == 0
+    assert mlops("data", "generate", "--rows", "2000", "--scenario", "null_column", "--out", str(bad)).returncode == 0
+    inferred = mlops("schema", "infer", "--data", str(ref), "--dataset", "demo", "--key", "customer_id",
+                     "--timestamp", "event_timestamp", "--out", str(tmp_path / "contracts" / "demo.yaml"))
+    assert inferred.returncode == 0, inferred.stderr
+    assert (tmp_path / "contracts" / "demo.profile.json").is_file()
+    contract = str(tmp_path / "contracts" / "demo.yaml")
+    ok = mlops("validate", "--data", str(ref), "--contract", contract, "--report-dir", str(tmp_path / "r1"))
+    assert ok.returncode == 0 and "PASSED" in ok.stdout
+    failed = mlops("validate", "--data", str(bad), "--contract", contract, "--report-dir", str(tmp_path / "r2"))
+    assert failed.returncode == 1 and "missing.all_null [debt_to_income]" in failed.stdout
+    assert (tmp_path / "r2" / "report.html").is_file()
+
+
+def test_validate_with_a_broken_contract_names_the_field(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("dataset: d\ncolumns:\n  x: {type: decimal}\n")
+    result = mlops("validate", "--data", str(tmp_path / "x.parquet"), "--contract", str(bad))
+    assert result.returncode == 1 and "columns.x.type: must be one of" in result.stderr

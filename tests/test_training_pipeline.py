@@ -45,7 +45,7 @@ def test_runs_from_compiled_yaml_and_records_lineage(platform, data_uri, tmp_pat
     assert tags["mlops.code_version"] not in ("", "unknown")
     assert params["seed"] == "42" and params["max_iter"] == "50" and "income" in params["features"]
     assert 0.65 < metrics["validation_roc_auc"] < 0.95
-    assert set(result.task_seconds) == {"ingest-data", "train-model", "register-model"}
+    assert set(result.task_seconds) == {"validate-data", "ingest-data", "train-model", "register-model"}
     # The model's bytes went through MLflow's proxy into our S3 bucket.
     assert any(k.endswith("model.skops") for k in platform_keys(platform, "mlflow-artifacts"))
     # No secret leaks into task logs.
@@ -73,7 +73,7 @@ def test_retraining_on_same_data_and_seed_gives_identical_predictions(data_uri, 
 
 
 @pytest.mark.parametrize("arguments, stage, message", [
-    ({"data_uri": "s3://mlops/tests/pipeline/absent.parquet"}, "ingest", "data not found"),
+    ({"data_uri": "s3://mlops/tests/pipeline/absent.parquet"}, "validate", "data not found"),
     ({"label_column": "will_default"}, "ingest", "lacks required column(s) ['will_default']"),
     ({"learning_rate": 5.0}, "train", "learning_rate must be in (0, 1]"),
 ])
@@ -89,7 +89,7 @@ def test_bad_input_fails_at_its_stage_and_registers_nothing(data_uri, tmp_path, 
 def test_empty_dataset_is_refused(platform, tmp_path):
     uri = f"s3://{platform.bucket}/tests/pipeline/empty.parquet"
     write_table(generate_credit_data(1_000, seed=1).head(0), uri)
-    with pytest.raises(PipelineError, match=r"\[ingest\] .*is empty: 0 rows"):
+    with pytest.raises(PipelineError, match=r"(?s)\[validate\] .*FAILED.*rows.empty.*the batch is empty.*report: s3://"):
         run(tmp_path, data_uri=uri)
 
 
@@ -107,3 +107,18 @@ def test_wrong_s3_credentials_fail_at_ingest(data_uri, tmp_path, monkeypatch):
     with pytest.raises(PipelineError, match=r"\[ingest\] S3 at .* rejected the credentials") as info:
         run(tmp_path, data_uri=data_uri[0])
     assert "wrong-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("scenario, check", [
+    ("null_column", "missing.all_null"), ("wrong_units", "range.below_min"), ("new_category", "category.unknown"),
+])
+def test_a_bad_batch_stops_the_pipeline_before_training(platform, tmp_path, scenario, check):
+    uri = f"s3://{platform.bucket}/tests/pipeline/{scenario}.parquet"
+    write_table(generate_credit_data(3_000, seed=8, scenario=scenario), uri)
+    before = versions()
+    with pytest.raises(PipelineError) as info:
+        run(tmp_path, data_uri=uri)
+    message = str(info.value)
+    assert "[validate]" in message and check in message and "report: s3://" in message
+    assert "Executing task 'train-model'" not in (tmp_path / "tasks.log").read_text()
+    assert versions() == before

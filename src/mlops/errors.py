@@ -53,5 +53,7 @@ def exit_on_user_error(stage: str) -> Iterator[None]:
     try:
         yield
     except MlopsError as exc:
-        print(f"{ERROR_MARKER} [{stage}] {exc}", file=sys.stderr, flush=True)
+        first, *rest = str(exc).splitlines() or [""]
+        lines = [f"{ERROR_MARKER} [{stage}] {first}", *(f"{ERROR_MARKER} {line}" for line in rest)]
+        print("\n".join(lines), file=sys.stderr, flush=True)
         raise SystemExit(1) from None

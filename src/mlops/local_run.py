@@ -68,7 +68,7 @@ class _Tee(io.TextIOBase):
     def _observe(self, line: str) -> None:
         plain = _ANSI.sub("", line)
         if ERROR_MARKER in plain:
-            self.errors_seen.append(plain.split(ERROR_MARKER, 1)[1].strip())
+            self.errors_seen.append(plain.split(ERROR_MARKER, 1)[1].rstrip().removeprefix(" "))
         if plain.strip():
             self.recent = (self.recent + [plain.rstrip()])[-15:]
         if (started := _STARTED.search(plain)):
@@ -154,7 +154,7 @@ def run_local(path: Path, arguments: dict[str, Any], pipeline_root: Path,
         try:
             task = pipeline(**arguments)
         except RuntimeError as exc:
-            detail = "; ".join(tee.errors_seen)
+            detail = "\n".join(tee.errors_seen)
             if not detail:  # not a reported user error: show the end of the task's output
                 detail = f"{exc}\n" + "\n".join(tee.recent)
             where = f" (task logs: {log_file})" if log_file else ""

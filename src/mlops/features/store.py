@@ -1,0 +1,551 @@
+"""The Feast feature store: configuration, versioned snapshots on S3, apply, materialize, retrieval.
+
+How the pieces fit:
+
+* S3 holds the feature data as content-addressed Parquet snapshots
+  (``features/credit/<sha256>.parquet``), published once and never rewritten;
+* the offline store is DuckDB over a LOCAL copy of one snapshot (DuckDB cannot
+  read ``s3://`` here without downloading its httpfs extension), fetched by
+  digest into ``<repo_dir>/snapshots/<sha256>.parquet``. Tasks that share a
+  registry fetch into the same place, so the source path the registry records
+  is valid in each of them;
+* the registry is a local file by default, or an ``s3://`` object shared by the
+  pods of a cluster; the online store is SQLite (local) or Redis (cluster).
+
+Every Feast failure a user can cause (nothing applied yet, a missing snapshot,
+an unreachable Redis or registry bucket) becomes a :class:`FeatureStoreError`
+or :class:`~mlops.errors.DataError` that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import redis
+from feast import FeatureService, FeatureStore, FeatureView
+from feast.errors import FeastObjectNotFoundException, S3RegistryBucketForbiddenAccess, S3RegistryBucketNotExist
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
+from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
+from feast.repo_config import RepoConfig
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from mlops.errors import ConfigError, DataError, MlopsError, StorageError
+from mlops.features.definitions import (DEFAULT_TTL, ENTITY, ENTITY_KEY, EVENT_TIMESTAMP,
+                                        FEATURE_NAMES, FEATURE_TYPES, LABEL, NUMERIC_FEATURES, SERVICE_NAME,
+                                        VIEW_NAME, definitions_version, feature_service, feature_view)
+from mlops.features.engineering import FEATURE_TABLE_COLUMNS, entity_ids, utc_timestamps
+from mlops.settings import s3_settings
+from mlops.storage import ObjectStore, is_s3_uri, join_key, parse_s3_uri, sha256_file
+
+ONLINE_STORES = ("sqlite", "redis")
+ENV_ONLINE_STORE = "MLOPS_FEAST_ONLINE_STORE"
+ENV_REDIS = "MLOPS_FEAST_REDIS"
+ENV_REGISTRY = "MLOPS_FEAST_REGISTRY"
+ENV_REPO = "MLOPS_FEAST_REPO"
+DEFAULT_PROJECT = "credit"
+SNAPSHOT_PREFIX = "features/credit"
+_ROW = "_mlops_row"  # carries the caller's row order through Feast, which does not keep it
+_SNAPSHOT_NAME = re.compile(r"([0-9a-f]{64})\.parquet")
+_HOST_PORT = re.compile(r"[^\s:/,]+:\d{1,5}")
+
+
+class FeatureStoreError(MlopsError):
+    """The feature store lacks something (nothing applied, no registry) or cannot be reached."""
+
+
+# -- configuration -------------------------------------------------------------
+
+def _check_online_store(kind: str, redis: str | None, kind_source: str, redis_source: str) -> None:
+    if kind not in ONLINE_STORES:
+        raise ConfigError(f"{kind_source}={kind!r} is not a supported online store; use one of {', '.join(ONLINE_STORES)}")
+    if kind != "redis":
+        return
+    if not redis:
+        raise ConfigError(f"{redis_source} is not set; the redis online store needs a connection string "
+                          "such as redis.feast.svc:6379 (optionally ,password=...,ssl=true)")
+    host_port = redis.split(",")[0].strip()
+    if "://" in redis or not _HOST_PORT.fullmatch(host_port):
+        raise ConfigError(f"{redis_source}={redis!r} must be host:port[,password=...,ssl=true,db=0] "
+                          "(Feast's format, not a redis:// URL)")
+
+
+def _check_registry(registry: str | None, source: str) -> None:
+    if registry is None:
+        return
+    if is_s3_uri(registry):
+        try:
+            parse_s3_uri(registry)
+        except StorageError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    elif "://" in registry or not registry.strip():
+        raise ConfigError(f"{source}={registry!r} must be a local file path or s3://bucket/key")
+
+
+@dataclass(frozen=True)
+class FeatureStoreConfig:
+    """Where the feature store keeps its registry, online store and snapshot copies.
+
+    Parameters
+    ----------
+    repo_dir : pathlib.Path
+        Local working directory: the SQLite online store, the default registry
+        and the fetched snapshots (``snapshots/``) live here.
+    project : str, default "credit"
+        Feast project (a namespace in the registry and the online store).
+    online_store : {"sqlite", "redis"}, default "sqlite"
+    redis_connection_string : str, optional
+        Feast's ``host:port[,password=...,ssl=true]``; required for ``redis``.
+    registry : str, optional
+        A local path (default ``<repo_dir>/registry.db``) or ``s3://bucket/key``
+        (shared by the pods of a cluster; the S3 endpoint comes from MLOPS_S3_ENDPOINT).
+    """
+
+    repo_dir: Path
+    project: str = DEFAULT_PROJECT
+    online_store: str = "sqlite"
+    redis_connection_string: str | None = None
+    registry: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repo_dir", Path(self.repo_dir).resolve())
+        if not re.fullmatch(r"[A-Za-z0-9_]+", self.project):
+            raise ConfigError(f"feature store project {self.project!r} must be letters, digits and underscores")
+        _check_online_store(self.online_store, self.redis_connection_string,
+                            "FeatureStoreConfig.online_store", "FeatureStoreConfig.redis_connection_string")
+        _check_registry(self.registry, "FeatureStoreConfig.registry")
+        if self.registry is not None and not is_s3_uri(self.registry):
+            # Feast resolves a relative registry against its repo path; resolve it against ours.
+            object.__setattr__(self, "registry", str(Path(self.registry).resolve()))
+
+    @property
+    def registry_path(self) -> str:
+        return self.registry or str(self.repo_dir / "registry.db")
+
+    @property
+    def online_path(self) -> Path:
+        return self.repo_dir / "online.db"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.repo_dir / "snapshots"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "FeatureStoreConfig":
+        """Read the configuration from the environment.
+
+        ``MLOPS_FEAST_ONLINE_STORE`` (sqlite | redis, default sqlite),
+        ``MLOPS_FEAST_REDIS`` (for redis), ``MLOPS_FEAST_REGISTRY`` (path or
+        s3://, default ``<repo>/registry.db``) and ``MLOPS_FEAST_REPO``
+        (default ``$MLOPS_HOME/feast``, else ``./.mlops/feast``).
+
+        Raises
+        ------
+        ConfigError
+            Naming the variable whose value is unusable.
+        """
+        env = os.environ if env is None else env
+        kind = (env.get(ENV_ONLINE_STORE) or "sqlite").strip().lower()
+        redis = (env.get(ENV_REDIS) or "").strip() or None
+        registry = (env.get(ENV_REGISTRY) or "").strip() or None
+        _check_online_store(kind, redis, ENV_ONLINE_STORE, ENV_REDIS)
+        _check_registry(registry, ENV_REGISTRY)
+        repo = (env.get(ENV_REPO) or "").strip()
+        repo_dir = Path(repo) if repo else Path(env.get("MLOPS_HOME") or Path.cwd() / ".mlops") / "feast"
+        return cls(repo_dir=repo_dir, online_store=kind, redis_connection_string=redis, registry=registry)
+
+
+def open_store(config: FeatureStoreConfig) -> FeatureStore:
+    """A Feast store built in code: DuckDB offline, SQLite or Redis online, local or S3 registry.
+
+    For an ``s3://`` registry this sets ``FEAST_S3_ENDPOINT_URL`` (which Feast's
+    S3 registry reads) from ``MLOPS_S3_ENDPOINT``; credentials come from the
+    usual ``AWS_*`` variables. Nothing is contacted yet: the registry and the
+    online store are reached by the first operation.
+
+    Raises
+    ------
+    ConfigError
+        If an S3 registry is configured but the S3 settings are missing.
+    """
+    config.repo_dir.mkdir(parents=True, exist_ok=True)
+    if is_s3_uri(config.registry_path):
+        os.environ["FEAST_S3_ENDPOINT_URL"] = s3_settings().url
+    else:
+        Path(config.registry_path).parent.mkdir(parents=True, exist_ok=True)
+    online = (RedisOnlineStoreConfig(connection_string=config.redis_connection_string)
+              if config.online_store == "redis" else SqliteOnlineStoreConfig(path=str(config.online_path)))
+    repo_config = RepoConfig(
+        project=config.project,
+        provider="local",
+        registry=config.registry_path,
+        offline_store={"type": "duckdb"},
+        online_store=online,
+        entity_key_serialization_version=3,
+        repo_path=config.repo_dir,
+    )
+    with _feast_errors("open the feature store", registry=config.registry_path):
+        return FeatureStore(config=repo_config)
+
+
+# -- errors ----------------------------------------------------------------------
+
+def _registry_of(fs: FeatureStore) -> str:
+    return fs.config.registry.path
+
+
+@contextlib.contextmanager
+def _feast_errors(action: str, fs: FeatureStore | None = None, registry: str | None = None) -> Iterator[None]:
+    """Turn the Feast failures a user can cause into one clear MlopsError."""
+    registry = registry or (_registry_of(fs) if fs is not None else "?")
+    project = fs.project if fs is not None else "?"
+    try:
+        yield
+    except (S3RegistryBucketNotExist, S3RegistryBucketForbiddenAccess) as exc:
+        raise FeatureStoreError(f"cannot {action}: the registry {registry} is not reachable ({exc}); "
+                                f"check {ENV_REGISTRY}, MLOPS_S3_ENDPOINT and the AWS_* credentials") from None
+    except FeastObjectNotFoundException as exc:
+        raise FeatureStoreError(f"cannot {action}: {exc} (registry {registry}). "
+                                "Apply the feature definitions first (mlops.features.store.apply_definitions)") from None
+    except FileNotFoundError as exc:
+        raise FeatureStoreError(f"cannot {action}: the registry {registry} of project {project!r} "
+                                f"does not exist or is unreadable ({exc}); apply the definitions first "
+                                f"or fix {ENV_REGISTRY}") from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        where = fs.config.online_store.connection_string if fs is not None else "?"
+        raise FeatureStoreError(f"cannot {action}: the Redis online store at {where} is unreachable ({exc}); "
+                                f"check {ENV_REDIS} and that Redis is running") from None
+
+
+def check_online_store(fs: FeatureStore, timeout: float = 2.0) -> None:
+    """Fail fast, with a clear message, when a Redis online store does not answer.
+
+    Feast's own client retries with back-off (several seconds) before failing;
+    this single ping without retries reports the problem at once. SQLite needs
+    no check.
+
+    Raises
+    ------
+    FeatureStoreError
+        Naming the connection string and ``MLOPS_FEAST_REDIS``.
+    """
+    online = fs.config.online_store
+    if not isinstance(online, RedisOnlineStoreConfig):
+        return
+    nodes, params = RedisOnlineStore._parse_connection_string(online.connection_string)
+    client = redis.Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **params,
+                         socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
+    with _feast_errors("reach the online store", fs):
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+
+# -- snapshots on S3 ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A published feature table: where it is, its content digest, its size."""
+
+    uri: str
+    digest: str  # "sha256:<hex>" of the Parquet bytes, also the file name
+    rows: int
+    uploaded: bool = True  # False when an identical snapshot was already there
+
+
+def _require_feature_table(columns: list[str], source: str) -> None:
+    missing = [c for c in FEATURE_TABLE_COLUMNS if c not in columns]
+    if missing:
+        raise DataError(f"{source} is not a feature table: it lacks column(s) {missing} "
+                        "(make it with mlops.features.engineering.compute_features)")
+
+
+def publish_snapshot(features: pd.DataFrame, store: ObjectStore, prefix: str = SNAPSHOT_PREFIX) -> Snapshot:
+    """Publish a feature table to S3 as ``<prefix>/<sha256>.parquet``, once.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        A feature table (:func:`~mlops.features.engineering.compute_features`).
+    store : ObjectStore
+        The object store; its default bucket receives the snapshot.
+    prefix : str, default "features/credit"
+
+    Returns
+    -------
+    Snapshot
+        The key is the SHA-256 of the Parquet bytes, so the same table always
+        lands at the same URI; when that object already exists with that
+        digest nothing is uploaded (``uploaded=False``).
+
+    Raises
+    ------
+    DataError
+        If ``features`` lacks feature-table columns.
+    StorageError
+        If S3 is unreachable or refuses the upload.
+    """
+    _require_feature_table(list(features.columns), "the table to publish")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "features.parquet"
+        features.to_parquet(local, index=False)
+        digest = sha256_file(local)
+        key = join_key(prefix, f"{digest}.parquet")
+        existing = store.stat(key)
+        uploaded = existing is None or existing.sha256 != digest
+        if uploaded:
+            store.ensure_bucket()
+            store.put_file(local, key)
+    return Snapshot(uri=f"s3://{store.bucket}/{key}", digest=f"sha256:{digest}", rows=len(features), uploaded=uploaded)
+
+
+def fetch_snapshot(uri: str, cache_dir: str | os.PathLike, store: ObjectStore | None = None) -> Path:
+    """A verified local copy of a published snapshot, ``<cache_dir>/<sha256>.parquet``.
+
+    A copy already in the cache is reused only if its content still matches
+    its name; otherwise it is downloaded and checked against the digest in its
+    name (and the one recorded in the object's metadata).
+
+    Raises
+    ------
+    DataError
+        If ``uri`` is not a snapshot URI or does not exist.
+    StorageError
+        If the object's content does not match its digest (corrupt or tampered).
+    """
+    bucket, key = parse_s3_uri(uri)
+    name = key.rsplit("/", 1)[-1]
+    match = _SNAPSHOT_NAME.fullmatch(name)
+    if not match:
+        raise DataError(f"{uri} is not a feature snapshot: its name must be <sha256>.parquet, as publish_snapshot writes it")
+    expected = match.group(1)
+    local = Path(cache_dir) / name
+    if local.is_file() and sha256_file(local) == expected:
+        return local
+    store = store or ObjectStore.from_env()
+    if store.stat(key, bucket) is None:
+        raise DataError(f"feature snapshot not found: {uri} does not exist on S3 at {store.settings.url}")
+    store.get_file(key, local, bucket, expected_sha256=expected)
+    return local
+
+
+# -- definitions and materialization ------------------------------------------------
+
+_ARROW_KINDS = {"INT64": pa.types.is_integer, "DOUBLE": pa.types.is_floating,
+                "STRING": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)}
+
+
+def _check_snapshot_schema(path: Path) -> None:
+    """The snapshot must hold every column the view declares, with a compatible type."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read feature snapshot {path} as Parquet: {exc}") from None
+    _require_feature_table(schema.names, f"feature snapshot {path}")
+    wrong = {}
+    for name, dtype in FEATURE_TYPES.items():
+        kind = dtype.to_value_type().name
+        arrow_type = schema.field(name).type
+        if not (_ARROW_KINDS[kind](arrow_type) or pa.types.is_null(arrow_type)):
+            wrong[name] = f"{arrow_type} (declared {kind})"
+    if wrong:
+        raise DataError(f"feature snapshot {path} has columns of the wrong type: {wrong}")
+
+
+def apply_definitions(fs: FeatureStore, snapshot_path: str | os.PathLike, ttl: timedelta = DEFAULT_TTL) -> str:
+    """Register the entity, the feature view over ``snapshot_path`` and the feature service.
+
+    Parameters
+    ----------
+    fs : feast.FeatureStore
+    snapshot_path : path
+        Local Parquet snapshot (from :func:`fetch_snapshot`); recorded in the
+        registry as the view's source, so every task reading this registry
+        must have it at the same path.
+    ttl : datetime.timedelta, default 90 days
+
+    Returns
+    -------
+    str
+        :func:`~mlops.features.definitions.definitions_version` of what was applied.
+
+    Raises
+    ------
+    DataError
+        If the snapshot is missing, unreadable, or lacks / mistypes a column.
+    FeatureStoreError
+        If the registry cannot be reached.
+    """
+    path = Path(snapshot_path).resolve()
+    if not path.is_file():
+        raise DataError(f"feature snapshot {path} does not exist (fetch it with fetch_snapshot)")
+    _check_snapshot_schema(path)
+    view = feature_view(str(path), ttl)
+    service = feature_service(view)
+    with _feast_errors("apply the feature definitions", fs):
+        fs.apply([ENTITY, view, service])
+    return definitions_version(view, service)
+
+
+def _view(fs: FeatureStore) -> FeatureView:
+    with _feast_errors(f"find feature view {VIEW_NAME!r}", fs):
+        view = fs.get_feature_view(VIEW_NAME, allow_registry_cache=True)
+    source = Path(view.batch_source.path)
+    if not source.is_file():
+        raise DataError(f"the source of feature view {VIEW_NAME!r}, {source}, is missing on this machine; "
+                        "fetch its snapshot there first (fetch_snapshot into the feature store's snapshots dir)")
+    return view
+
+
+def _service(fs: FeatureStore) -> FeatureService:
+    with _feast_errors(f"find feature service {SERVICE_NAME!r}", fs):
+        return fs.get_feature_service(SERVICE_NAME, allow_cache=True)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def materialize(fs: FeatureStore, end: datetime, start: datetime | None = None) -> tuple[datetime, datetime]:
+    """Load the latest feature row per customer, as of ``end``, into the online store.
+
+    Parameters
+    ----------
+    fs : feast.FeatureStore
+    end : datetime.datetime
+        Rows with ``feature_timestamp`` up to ``end`` are considered (naive = UTC).
+    start : datetime.datetime, optional
+        Default ``end - ttl``: an older row has expired by ``end``, and the
+        online store (which keeps no history and does not check the TTL when
+        read) must not serve what an offline lookup as of ``end`` would not return.
+
+    Returns
+    -------
+    tuple of datetime.datetime
+        The (start, end) window materialized, for the run's log.
+
+    Raises
+    ------
+    FeatureStoreError
+        If nothing is applied yet or the online store is unreachable.
+    DataError
+        If the view's snapshot is missing on this machine.
+    """
+    end = _utc(end)
+    view = _view(fs)
+    start = _utc(start) if start is not None else end - view.ttl
+    check_online_store(fs)
+    with _feast_errors("materialize features", fs):
+        fs.materialize(start_date=start, end_date=end, feature_views=[VIEW_NAME])
+    return start, end
+
+
+# -- retrieval -------------------------------------------------------------------------
+
+def _typed(features: pd.DataFrame) -> pd.DataFrame:
+    """One representation on both paths: numeric features float64 (NaN = missing), categoricals str/None."""
+    out = pd.DataFrame(index=features.index)
+    for name in FEATURE_NAMES:
+        column = features[name]
+        if name in NUMERIC_FEATURES:
+            out[name] = pd.to_numeric(column, errors="coerce").astype("float64")
+        else:
+            out[name] = column.astype(object).where(column.notna(), None)
+    return out
+
+
+def _empty_features(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in NUMERIC_FEATURES else object) for c in columns})
+
+
+def historical_features(fs: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time correct features for each (customer_id, event_timestamp) row.
+
+    For each row Feast returns the customer's feature row with the latest
+    ``feature_timestamp`` at or before ``event_timestamp`` (ties: latest
+    ``created_timestamp``), or nulls when there is none within the TTL: no
+    value from after the as-of time can leak into training.
+
+    Parameters
+    ----------
+    fs : feast.FeatureStore
+    entity_df : pandas.DataFrame
+        ``customer_id`` and ``event_timestamp`` (naive = UTC; looked up to the
+        microsecond), optionally the label ``default``, e.g.
+        :func:`~mlops.features.engineering.label_events`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        In ``entity_df``'s row order: ``customer_id``, ``event_timestamp`` (as
+        given), the :data:`FEATURE_NAMES` (numeric as float64, categorical as
+        str or None) and ``default`` when ``entity_df`` has it.
+
+    Raises
+    ------
+    DataError
+        If ``entity_df`` lacks a key column, has missing keys, or the view's snapshot is missing here.
+    FeatureStoreError
+        If nothing is applied yet.
+    """
+    missing = [c for c in (ENTITY_KEY, EVENT_TIMESTAMP) if c not in entity_df.columns]
+    if missing:
+        raise DataError(f"historical_features: the entity dataframe lacks column(s) {missing}; "
+                        f"it has {list(entity_df.columns)}")
+    passthrough = [ENTITY_KEY, EVENT_TIMESTAMP] + ([LABEL] if LABEL in entity_df.columns else [])
+    given = entity_df[passthrough].reset_index(drop=True)
+    if given.empty:
+        return pd.concat([given[passthrough[:2]], _empty_features(list(FEATURE_NAMES)), given[passthrough[2:]]], axis=1)
+    lookup = pd.DataFrame({
+        ENTITY_KEY: entity_ids(given[ENTITY_KEY]),
+        EVENT_TIMESTAMP: utc_timestamps(given[EVENT_TIMESTAMP], EVENT_TIMESTAMP),
+        _ROW: np.arange(len(given)),
+    })
+    service = _service(fs)
+    _view(fs)
+    with _feast_errors("retrieve historical features", fs):
+        result = fs.get_historical_features(entity_df=lookup, features=service).to_df()
+    result = result.sort_values(_ROW, kind="stable").reset_index(drop=True)
+    if not np.array_equal(result[_ROW].to_numpy(), lookup[_ROW].to_numpy()):
+        raise FeatureStoreError(f"historical_features: Feast returned {len(result)} rows for "
+                                f"{len(lookup)} entity rows; the result cannot be aligned")
+    return pd.concat([given[passthrough[:2]], _typed(result), given[passthrough[2:]]], axis=1)
+
+
+def online_features(fs: FeatureStore, customer_ids: list[str]) -> pd.DataFrame:
+    """The current feature vectors of ``customer_ids`` from the online store.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id`` and the :data:`FEATURE_NAMES` (numeric as float64,
+        categorical as str or None), one row per id in the order given; a
+        customer the store does not know gets nulls.
+
+    Raises
+    ------
+    FeatureStoreError
+        If nothing is applied yet or the online store is unreachable.
+    """
+    ids = [str(c) for c in customer_ids]
+    if not ids:
+        return pd.concat([pd.DataFrame({ENTITY_KEY: pd.Series(dtype=object)}),
+                          _empty_features(list(FEATURE_NAMES))], axis=1)
+    service = _service(fs)
+    with _feast_errors("read online features", fs):
+        values = fs.get_online_features(features=service, entity_rows={ENTITY_KEY: ids}).to_dict()
+    features = _typed(pd.DataFrame({name: values[name] for name in FEATURE_NAMES}))
+    features.insert(0, ENTITY_KEY, pd.Series(ids, dtype=object))
+    return features

@@ -1,0 +1,176 @@
+"""Every validation check, and every breakage scenario caught by the check that names it."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops.contract import parse_contract, resolve_contract
+from mlops.data.generator import generate_credit_data
+from mlops.stages import validate_dataset
+from mlops.validation import validate_parquet
+
+
+@pytest.fixture(scope="module")
+def contract(tmp_path_factory):
+    return resolve_contract("credit_applications", tmp_path_factory.mktemp("c"))
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return generate_credit_data(5_000, seed=21)
+
+
+def check(df, contract, tmp_path):
+    path = tmp_path / "batch.parquet"
+    df.to_parquet(path, index=False)
+    return validate_parquet(path, contract)
+
+
+def checks(result, severity="error"):
+    return {(f.check, f.column) for f in result.findings if f.severity == severity}
+
+
+def test_a_clean_batch_passes_with_nothing_to_report(clean, contract, tmp_path):
+    result = check(clean, contract, tmp_path)
+    assert result.passed and result.findings == [] and result.rows == 5_000
+    assert result.columns["income"].drift_method == "psi" and result.columns["income"].drift_value < 0.05
+
+
+# The generator's breakage scenarios plus the ones made by hand, each with the check that must name it.
+def _missing_column(df):
+    return df.drop(columns=["region"])
+
+
+def _duplicated_keys(df):
+    df = df.copy()
+    df.loc[10:14, "customer_id"] = df.loc[0, "customer_id"]
+    return df
+
+
+def _wrong_types(df):
+    return df.assign(age=df["age"].astype(str), num_open_accounts=df["num_open_accounts"].astype(float))
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda df: generate_credit_data(5_000, seed=21, scenario="null_column"), ("missing.all_null", "debt_to_income")),
+    (lambda df: generate_credit_data(5_000, seed=21, scenario="wrong_units"), ("range.below_min", "income")),
+    (lambda df: generate_credit_data(5_000, seed=21, scenario="new_category"), ("category.unknown", "loan_purpose")),
+    (_missing_column, ("schema.missing_column", "region")),
+    (_duplicated_keys, ("key.duplicate", "customer_id")),
+    (_wrong_types, ("schema.type", "age")),
+    (lambda df: df.head(0), ("rows.empty", None)),
+], ids=["all_null_column", "unit_change", "new_category", "missing_column", "duplicated_keys", "wrong_types",
+        "empty_batch"])
+def test_breakage_is_caught_by_the_check_that_names_it(clean, contract, tmp_path, make, expected):
+    result = check(make(clean), contract, tmp_path)
+    assert not result.passed
+    assert expected in checks(result)
+
+
+def test_wrong_types_name_each_column(clean, contract, tmp_path):
+    result = check(_wrong_types(clean), contract, tmp_path)
+    assert ("schema.type", "num_open_accounts") in checks(result)
+    finding = next(f for f in result.findings if f.column == "age")
+    assert finding.observed == "string" and finding.expected == "integer"
+
+
+def test_all_failures_are_collected_not_just_the_first(clean, contract, tmp_path):
+    broken = _duplicated_keys(_missing_column(clean)).assign(income=clean["income"] / 1000, debt_to_income=np.nan)
+    got = checks(check(broken, contract, tmp_path))
+    assert {("schema.missing_column", "region"), ("key.duplicate", "customer_id"),
+            ("range.below_min", "income"), ("missing.all_null", "debt_to_income")} <= got
+
+
+def test_missing_fraction_and_not_nullable(clean, contract, tmp_path):
+    df = clean.copy()
+    df.loc[: len(df) // 4, "income"] = np.nan          # 25% missing > 4.18% allowed
+    df.loc[:9, "region"] = None                          # not nullable
+    result = check(df, contract, tmp_path)
+    assert ("missing.fraction", "income") in checks(result)
+    assert ("missing.not_nullable", "region") in checks(result)
+
+
+def test_range_above_max_reports_examples(clean, contract, tmp_path):
+    df = clean.assign(age=clean["age"].where(clean.index > 2, 150))
+    finding = next(f for f in check(df, contract, tmp_path).findings if f.check == "range.above_max")
+    assert finding.column == "age" and finding.observed == 3 and "150" in finding.message
+
+
+def test_row_count_bounds(clean, contract, tmp_path):
+    result = check(clean.head(1_000), contract, tmp_path)  # contract min is 2000
+    assert ("rows.count", None) in checks(result)
+
+
+def test_extra_column_unless_allowed(clean, contract, tmp_path):
+    df = clean.assign(favourite_colour="blue")
+    assert ("schema.extra_column", "favourite_colour") in checks(check(df, contract, tmp_path))
+    contract.allow_extra_columns = True
+    try:
+        assert check(df, contract, tmp_path).passed
+    finally:
+        contract.allow_extra_columns = False
+
+
+def test_distribution_shift_is_a_warning_by_default_and_an_error_by_configuration(contract, tmp_path):
+    shifted = generate_credit_data(5_000, seed=21, scenario="covariate_shift")
+    result = check(shifted, contract, tmp_path)
+    assert result.passed and ("drift.distribution", "credit_utilization") in checks(result, "warning")
+    strict = parse_contract({"dataset": "credit_applications", "reference_profile": contract.reference_profile,
+                             "severity": {"drift": "error"},
+                             "columns": {"credit_utilization": {"type": "float"}}}, "strict")
+    strict.path = contract.path
+    strict.allow_extra_columns = True
+    assert ("drift.distribution", "credit_utilization") in checks(check(shifted, strict, tmp_path))
+
+
+def test_categorical_drift_methods(clean, contract, tmp_path):
+    skewed = clean.assign(home_ownership=np.where(np.arange(len(clean)) % 10 < 8, "RENT", clean["home_ownership"]))
+    result = check(skewed, contract, tmp_path)
+    summary = result.columns["home_ownership"]
+    assert summary.drift_method == "jensen_shannon" and summary.drifted
+    contract.drift["categorical"] = {"method": "chi_squared", "threshold": 0.05}
+    try:
+        summary = check(skewed, contract, tmp_path).columns["home_ownership"]
+        assert summary.drift_method == "chi_squared" and summary.drift_value < 1e-6 and summary.drifted
+    finally:
+        contract.drift["categorical"] = {"method": "jensen_shannon", "threshold": 0.1}
+
+
+def test_nan_counts_as_missing_in_float_columns(clean, contract, tmp_path):
+    df = clean.assign(credit_utilization=np.where(np.arange(len(clean)) < 5, np.nan, clean["credit_utilization"]))
+    assert ("missing.not_nullable", "credit_utilization") in checks(check(df, contract, tmp_path))
+
+
+def test_validation_streams_in_batches(contract, tmp_path, monkeypatch):
+    """A file bigger than one batch gives the same verdict and counts as one read."""
+    import mlops.validation as validation
+
+    df = generate_credit_data(20_000, seed=3)
+    df.loc[19_990:, "customer_id"] = df.loc[0, "customer_id"]  # duplicates far apart
+    monkeypatch.setattr(validation, "BATCH_ROWS", 1_000)
+    result = check(df, contract, tmp_path)
+    assert result.rows == 20_000 and result.columns["age"].rows == 20_000
+    assert next(f for f in result.findings if f.check == "key.duplicate").observed == 10
+
+
+def test_reports_are_written_and_readable(contract, tmp_path):
+    path = tmp_path / "bad.parquet"
+    generate_credit_data(3_000, seed=2, scenario="new_category").to_parquet(path)
+    out = validate_dataset(str(path), "credit_applications", tmp_path / "report")
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert doc["passed"] is False and doc["findings"][0]["check"] == "category.unknown"
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "FAILED" in html and "category.unknown" in html and html.count("data:image/png;base64,") >= 10
+    assert "| error | category.unknown | loan_purpose |" in (tmp_path / "report" / "summary.md").read_text()
+    assert out.report_uri is None
+
+
+@pytest.mark.platform
+def test_reports_are_published_to_s3(store, contract, tmp_path):
+    path = tmp_path / "ok.parquet"
+    generate_credit_data(3_000, seed=2).to_parquet(path)
+    out = validate_dataset(str(path), "credit_applications", tmp_path / "report", publish_to=store)
+    prefix = out.report_uri.removeprefix(f"s3://{store.bucket}/").rsplit("/", 1)[0]
+    assert set(store.read_manifest(prefix)) == {"report.html", "report.json", "summary.md"}
