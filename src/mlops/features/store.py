@@ -23,6 +23,7 @@ import contextlib
 import os
 import re
 import tempfile
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -396,6 +397,7 @@ def apply_definitions(fs: FeatureStore, snapshot_path: str | os.PathLike, ttl: t
     service = feature_service(view)
     with _feast_errors("apply the feature definitions", fs):
         fs.apply([ENTITY, view, service])
+    _SERVICES.pop(fs, None)
     return definitions_version(view, service)
 
 
@@ -409,9 +411,19 @@ def _view(fs: FeatureStore) -> FeatureView:
     return view
 
 
+# The service a store resolved, kept per store object: looking it up in the
+# registry costs more than an online read itself. A process thus keeps the
+# feature list it started with, as a deployed model must; apply_definitions
+# through the same store refreshes it.
+_SERVICES: "weakref.WeakKeyDictionary[FeatureStore, FeatureService]" = weakref.WeakKeyDictionary()
+
+
 def _service(fs: FeatureStore) -> FeatureService:
-    with _feast_errors(f"find feature service {SERVICE_NAME!r}", fs):
-        return fs.get_feature_service(SERVICE_NAME, allow_cache=True)
+    service = _SERVICES.get(fs)
+    if service is None:
+        with _feast_errors(f"find feature service {SERVICE_NAME!r}", fs):
+            service = _SERVICES[fs] = fs.get_feature_service(SERVICE_NAME, allow_cache=True)
+    return service
 
 
 def _utc(moment: datetime) -> datetime:
@@ -454,16 +466,26 @@ def materialize(fs: FeatureStore, end: datetime, start: datetime | None = None) 
 
 # -- retrieval -------------------------------------------------------------------------
 
-def _typed(features: pd.DataFrame) -> pd.DataFrame:
-    """One representation on both paths: numeric features float64 (NaN = missing), categoricals str/None."""
-    out = pd.DataFrame(index=features.index)
-    for name in FEATURE_NAMES:
-        column = features[name]
-        if name in NUMERIC_FEATURES:
-            out[name] = pd.to_numeric(column, errors="coerce").astype("float64")
-        else:
-            out[name] = column.astype(object).where(column.notna(), None)
-    return out
+def _float_column(values: object) -> np.ndarray:
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    return np.array([np.nan if v is None else v for v in values], dtype="float64")
+
+
+def _text_column(values: object) -> np.ndarray:
+    if isinstance(values, pd.Series):
+        return values.astype(object).where(values.notna(), None).to_numpy()
+    return np.array(list(values), dtype=object)
+
+
+def _typed(features: Mapping[str, object]) -> pd.DataFrame:
+    """One representation on both paths: numeric features float64 (NaN = missing), categoricals str/None.
+
+    Takes a frame (offline) or a dict of lists (online, where this runs on
+    every read, hence plain NumPy for lists and one DataFrame construction).
+    """
+    return pd.DataFrame({name: _float_column(features[name]) if name in NUMERIC_FEATURES
+                         else _text_column(features[name]) for name in FEATURE_NAMES})
 
 
 def _empty_features(columns: list[str]) -> pd.DataFrame:
@@ -546,6 +568,6 @@ def online_features(fs: FeatureStore, customer_ids: list[str]) -> pd.DataFrame:
     service = _service(fs)
     with _feast_errors("read online features", fs):
         values = fs.get_online_features(features=service, entity_rows={ENTITY_KEY: ids}).to_dict()
-    features = _typed(pd.DataFrame({name: values[name] for name in FEATURE_NAMES}))
-    features.insert(0, ENTITY_KEY, pd.Series(ids, dtype=object))
+    features = _typed(values)
+    features.insert(0, ENTITY_KEY, np.array(ids, dtype=object))
     return features
