@@ -102,9 +102,9 @@ def test_mlflow_unreachable_fails_before_training_and_registers_nothing(data_uri
         run(tmp_path, data_uri=data_uri[0])
 
 
-def test_wrong_s3_credentials_fail_at_ingest(data_uri, tmp_path, monkeypatch):
+def test_wrong_s3_credentials_fail_at_the_first_step(data_uri, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
-    with pytest.raises(PipelineError, match=r"\[ingest\] S3 at .* rejected the credentials") as info:
+    with pytest.raises(PipelineError, match=r"\[validate\] S3 at .* rejected the credentials") as info:
         run(tmp_path, data_uri=data_uri[0])
     assert "wrong-secret" not in str(info.value)
 

@@ -132,8 +132,8 @@ def _describe(view: FeatureView, service: FeatureService) -> dict:
         "view": {
             "name": view.name,
             "ttl_seconds": view.ttl.total_seconds() if view.ttl else 0,
-            "timestamp_field": view.batch_source.timestamp_field,
-            "created_timestamp_column": view.batch_source.created_timestamp_column,
+            "timestamp_field": getattr(view.batch_source, "timestamp_field", None),
+            "created_timestamp_column": getattr(view.batch_source, "created_timestamp_column", None),
             "fields": [[f.name, f.dtype.to_value_type().name] for f in view.features],
             "online": view.online,
         },

@@ -89,9 +89,9 @@ def compute_features(raw: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns :data:`FEATURE_TABLE_COLUMNS`: ``customer_id``,
-        ``feature_timestamp`` (= ``event_timestamp``, UTC), ``created_timestamp``,
-        the raw model features (never ``gender``, the label or its timestamp)
-        and the derived ones:
+        ``feature_timestamp`` (= ``event_timestamp``, UTC, to the microsecond),
+        ``created_timestamp``, the raw model features (never ``gender``, the
+        label or its timestamp) and the derived ones:
 
         * ``loan_to_income`` = loan_amount / income, NaN when income is missing or <= 0;
         * ``log_income`` = ln(income), NaN when income is missing or <= 0;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
@@ -141,8 +142,20 @@ def _require(frame: pd.DataFrame, columns: list[str], side: str) -> None:
         raise DataError(f"skew: the {side} frame lacks column(s) {missing}; it has {list(frame.columns)}")
 
 
-def _is_numeric(column: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+def _as_floats(column: pd.Series) -> np.ndarray | None:
+    """The column as float64 (NaN = missing) if it holds numbers, else None.
+
+    An object column qualifies when every present value is a real number:
+    logged JSON with nulls arrives that way. Strings never do ("1.0" against
+    1.0 is a type skew worth seeing).
+    """
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype="float64", na_value=np.nan)
+    if pd.api.types.is_object_dtype(column):
+        present = column[column.notna()]
+        if all(isinstance(v, numbers.Real) and not isinstance(v, str) for v in present):
+            return column.to_numpy(dtype="float64", na_value=np.nan)
+    return None
 
 
 def _examples(joined: pd.DataFrame, mask: np.ndarray, keys: tuple[str, ...], feature: str | None) -> tuple[dict, ...]:
@@ -159,9 +172,8 @@ def _examples(joined: pd.DataFrame, mask: np.ndarray, keys: tuple[str, ...], fea
 
 def _compare_feature(joined: pd.DataFrame, feature: str, keys: tuple[str, ...], rtol: float, atol: float) -> FeatureSkew:
     served, offline = joined[f"{feature}__served"], joined[f"{feature}__offline"]
-    if _is_numeric(served) and _is_numeric(offline):
-        a = served.to_numpy(dtype="float64", na_value=np.nan)
-        b = offline.to_numpy(dtype="float64", na_value=np.nan)
+    a, b = _as_floats(served), _as_floats(offline)
+    if a is not None and b is not None:
         a_nan, b_nan = np.isnan(a), np.isnan(b)
         both = ~a_nan & ~b_nan
         # NaN on both sides is agreement (the value is missing on both paths); on one side, a mismatch.

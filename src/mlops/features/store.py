@@ -27,7 +27,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -68,17 +68,17 @@ class FeatureStoreError(MlopsError):
 
 # -- configuration -------------------------------------------------------------
 
-def _check_online_store(kind: str, redis: str | None, kind_source: str, redis_source: str) -> None:
+def _check_online_store(kind: str, redis_string: str | None, kind_source: str, redis_source: str) -> None:
     if kind not in ONLINE_STORES:
         raise ConfigError(f"{kind_source}={kind!r} is not a supported online store; use one of {', '.join(ONLINE_STORES)}")
     if kind != "redis":
         return
-    if not redis:
+    if not redis_string:
         raise ConfigError(f"{redis_source} is not set; the redis online store needs a connection string "
                           "such as redis.feast.svc:6379 (optionally ,password=...,ssl=true)")
-    host_port = redis.split(",")[0].strip()
-    if "://" in redis or not _HOST_PORT.fullmatch(host_port):
-        raise ConfigError(f"{redis_source}={redis!r} must be host:port[,password=...,ssl=true,db=0] "
+    host_port = redis_string.split(",")[0].strip()
+    if "://" in redis_string or not _HOST_PORT.fullmatch(host_port):
+        raise ConfigError(f"{redis_source}={redis_string!r} must be host:port[,password=...,ssl=true,db=0] "
                           "(Feast's format, not a redis:// URL)")
 
 
@@ -158,13 +158,13 @@ class FeatureStoreConfig:
         """
         env = os.environ if env is None else env
         kind = (env.get(ENV_ONLINE_STORE) or "sqlite").strip().lower()
-        redis = (env.get(ENV_REDIS) or "").strip() or None
+        redis_string = (env.get(ENV_REDIS) or "").strip() or None
         registry = (env.get(ENV_REGISTRY) or "").strip() or None
-        _check_online_store(kind, redis, ENV_ONLINE_STORE, ENV_REDIS)
+        _check_online_store(kind, redis_string, ENV_ONLINE_STORE, ENV_REDIS)
         _check_registry(registry, ENV_REGISTRY)
         repo = (env.get(ENV_REPO) or "").strip()
         repo_dir = Path(repo) if repo else Path(env.get("MLOPS_HOME") or Path.cwd() / ".mlops") / "feast"
-        return cls(repo_dir=repo_dir, online_store=kind, redis_connection_string=redis, registry=registry)
+        return cls(repo_dir=repo_dir, online_store=kind, redis_connection_string=redis_string, registry=registry)
 
 
 def open_store(config: FeatureStoreConfig) -> FeatureStore:
@@ -185,7 +185,7 @@ def open_store(config: FeatureStoreConfig) -> FeatureStore:
         os.environ["FEAST_S3_ENDPOINT_URL"] = s3_settings().url
     else:
         Path(config.registry_path).parent.mkdir(parents=True, exist_ok=True)
-    online = (RedisOnlineStoreConfig(connection_string=config.redis_connection_string)
+    online = (RedisOnlineStoreConfig(connection_string=config.redis_connection_string or "")
               if config.online_store == "redis" else SqliteOnlineStoreConfig(path=str(config.online_path)))
     repo_config = RepoConfig(
         project=config.project,
@@ -244,6 +244,7 @@ def check_online_store(fs: FeatureStore, timeout: float = 2.0) -> None:
     online = fs.config.online_store
     if not isinstance(online, RedisOnlineStoreConfig):
         return
+    # Feast's own parser (private), so the ping reads the string exactly as Feast will.
     nodes, params = RedisOnlineStore._parse_connection_string(online.connection_string)
     client = redis.Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **params,
                          socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
@@ -404,7 +405,7 @@ def apply_definitions(fs: FeatureStore, snapshot_path: str | os.PathLike, ttl: t
 def _view(fs: FeatureStore) -> FeatureView:
     with _feast_errors(f"find feature view {VIEW_NAME!r}", fs):
         view = fs.get_feature_view(VIEW_NAME, allow_registry_cache=True)
-    source = Path(view.batch_source.path)
+    source = Path(getattr(view.batch_source, "path", ""))
     if not source.is_file():
         raise DataError(f"the source of feature view {VIEW_NAME!r}, {source}, is missing on this machine; "
                         "fetch its snapshot there first (fetch_snapshot into the feature store's snapshots dir)")
@@ -457,7 +458,7 @@ def materialize(fs: FeatureStore, end: datetime, start: datetime | None = None) 
     """
     end = _utc(end)
     view = _view(fs)
-    start = _utc(start) if start is not None else end - view.ttl
+    start = _utc(start) if start is not None else end - (view.ttl or DEFAULT_TTL)
     check_online_store(fs)
     with _feast_errors("materialize features", fs):
         fs.materialize(start_date=start, end_date=end, feature_views=[VIEW_NAME])
@@ -466,19 +467,19 @@ def materialize(fs: FeatureStore, end: datetime, start: datetime | None = None) 
 
 # -- retrieval -------------------------------------------------------------------------
 
-def _float_column(values: object) -> np.ndarray:
+def _float_column(values: Iterable[object]) -> np.ndarray:
     if isinstance(values, pd.Series):
         return values.to_numpy(dtype="float64", na_value=np.nan)
     return np.array([np.nan if v is None else v for v in values], dtype="float64")
 
 
-def _text_column(values: object) -> np.ndarray:
+def _text_column(values: Iterable[object]) -> np.ndarray:
     if isinstance(values, pd.Series):
         return values.astype(object).where(values.notna(), None).to_numpy()
     return np.array(list(values), dtype=object)
 
 
-def _typed(features: Mapping[str, object]) -> pd.DataFrame:
+def _typed(features: Mapping[str, Iterable[object]]) -> pd.DataFrame:
     """One representation on both paths: numeric features float64 (NaN = missing), categoricals str/None.
 
     Takes a frame (offline) or a dict of lists (online, where this runs on
