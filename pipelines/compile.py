@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def targets():
     """(object to compile, output path relative to the project root) for every artifact."""
+    from components.features import build_features
     from components.ingest import ingest_data
     from components.register import register_model
+    from components.retrieve import retrieve_training_data
     from components.train import train_model
     from components.validate import validate_data
     from pipelines.training import training_pipeline
@@ -27,6 +29,8 @@ def targets():
     return [
         (training_pipeline, "pipelines/compiled/training_pipeline.yaml"),
         (validate_data, "components/validate/component.yaml"),
+        (build_features, "components/features/component.yaml"),
+        (retrieve_training_data, "components/retrieve/component.yaml"),
         (ingest_data, "components/ingest/component.yaml"),
         (train_model, "components/train/component.yaml"),
         (register_model, "components/register/component.yaml"),

@@ -1,17 +1,22 @@
-"""The training pipeline: validate -> ingest -> train (tracked in MLflow) -> register.
+"""The training pipeline: validate -> features -> point-in-time retrieval -> train -> register.
 
-Later stages (validation, features, evaluation gate, promotion) slot in
-between as they land. Compiled to compiled/training_pipeline.yaml.
+A batch that breaks its data contract stops at validate; features are
+computed once, snapshotted and served online from the same Feast
+definitions the training rows are retrieved through. Later stages
+(evaluation gate, promotion) slot in after train. Compiled to
+compiled/training_pipeline.yaml.
 """
 
 from typing import NamedTuple
 
 from kfp import dsl
 
-from components.ingest import ingest_data
+from components.features import build_features
 from components.register import register_model
+from components.retrieve import retrieve_training_data
 from components.train import train_model
 from components.validate import validate_data
+from mlops.features.definitions import EVENT_TIMESTAMP, LABEL
 from pipelines.cluster import use_platform
 
 DEFAULT_DATA_URI = "s3://mlops/datasets/credit/train.parquet"
@@ -19,16 +24,16 @@ DEFAULT_DATA_URI = "s3://mlops/datasets/credit/train.parquet"
 
 @dsl.pipeline(
     name="mlops-training",
-    description="Validate a Parquet dataset against its data contract, train a deterministic classifier "
-                "tracked in MLflow, register the model.",
+    description="Validate credit applications against their data contract, build Feast features, retrieve "
+                "point-in-time correct training rows, train a deterministic classifier tracked in MLflow, "
+                "register the model.",
 )
 def training_pipeline(
     data_uri: str = DEFAULT_DATA_URI,
     contract: str = "credit_applications",
+    features_contract: str = "credit_features",
     model_name: str = "credit-default",
     experiment: str = "credit-default",
-    label_column: str = "default",
-    timestamp_column: str = "event_timestamp",
     seed: int = 42,
     learning_rate: float = 0.1,
     max_iter: int = 200,
@@ -37,17 +42,21 @@ def training_pipeline(
 ) -> NamedTuple("TrainingOutputs", [("model_version", str), ("run_id", str)]):
     validate = use_platform(validate_data(data_uri=data_uri, contract=contract))
     validate.set_display_name("validate")
-    ingest = use_platform(ingest_data(data_uri=data_uri, label_column=label_column,
-                                      timestamp_column=timestamp_column))
-    ingest.set_display_name("ingest").after(validate)
+    features = use_platform(build_features(data_uri=data_uri, features_contract=features_contract))
+    features.set_display_name("features").after(validate)
+    retrieve = use_platform(retrieve_training_data(data_uri=data_uri,
+                                                   snapshot_uri=features.outputs["snapshot_uri"]))
+    retrieve.set_display_name("point-in-time retrieval")
     train = use_platform(train_model(
-        dataset=ingest.outputs["dataset"], data_uri=data_uri, dataset_digest=ingest.outputs["digest"],
-        experiment=experiment, label_column=label_column, timestamp_column=timestamp_column, seed=seed,
+        dataset=retrieve.outputs["dataset"], data_uri=data_uri, dataset_digest=retrieve.outputs["digest"],
+        raw_data_digest=validate.outputs["data_digest"], feature_snapshot=features.outputs["snapshot_uri"],
+        feature_definitions=features.outputs["definitions_version"],
+        experiment=experiment, label_column=LABEL, timestamp_column=EVENT_TIMESTAMP, seed=seed,
         learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
         validation_fraction=validation_fraction))
     train.set_display_name("train").set_cpu_limit("2").set_memory_limit("4G")
     register = use_platform(register_model(model_uri=train.outputs["model_uri"], run_id=train.outputs["run_id"],
-                                           model_name=model_name, dataset_digest=ingest.outputs["digest"]))
+                                           model_name=model_name, dataset_digest=retrieve.outputs["digest"]))
     register.set_display_name("register")
     outputs = NamedTuple("TrainingOutputs", [("model_version", str), ("run_id", str)])
     return outputs(model_version=register.output, run_id=train.outputs["run_id"])

@@ -42,3 +42,19 @@ def test_register_component_alone(platform, local_runner, tmp_path):
                             model_name="component-test-model", dataset_digest=digest)
     mv = MlflowClient().get_model_version("component-test-model", task.output)
     assert mv.status == "READY" and mv.run_id == result.run.run_id
+
+
+def test_features_then_retrieval_components_alone(platform, local_runner):
+    uri = f"s3://{platform.bucket}/tests/components/raw.parquet"
+    write_table(generate_credit_data(3_000, seed=6), uri)
+    features = load("features")(data_uri=uri, features_contract="credit_features")
+    assert features.outputs["snapshot_uri"].endswith(".parquet") and features.outputs["rows"] == 3_000
+    assert features.outputs["definitions_version"].startswith("sha256:")
+    assert "PASSED" in Path(features.outputs["summary"].path).read_text()
+    retrieved = load("retrieve")(data_uri=uri, snapshot_uri=features.outputs["snapshot_uri"])
+    assert retrieved.outputs["rows"] == 3_000
+    import pandas as pd
+
+    rows = pd.read_parquet(retrieved.outputs["dataset"].path)
+    assert {"customer_id", "event_timestamp", "default", "loan_to_income"} <= set(rows.columns)
+    assert rows["income"].notna().mean() > 0.95  # features found for (nearly) every label event

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 from mlops.data.generator import generate_credit_data
 from mlops.datasets import write_table
 from mlops.errors import PipelineError
+from mlops.features.engineering import compute_features
 from mlops.local_run import pipeline_file, run_local
 
 pytestmark = pytest.mark.platform
@@ -37,15 +38,19 @@ def test_runs_from_compiled_yaml_and_records_lineage(platform, data_uri, tmp_pat
     client = MlflowClient()
     mv = client.get_model_version(MODEL, version)
     assert mv.status == "READY" and mv.run_id == result.outputs["run_id"]
-    assert mv.tags["mlops.dataset_digest"] == digest
     run_ = client.get_run(mv.run_id)
     tags, params, metrics = run_.data.tags, run_.data.params, run_.data.metrics
-    assert tags["mlops.dataset_digest"] == digest and tags["mlops.dataset_uri"] == uri
+    # The raw batch and the point-in-time training rows built from it are both recorded.
+    assert tags["mlops.raw_data_digest"] == digest and tags["mlops.dataset_uri"] == uri
+    assert mv.tags["mlops.dataset_digest"] == tags["mlops.dataset_digest"] != digest
     assert tags["mlops.environment_digest"].startswith("sha256:") and len(tags["mlops.environment_digest"]) == 71
     assert tags["mlops.code_version"] not in ("", "unknown")
     assert params["seed"] == "42" and params["max_iter"] == "50" and "income" in params["features"]
     assert 0.65 < metrics["validation_roc_auc"] < 0.95
-    assert set(result.task_seconds) == {"validate-data", "ingest-data", "train-model", "register-model"}
+    assert set(result.task_seconds) == {"validate-data", "build-features", "retrieve-training-data", "train-model",
+                                        "register-model"}
+    assert tags["mlops.feature_snapshot"].startswith(f"s3://{platform.bucket}/features/credit/")
+    assert tags["mlops.feature_definitions"].startswith("sha256:")
     # The model's bytes went through MLflow's proxy into our S3 bucket.
     assert any(k.endswith("model.skops") for k in platform_keys(platform, "mlflow-artifacts"))
     # No secret leaks into task logs.
@@ -63,7 +68,7 @@ def test_retraining_on_same_data_and_seed_gives_identical_predictions(data_uri, 
     first = run(tmp_path / "a", data_uri=uri)
     second = run(tmp_path / "b", data_uri=uri)
     assert first.outputs["model_version"] != second.outputs["model_version"]
-    holdout = generate_credit_data(2_000, seed=2024, start="2025-09-01")
+    holdout = compute_features(generate_credit_data(2_000, seed=2024, start="2025-09-01"))
     scores = []
     for result in (first, second):
         model = mlflow.sklearn.load_model(f"models:/{MODEL}/{result.outputs['model_version']}")
@@ -74,7 +79,6 @@ def test_retraining_on_same_data_and_seed_gives_identical_predictions(data_uri, 
 
 @pytest.mark.parametrize("arguments, stage, message", [
     ({"data_uri": "s3://mlops/tests/pipeline/absent.parquet"}, "validate", "data not found"),
-    ({"label_column": "will_default"}, "ingest", "lacks required column(s) ['will_default']"),
     ({"learning_rate": 5.0}, "train", "learning_rate must be in (0, 1]"),
 ])
 def test_bad_input_fails_at_its_stage_and_registers_nothing(data_uri, tmp_path, arguments, stage, message):
@@ -84,6 +88,13 @@ def test_bad_input_fails_at_its_stage_and_registers_nothing(data_uri, tmp_path, 
     assert f"[{stage}]" in str(info.value) and message in str(info.value)
     assert "Traceback" not in str(info.value)
     assert versions() == before
+
+
+def test_missing_label_column_is_refused(platform, tmp_path):
+    uri = f"s3://{platform.bucket}/tests/pipeline/nolabel.parquet"
+    write_table(generate_credit_data(3_000, seed=1).drop(columns=["default"]), uri)
+    with pytest.raises(PipelineError, match=r"(?s)\[validate\] .*schema.missing_column \[default\]"):
+        run(tmp_path, data_uri=uri)
 
 
 def test_empty_dataset_is_refused(platform, tmp_path):

@@ -11,6 +11,9 @@ def train_model(
     dataset: Input[Dataset],
     data_uri: str,
     dataset_digest: str,
+    raw_data_digest: str,
+    feature_snapshot: str,
+    feature_definitions: str,
     experiment: str,
     label_column: str,
     timestamp_column: str,
@@ -38,7 +41,10 @@ def train_model(
                                 validation_fraction=validation_fraction)
         info = DatasetInfo(uri=data_uri, rows=int(dataset.metadata.get("rows", 0)), columns=[],
                            digest=dataset_digest)
-        result = train_and_log(dataset.path, info, config, experiment)
+        result = train_and_log(dataset.path, info, config, experiment,
+                               tags={"mlops.raw_data_digest": raw_data_digest,
+                                     "mlops.feature_snapshot": feature_snapshot,
+                                     "mlops.feature_definitions": feature_definitions})
 
     trained = result.trained
     for name, value in trained.metrics.items():

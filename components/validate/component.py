@@ -13,7 +13,7 @@ def validate_data(
     report: Output[HTML],
     summary: Output[Markdown],
     findings: Output[Artifact],
-) -> NamedTuple("ValidateOutputs", [("errors", int), ("warnings", int), ("report_uri", str)]):
+) -> NamedTuple("ValidateOutputs", [("errors", int), ("warnings", int), ("report_uri", str), ("data_digest", str)]):
     """Check a dataset against its data contract; fail the step, with the report on S3, on any error."""
     import shutil
     import tempfile
@@ -32,5 +32,5 @@ def validate_data(
         print(result.summary())
         if not result.passed:
             raise DataError(f"{result.summary()}\n  report: {out.report_uri}")
-    return namedtuple("ValidateOutputs", ["errors", "warnings", "report_uri"])(
-        len(result.errors), len(result.warnings), out.report_uri)
+    return namedtuple("ValidateOutputs", ["errors", "warnings", "report_uri", "data_digest"])(
+        len(result.errors), len(result.warnings), out.report_uri, out.data_digest)

@@ -2,7 +2,8 @@
 
 For now: platform up -> demo data to S3 -> a broken batch stopped by data
 validation (its report saved locally) -> the training pipeline run from its
-compiled YAML by kfp.local on good data -> what was registered. Later stages
+compiled YAML by kfp.local on good data (validate, Feast features, point-in-time
+retrieval, train, register) -> what was registered. Later stages
 extend it.
 """
 
@@ -71,7 +72,7 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     else:
         raise PipelineError("the broken batch passed validation: the data contract is not doing its job")
 
-    _step(4, "the good data goes through: validate -> ingest -> train -> register")
+    _step(4, "the good data goes through: validate -> features (Feast) -> point-in-time retrieval -> train -> register")
     result = _run_training(good_uri, seed, "training")
 
     _step(5, "result")

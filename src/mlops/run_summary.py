@@ -27,6 +27,7 @@ def describe_training_outputs(outputs: dict[str, Any]) -> list[str]:
     metrics = {k.removeprefix("validation_"): v for k, v in sorted(run.data.metrics.items())}
     lines.append("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     tags = run.data.tags
-    lines.append(f"lineage: data {tags.get('mlops.dataset_digest', '?')[:19]}..., code "
-                 f"{tags.get('mlops.code_version', '?')[:12]}, env {tags.get('mlops.environment_digest', '?')[:19]}...")
+    lines.append(f"lineage: training rows {tags.get('mlops.dataset_digest', '?')[:19]}..., features "
+                 f"{tags.get('mlops.feature_snapshot', '-')} (definitions {tags.get('mlops.feature_definitions', '-')[:19]}...), "
+                 f"code {tags.get('mlops.code_version', '?')[:12]}, env {tags.get('mlops.environment_digest', '?')[:19]}...")
     return lines

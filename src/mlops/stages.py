@@ -27,12 +27,12 @@ class TrainStageResult:
 
 
 def train_and_log(dataset_path: str, dataset: DatasetInfo, config: TrainingConfig,
-                  experiment: str) -> TrainStageResult:
+                  experiment: str, tags: dict[str, str] | None = None) -> TrainStageResult:
     """Train on a fetched dataset and record the run (params, metrics, lineage, model) in MLflow."""
     tracking.connect()  # fail before spending minutes on training
     df = read_parquet(dataset_path, dataset.uri)
     trained = train(df, config, source=dataset.uri)
-    run = tracking.log_training_run(trained, config, dataset, experiment, sample=df.head(100))
+    run = tracking.log_training_run(trained, config, dataset, experiment, sample=df.head(100), tags=tags)
     return TrainStageResult(run, trained)
 
 
@@ -48,6 +48,7 @@ class ValidateStageResult:
     result: "ValidationResult"
     report_dir: Path
     report_uri: str | None  # where the reports were published on S3, if they were
+    data_digest: str  # "sha256:<hex>" of the validated file
 
 
 def validate_dataset(data_uri: str, contract_ref: str, report_dir: str | Path,
@@ -78,4 +79,75 @@ def validate_dataset(data_uri: str, contract_ref: str, report_dir: str | Path,
     (report_dir / "summary.md").write_text(validation_markdown(result, report_uri))
     if publish_to is not None:
         publish_to.publish_dir(report_dir, prefix)
-    return ValidateStageResult(result, report_dir, report_uri)
+    return ValidateStageResult(result, report_dir, report_uri, "sha256:" + digest)
+
+
+@dataclass
+class FeatureStageResult:
+    snapshot_uri: str
+    snapshot_digest: str
+    rows: int
+    definitions_version: str
+    validation: ValidateStageResult
+    materialized: tuple  # (start, end) of the window loaded into the online store
+
+
+def build_features(data_uri: str, features_contract: str, report_dir: str | Path,
+                   store: ObjectStore) -> FeatureStageResult:
+    """Raw data -> features, validated against their contract, snapshotted to S3, applied and materialized.
+
+    The snapshot is content-addressed, so rebuilding the same features
+    publishes nothing new. Materialization loads the online store with the
+    latest value per customer within the TTL before the newest feature time.
+    """
+    from datetime import timedelta
+
+    from mlops.errors import DataError
+    from mlops.features import definitions, engineering, store as feature_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = read_parquet(fetch(data_uri, Path(tmp) / "raw.parquet", store), data_uri)
+        features = engineering.compute_features(raw)
+        local = Path(tmp) / "features.parquet"
+        features.to_parquet(local, index=False)
+        checked = validate_dataset(str(local), features_contract, report_dir, publish_to=store)
+    if not checked.result.passed:
+        raise DataError(f"the computed features break their contract:\n{checked.result.summary()}\n"
+                        f"  report: {checked.report_uri}")
+    snapshot = feature_store.publish_snapshot(features, store)
+    config = feature_store.FeatureStoreConfig.from_env()
+    fs = feature_store.open_store(config)
+    local_snapshot = feature_store.fetch_snapshot(snapshot.uri, config.snapshot_dir, store)
+    version = feature_store.apply_definitions(fs, local_snapshot)
+    newest = features[definitions.FEATURE_TIMESTAMP].max().to_pydatetime() + timedelta(seconds=1)
+    window = feature_store.materialize(fs, end=newest)
+    return FeatureStageResult(snapshot.uri, snapshot.digest, snapshot.rows, version, checked, window)
+
+
+def retrieve_training_data(data_uri: str, snapshot_uri: str, dest: str | Path,
+                           store: ObjectStore) -> DatasetInfo:
+    """Point-in-time correct training rows: label events joined to the features as of each event.
+
+    Refuses to run when the registry no longer reads ``snapshot_uri`` (another
+    run applied a different snapshot in between): the training set would
+    silently come from other features.
+    """
+    from mlops.datasets import check_training_data
+    from mlops.errors import DataError
+    from mlops.features import definitions, engineering, store as feature_store
+
+    dest = Path(dest)
+    raw = read_parquet(fetch(data_uri, dest, store), data_uri)
+    events = engineering.label_events(raw)
+    config = feature_store.FeatureStoreConfig.from_env()
+    fs = feature_store.open_store(config)
+    expected = feature_store.fetch_snapshot(snapshot_uri, config.snapshot_dir, store)
+    applied = feature_store.applied_snapshot(fs)
+    if applied.resolve() != expected.resolve():
+        raise DataError(f"the feature registry now reads snapshot {applied.name}, not {expected.name} from "
+                        f"{snapshot_uri}: another run applied its features in between; rerun this pipeline")
+    training = feature_store.historical_features(fs, events)
+    check_training_data(training, definitions.LABEL, definitions.EVENT_TIMESTAMP, f"training rows for {data_uri}")
+    training.to_parquet(dest, index=False)
+    return DatasetInfo(uri=data_uri, rows=len(training), columns=list(training.columns),
+                       digest="sha256:" + sha256_file(dest))

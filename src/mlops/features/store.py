@@ -412,6 +412,13 @@ def _view(fs: FeatureStore) -> FeatureView:
     return view
 
 
+def applied_snapshot(fs: FeatureStore) -> Path:
+    """The local snapshot file the registry's feature view currently reads."""
+    with _feast_errors(f"find feature view {VIEW_NAME!r}", fs):
+        view = fs.get_feature_view(VIEW_NAME, allow_registry_cache=False)
+    return Path(getattr(view.batch_source, "path", ""))
+
+
 # The service a store resolved, kept per store object: looking it up in the
 # registry costs more than an online read itself. A process thus keeps the
 # feature list it started with, as a deployed model must; apply_definitions

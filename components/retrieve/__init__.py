@@ -1,0 +1,3 @@
+from components.retrieve.component import retrieve_training_data
+
+__all__ = ["retrieve_training_data"]
