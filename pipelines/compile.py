@@ -22,6 +22,7 @@ def targets():
     from components.ingest import ingest_data
     from components.register import register_model
     from components.retrieve import retrieve_training_data
+    from components.skew import check_feature_skew
     from components.train import train_model
     from components.validate import validate_data
     from pipelines.training import training_pipeline
@@ -31,6 +32,7 @@ def targets():
         (validate_data, "components/validate/component.yaml"),
         (build_features, "components/features/component.yaml"),
         (retrieve_training_data, "components/retrieve/component.yaml"),
+        (check_feature_skew, "components/skew/component.yaml"),
         (ingest_data, "components/ingest/component.yaml"),
         (train_model, "components/train/component.yaml"),
         (register_model, "components/register/component.yaml"),

@@ -58,3 +58,32 @@ def test_features_then_retrieval_components_alone(platform, local_runner):
     rows = pd.read_parquet(retrieved.outputs["dataset"].path)
     assert {"customer_id", "event_timestamp", "default", "loan_to_income"} <= set(rows.columns)
     assert rows["income"].notna().mean() > 0.95  # features found for (nearly) every label event
+
+
+def test_skew_component_passes_parity_and_names_a_skewed_feature(platform, local_runner, store, tmp_path, capsys):
+    """Serving's logged vectors (read online) agree with the offline recomputation; a skewed one is caught."""
+    import pandas as pd
+
+    from mlops.features import store as feature_store
+    from mlops.stages import build_features
+
+    raw = generate_credit_data(2_000, seed=12)
+    uri = f"s3://{platform.bucket}/tests/components/skew-raw.parquet"
+    write_table(raw, uri)
+    build_features(uri, "credit_features", tmp_path / "features", store)
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    customers = raw["customer_id"].iloc[-20:].tolist()  # recent: inside the materialized window
+    served = feature_store.online_features(fs, customers)
+    served["event_timestamp"] = raw["event_timestamp"].max() + pd.Timedelta(seconds=5)
+    good_uri, bad_uri = (f"s3://{platform.bucket}/tests/components/served-{n}.parquet" for n in ("good", "bad"))
+    write_table(served, good_uri)
+    write_table(served.assign(debt_to_income=served["debt_to_income"] * 1.5), bad_uri)
+
+    ok = load("skew")(served_uri=good_uri, max_mismatch_rate=0.0)
+    assert ok.outputs["worst_mismatch_rate"] == 0.0 and ok.outputs["mismatched_features"] == ""
+    capsys.readouterr()
+    with pytest.raises(RuntimeError):
+        load("skew")(served_uri=bad_uri, max_mismatch_rate=0.0)
+    errors = [line for line in capsys.readouterr().out.splitlines() if "MLOPS-ERROR:" in line]
+    assert "training-serving skew above 0.00%" in errors[0] and "[skew]" in errors[0]
+    assert any("debt_to_income" in line for line in errors[1:])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops import tracking
-from mlops.datasets import DatasetInfo, fetch, read_parquet
+from mlops.datasets import DatasetInfo, fetch, read_parquet, require_columns
 from mlops.storage import ObjectStore, sha256_file
 from mlops.training import TrainedModel, TrainingConfig, train
 
@@ -151,3 +151,27 @@ def retrieve_training_data(data_uri: str, snapshot_uri: str, dest: str | Path,
     training.to_parquet(dest, index=False)
     return DatasetInfo(uri=data_uri, rows=len(training), columns=list(training.columns),
                        digest="sha256:" + sha256_file(dest))
+
+
+def check_skew(served_uri: str, report_dir: str | Path, store: ObjectStore | None = None):
+    """Compare feature vectors served online (as logged) with an offline recomputation.
+
+    The served log holds ``customer_id``, ``event_timestamp`` (the request
+    time) and the feature columns; the offline side is the point-in-time
+    retrieval for the same keys from the same Feast definitions. Writes
+    ``skew.json`` and ``skew.md`` into ``report_dir`` and returns the report.
+    """
+    from mlops.features import definitions, skew, store as feature_store
+
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        served = read_parquet(fetch(served_uri, Path(tmp) / "served.parquet", store), served_uri)
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    keys = [definitions.ENTITY_KEY, definitions.EVENT_TIMESTAMP]
+    require_columns(served, keys, served_uri)
+    offline = feature_store.historical_features(fs, served[keys])
+    report = skew.compare_online_offline(served, offline)
+    (report_dir / "skew.json").write_text(report.to_json())
+    (report_dir / "skew.md").write_text(f"# Online/offline feature skew\n\n```\n{report.summary()}\n```\n")
+    return report
