@@ -79,3 +79,21 @@ def test_validate_with_a_broken_contract_names_the_field(tmp_path):
     bad.write_text("dataset: d\ncolumns:\n  x: {type: decimal}\n")
     result = mlops("validate", "--data", str(tmp_path / "x.parquet"), "--contract", str(bad))
     assert result.returncode == 1 and "columns.x.type: must be one of" in result.stderr
+
+
+@pytest.mark.platform
+def test_features_online_reads_what_was_materialized(platform, tmp_path):
+    from mlops.data.generator import generate_credit_data
+    from mlops.datasets import write_table
+    from mlops.stages import build_features
+    from mlops.storage import ObjectStore
+
+    uri = f"s3://{platform.bucket}/tests/cli/features.parquet"
+    raw = generate_credit_data(2_000, seed=31)
+    write_table(raw, uri)
+    build_features(uri, "credit_features", tmp_path / "f", ObjectStore(platform.s3_settings()))
+    recent, old = raw["customer_id"].iloc[-1], "C9999999"
+    result = mlops("features", "online", "--customer", recent, "--customer", old)
+    assert result.returncode == 0, result.stderr
+    assert recent in result.stdout and "loan_to_income" in result.stdout
+    assert f"no online values for ['{old}']" in result.stdout

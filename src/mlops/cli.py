@@ -77,6 +77,33 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if out.result.passed else 1
 
 
+# -- feature store -----------------------------------------------------------
+def _features_online(args: argparse.Namespace) -> int:
+    from mlops.features import store as feature_store
+
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    feature_store.online_features(fs, args.customer[:1])  # warm the store's lookups
+    start = time.perf_counter()
+    frame = feature_store.online_features(fs, args.customer)
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    print(frame.set_index("customer_id").T.to_string())
+    print(f"\n{len(args.customer)} entities read from the online store in {elapsed_ms:.2f} ms")
+    absent = frame.loc[frame.drop(columns="customer_id").isna().all(axis=1), "customer_id"].tolist()
+    if absent:
+        print(f"no online values for {absent}: unknown, or last seen longer than the feature TTL before the "
+              "newest materialized data")
+    return 0
+
+
+def _skew(args: argparse.Namespace) -> int:
+    from mlops.stages import check_skew
+
+    report = check_skew(args.served, args.report_dir)
+    print(report.summary())
+    print(f"reports: {Path(args.report_dir) / 'skew.json'}, skew.md")
+    return 0 if report.passed(max_mismatch_rate=args.max_mismatch_rate) else 1
+
+
 # -- compile -----------------------------------------------------------------
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.compile import compile_all
@@ -185,6 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", default="validation-report", help="where to write the reports")
     p.add_argument("--publish", action="store_true", help="also publish the reports to S3")
     p.set_defaults(func=_validate)
+
+    p = sub.add_parser("features", help="the Feast feature store: read the online store")
+    feat_sub = p.add_subparsers(dest="features_command", metavar="ACTION", required=True)
+    g = feat_sub.add_parser("online", help="print the online feature vector of one or more customers")
+    g.add_argument("--customer", action="append", required=True, help="customer id (repeatable)")
+    g.set_defaults(func=_features_online)
+
+    p = sub.add_parser("skew", help="compare served feature vectors with an offline point-in-time recomputation")
+    p.add_argument("--served", required=True, help="logged served vectors: Parquet path or s3:// URI with "
+                   "customer_id, event_timestamp and the feature columns")
+    p.add_argument("--max-mismatch-rate", type=float, default=0.0, help="allowed mismatch rate per feature")
+    p.add_argument("--report-dir", default="skew-report", help="where to write skew.json and skew.md")
+    p.set_defaults(func=_skew)
 
     p = sub.add_parser("run", help="run a compiled pipeline (e.g. training) on this machine with kfp.local")
     p.add_argument("pipeline", help="pipeline name, e.g. training (pipelines/compiled/<name>_pipeline.yaml)")

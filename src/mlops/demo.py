@@ -18,7 +18,7 @@ from mlops.local_platform import LocalPlatform, state_dir
 from mlops.local_run import pipeline_file, run_local
 from mlops.run_summary import describe_training_outputs
 
-STEPS = 5
+STEPS = 6
 
 
 def _step(n: int, text: str) -> None:
@@ -41,6 +41,18 @@ def _save_report_locally(report_uri: str) -> str:
     target = state_dir() / "reports" / key.replace("/", "_")
     store.get_file(key, target, bucket)
     return str(target)
+
+
+def _show_online_features(customer_id: str) -> None:
+    from mlops.features import store as feature_store
+
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    feature_store.online_features(fs, [customer_id])  # first read resolves the feature service
+    start = time.perf_counter()
+    row = feature_store.online_features(fs, [customer_id]).iloc[0]
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+    print(f"{shown}\n(read in {elapsed_ms:.2f} ms; try `mlops features online --customer {customer_id}`)")
 
 
 def run_demo(rows: int = 20_000, seed: int = 42) -> None:
@@ -78,6 +90,9 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     _step(5, "result")
     for line in describe_training_outputs(result.outputs):
         print(line)
+
+    _step(6, "the same features, online: what serving will read for a customer")
+    _show_online_features(df["customer_id"].iloc[-1])
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Look around: MLflow UI at "
           f"{os.environ['MLFLOW_TRACKING_URI']}; reports in {state_dir() / 'reports'}; "
           "`mlops platform status`; `mlops platform down` to stop.")

@@ -39,6 +39,10 @@ class PlatformError(MlopsError):
     """The local platform cannot be started, inspected or stopped."""
 
 
+class FeatureStoreError(MlopsError):
+    """The feature store lacks something (nothing applied, no registry) or cannot be reached."""
+
+
 class PipelineError(MlopsError):
     """A pipeline run failed; the message names the failing task."""
 

@@ -42,7 +42,7 @@ from feast.repo_config import RepoConfig
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from mlops.errors import ConfigError, DataError, MlopsError, StorageError
+from mlops.errors import ConfigError, DataError, FeatureStoreError, StorageError
 from mlops.features.definitions import (DEFAULT_TTL, ENTITY, ENTITY_KEY, EVENT_TIMESTAMP,
                                         FEATURE_NAMES, FEATURE_TYPES, LABEL, NUMERIC_FEATURES, SERVICE_NAME,
                                         VIEW_NAME, definitions_version, feature_service, feature_view)
@@ -60,10 +60,6 @@ SNAPSHOT_PREFIX = "features/credit"
 _ROW = "_mlops_row"  # carries the caller's row order through Feast, which does not keep it
 _SNAPSHOT_NAME = re.compile(r"([0-9a-f]{64})\.parquet")
 _HOST_PORT = re.compile(r"[^\s:/,]+:\d{1,5}")
-
-
-class FeatureStoreError(MlopsError):
-    """The feature store lacks something (nothing applied, no registry) or cannot be reached."""
 
 
 # -- configuration -------------------------------------------------------------
