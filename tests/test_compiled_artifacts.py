@@ -41,4 +41,5 @@ def test_pipeline_tasks_get_platform_settings_from_configmap_and_secret():
         secret_keys = {kv["envVar"] for s in executor["secretAsEnv"] for kv in s["keyToEnv"]}
         config_keys = {kv["envVar"] for c in executor["configMapAsEnv"] for kv in c["keyToEnv"]}
         assert secret_keys == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-        assert config_keys == {"MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI"}
+        assert config_keys == {"MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI",
+                               "MLOPS_FEAST_ONLINE_STORE", "MLOPS_FEAST_REDIS", "MLOPS_FEAST_REGISTRY"}

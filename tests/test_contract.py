@@ -77,7 +77,7 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 def test_missing_contract_and_unknown_name(tmp_path):
     with pytest.raises(ConfigError, match="cannot read data contract"):
         load_contract(tmp_path / "none.yaml")
-    with pytest.raises(ConfigError, match="no packaged data contract named 'nope'; known: \\['credit_applications'\\]"):
+    with pytest.raises(ConfigError, match="no packaged data contract named 'nope'; known: \\['credit_applications', 'credit_features'\\]"):
         resolve_contract("nope", tmp_path)
 
 

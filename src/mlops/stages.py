@@ -168,6 +168,7 @@ def check_skew(served_uri: str, report_dir: str | Path, store: ObjectStore | Non
     with tempfile.TemporaryDirectory() as tmp:
         served = read_parquet(fetch(served_uri, Path(tmp) / "served.parquet", store), served_uri)
     fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    feature_store.ensure_applied_snapshot(fs, store)
     keys = [definitions.ENTITY_KEY, definitions.EVENT_TIMESTAMP]
     require_columns(served, keys, served_uri)
     offline = feature_store.historical_features(fs, served[keys])

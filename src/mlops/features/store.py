@@ -415,6 +415,20 @@ def applied_snapshot(fs: FeatureStore) -> Path:
     return Path(getattr(view.batch_source, "path", ""))
 
 
+def ensure_applied_snapshot(fs: FeatureStore, store: ObjectStore | None = None,
+                            prefix: str = SNAPSHOT_PREFIX) -> Path:
+    """Make sure the snapshot the registry reads exists on this machine (a fresh pod has none).
+
+    The registry records the local path ``<snapshots>/<sha256>.parquet``; the
+    digest in that name finds the published snapshot on S3.
+    """
+    path = applied_snapshot(fs)
+    if path.is_file():
+        return path
+    store = store or ObjectStore.from_env()
+    return fetch_snapshot(f"s3://{store.bucket}/{prefix}/{path.name}", path.parent, store)
+
+
 # The service a store resolved, kept per store object: looking it up in the
 # registry costs more than an online read itself. A process thus keeps the
 # feature list it started with, as a deployed model must; apply_definitions
