@@ -80,3 +80,15 @@ def test_s3_round_trip_and_missing_key(credit, store, tmp_path):
                "event_timestamp", store)
     with pytest.raises(StorageError, match="not a plain relative path"):
         read_table(f"s3://{store.bucket}/../etc/passwd", store)
+
+
+def test_written_files_have_bounded_row_groups(tmp_path):
+    """Streaming readers decode a row group at a time: our files keep them small."""
+    import pyarrow.parquet as pq
+
+    from mlops.datasets import ROW_GROUP_ROWS
+
+    write_table(generate_credit_data(200_000, seed=1), str(tmp_path / "big.parquet"))
+    meta = pq.ParquetFile(tmp_path / "big.parquet").metadata
+    assert meta.num_row_groups == 4
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == ROW_GROUP_ROWS

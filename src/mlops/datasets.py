@@ -21,6 +21,11 @@ from mlops.errors import DataError, StorageError
 from mlops.storage import ObjectStore, is_s3_uri, parse_s3_uri, sha256_file
 
 
+# Rows per Parquet row group in the files we write. Readers that stream (the
+# validator) decode one row group at a time, so this bounds their memory.
+ROW_GROUP_ROWS = 65_536
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """A dataset as a training run records it."""
@@ -84,7 +89,7 @@ def write_table(df: pd.DataFrame, uri: str, store: ObjectStore | None = None) ->
     """Write ``df`` as Parquet to ``uri`` atomically; returns its content digest."""
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "data.parquet"
-        df.to_parquet(local, index=False)
+        df.to_parquet(local, index=False, row_group_size=ROW_GROUP_ROWS)
         digest = "sha256:" + sha256_file(local)
         if is_s3_uri(uri):
             bucket, key = parse_s3_uri(uri)

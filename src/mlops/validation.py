@@ -1,8 +1,8 @@
 """Validate a dataset against its data contract and the reference profile.
 
 One streaming pass over the Parquet file, batch by batch: memory stays
-bounded by the batch size (plus 8 bytes per row for key hashes), however
-many rows there are. Every check runs and every failure is collected; each
+bounded by the larger of the batch and the file's row group (plus 8 bytes
+per row for key hashes), however many rows there are. Every check runs and every failure is collected; each
 finding carries its check family's severity from the contract, and the
 batch passes when no finding is an error.
 """
@@ -22,9 +22,13 @@ import pyarrow.parquet as pq
 
 from mlops import stats
 from mlops.contract import ColumnSpec, Contract, load_reference_profile
+from mlops.datasets import ROW_GROUP_ROWS
 from mlops.errors import DataError
 
-BATCH_ROWS = 65_536
+# Streaming unit. pyarrow decodes a whole row group even for a smaller batch, so
+# memory is bounded by max(BATCH_ROWS, the file's row group size); our writers
+# use ROW_GROUP_ROWS, files from elsewhere may have larger groups.
+BATCH_ROWS = ROW_GROUP_ROWS
 _EXAMPLES = 5
 
 
