@@ -31,6 +31,8 @@ compile: venv
 
 bench: venv
 	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_validation.py
+	$(BIN)/python bench/bench_feature_store.py
 
 platform-up: venv
 	$(BIN)/mlops platform up

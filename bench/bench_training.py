@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -38,11 +37,13 @@ from pathlib import Path
 
 import psutil
 
+# bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine, progress, write_results  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
 OUT_DIR = BENCH_DIR / "out"
-RESULTS = BENCH_DIR / "RESULTS.md"
-RESULTS_TITLE = "# Benchmarks"
 SECTION = "## Training pipeline (kfp.local, 100k rows)"
 
 ROWS = 100_000
@@ -51,10 +52,6 @@ DATA_URI = "s3://mlops/bench/train-100k.parquet"
 STAGES = ("ingest", "train", "register")
 # kfp.local names tasks after their components.
 TASK_OF_STAGE = {"ingest": "ingest-data", "train": "train-model", "register": "register-model"}
-
-
-def progress(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # -- platform -----------------------------------------------------------------
@@ -162,24 +159,6 @@ def run_in_process(rep: int, workdir: Path) -> dict:
 
 
 # -- reporting ----------------------------------------------------------------------
-def machine() -> dict[str, str]:
-    cpus_logical = os.cpu_count()
-    cpus_physical = psutil.cpu_count(logical=False)
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = cpus_logical
-    cpu = f"{cpus_logical} logical CPUs" + (f" ({cpus_physical} physical)" if cpus_physical else "")
-    if usable != cpus_logical:
-        cpu += f", {usable} usable by this process"
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "python": platform.python_version(),
-    }
-
-
 def versions() -> dict[str, str]:
     out = {}
     for name in ("kfp", "mlflow", "scikit-learn"):
@@ -274,25 +253,6 @@ def section_text(rows: list[dict], kfp_runs: list[dict], inproc_runs: list[dict]
     ])
 
 
-def write_results(section: str) -> None:
-    """Replace this benchmark's section in RESULTS.md, keeping every other section."""
-    if RESULTS.exists():
-        text = RESULTS.read_text()
-    else:
-        text = (f"{RESULTS_TITLE}\n\nMeasured numbers from the scripts in `bench/` (`make bench`). "
-                "Each benchmark owns one `##` section and rewrites only that section when it runs.\n")
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        before = "\n".join(lines[:start]).rstrip("\n")
-        after = "\n".join(lines[end:])
-        new = before + "\n\n" + section + ("\n" + after if after else "")
-    RESULTS.write_text(new.rstrip("\n") + "\n")
-
-
 # -- main -----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -358,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = summarize(kfp_runs, inproc_runs)
         section = section_text(rows, kfp_runs, inproc_runs, args.repeats, started, data_bytes, load)
-        write_results(section)
+        write_results(section, SECTION)
         print()
         print(SECTION)
         print()
