@@ -9,7 +9,7 @@
 3. runs ``mlops run training --local`` on them as a subprocess, as a user
    would, REPEATS times: wall time measured here, per-task seconds from the
    CLI's ``--json`` output, peak RSS of the process tree sampled with psutil;
-4. calls the same three stages in-process (no orchestration, no new
+4. calls the same five stages in-process (no orchestration, no new
    processes) REPEATS times as the anchor;
 5. prints a table and writes it into bench/RESULTS.md (only this benchmark's
    section is replaced; other benchmarks keep theirs).
@@ -49,9 +49,10 @@ SECTION = "## Training pipeline (kfp.local, 100k rows)"
 ROWS = 100_000
 SEED = 42
 DATA_URI = "s3://mlops/bench/train-100k.parquet"
-STAGES = ("ingest", "train", "register")
+STAGES = ("validate", "features", "retrieve", "train", "register")
 # kfp.local names tasks after their components.
-TASK_OF_STAGE = {"ingest": "ingest-data", "train": "train-model", "register": "register-model"}
+TASK_OF_STAGE = {"validate": "validate-data", "features": "build-features", "retrieve": "retrieve-training-data",
+                 "train": "train-model", "register": "register-model"}
 
 
 # -- platform -----------------------------------------------------------------
@@ -139,22 +140,31 @@ def run_pipeline_cli(env: dict[str, str], rep: int) -> dict:
 
 
 def run_in_process(rep: int, workdir: Path) -> dict:
-    """The same three stages called directly: no kfp.local, no subprocesses."""
-    from mlops.datasets import ingest
-    from mlops.stages import register, train_and_log
+    """The same five stages called directly: no kfp.local, no subprocesses."""
+    from mlops.stages import (build_features, register, retrieve_training_data, train_and_log,
+                              validate_dataset)
+    from mlops.storage import ObjectStore
     from mlops.training import TrainingConfig
 
-    path = workdir / f"inprocess-{rep}" / "dataset.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    info = ingest(DATA_URI, path, "default", "event_timestamp")
-    t1 = time.perf_counter()
-    result = train_and_log(str(path), info, TrainingConfig(), "credit-default")
-    t2 = time.perf_counter()
+    base = workdir / f"inprocess-{rep}"
+    base.mkdir(parents=True, exist_ok=True)
+    store = ObjectStore.from_env()
+    marks = [time.perf_counter()]
+    checked = validate_dataset(DATA_URI, "credit_applications", base / "validation", publish_to=store)
+    marks.append(time.perf_counter())
+    features = build_features(DATA_URI, "credit_features", base / "features", store)
+    marks.append(time.perf_counter())
+    info = retrieve_training_data(DATA_URI, features.snapshot_uri, base / "training.parquet", store)
+    marks.append(time.perf_counter())
+    result = train_and_log(str(base / "training.parquet"), info, TrainingConfig(), "credit-default",
+                           tags={"mlops.raw_data_digest": checked.data_digest,
+                                 "mlops.feature_snapshot": features.snapshot_uri,
+                                 "mlops.feature_definitions": features.definitions_version})
+    marks.append(time.perf_counter())
     version = register(result.run.model_uri, "credit-default", result.run.run_id, info.digest)
-    t3 = time.perf_counter()
-    stages = {"ingest": t1 - t0, "train": t2 - t1, "register": t3 - t2}
-    return {"stages": stages, "total": t3 - t0, "model_version": version,
+    marks.append(time.perf_counter())
+    stages = {stage: marks[i + 1] - marks[i] for i, stage in enumerate(STAGES)}
+    return {"stages": stages, "total": marks[-1] - marks[0], "model_version": version,
             "roc_auc": result.trained.metrics.get("roc_auc")}
 
 
@@ -214,7 +224,7 @@ def section_text(rows: list[dict], kfp_runs: list[dict], inproc_runs: list[dict]
         table(rows),
         "",
         f"Other numbers from the same run: the pipeline call itself (kfp.local executing the loaded YAML, "
-        f"as `mlops run` reports it) took a median {pipeline_med:.2f} s, the three tasks {tasks_med:.2f} s, so "
+        f"as `mlops run` reports it) took a median {pipeline_med:.2f} s, the five tasks {tasks_med:.2f} s, so "
         f"{total_med - pipeline_med:.2f} s of the user-visible total is the CLI process itself "
         f"(interpreter and library imports, preflight checks of S3 and MLflow, loading the YAML, the summary "
         f"read back from MLflow) and {pipeline_med - tasks_med:.2f} s is kfp.local between tasks. "
@@ -236,11 +246,12 @@ def section_text(rows: list[dict], kfp_runs: list[dict], inproc_runs: list[dict]
         "pipeline root, and talks to S3 and MLflow over HTTP. The per-stage columns are kfp.local's own task "
         "durations (from its 'Executing task' to its 'finished' log record, written by the CLI to `--json`); "
         "the total is the wall time of the whole command measured by this script, start-up included. "
-        "**in-process** calls the same library functions the components call (`mlops.datasets.ingest`, "
+        "**in-process** calls the same library functions the components call (`mlops.stages.validate_dataset`, `build_features`, `retrieve_training_data`, "
         "`mlops.stages.train_and_log`, `mlops.stages.register`) one after another in this benchmark's "
         "already-running interpreter against the same S3 and MLflow, with the same data and default "
-        "hyperparameters, and times each call. Both sides do the same work (download and check the "
-        "Parquet, train a 200-iteration HistGradientBoosting model, log the run and the model to MLflow, "
+        "hyperparameters, and times each call. Both sides do the same work (validate the raw Parquet against "
+        "its contract and publish the report, compute, validate, snapshot and materialize the Feast features, "
+        "retrieve the point-in-time training rows, train a 200-iteration HistGradientBoosting model, log the run and the model to MLflow, "
         "register a model version that must reach READY; the kfp.local train task also writes its small "
         "dashboard artifacts: metrics, ROC curve, confusion matrix, Markdown summary), so the ratio is the "
         "cost of orchestration: "
@@ -309,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             kfp_runs.append(run)
             progress(f"  total {run['total']:.2f} s; " + ", ".join(f"{s} {run['stages'][s]:.2f} s" for s in STAGES)
                      + f"; peak RSS {run['peak_rss'] / 2**20:.0f} MiB; model version {run['model_version']}")
-            progress(f"[{rep}/{args.repeats}] in-process: ingest -> train_and_log -> register ...")
+            progress(f"[{rep}/{args.repeats}] in-process: validate -> features -> retrieve -> train_and_log -> register ...")
             run = run_in_process(rep, work)
             inproc_runs.append(run)
             progress(f"  total {run['total']:.2f} s; " + ", ".join(f"{s} {run['stages'][s]:.2f} s" for s in STAGES)

@@ -174,3 +174,15 @@ def test_reports_are_published_to_s3(store, contract, tmp_path):
     out = validate_dataset(str(path), "credit_applications", tmp_path / "report", publish_to=store)
     prefix = out.report_uri.removeprefix(f"s3://{store.bucket}/").rsplit("/", 1)[0]
     assert set(store.read_manifest(prefix)) == {"report.html", "report.json", "summary.md"}
+
+
+def test_the_committed_contracts_accept_a_million_clean_rows(tmp_path):
+    """Plausibility bounds, not sample extremes: a large clean batch must pass, raw and as features."""
+    from mlops.features.engineering import compute_features
+
+    raw = generate_credit_data(1_000_000, seed=99)
+    for name, frame in (("credit_applications", raw), ("credit_features", compute_features(raw))):
+        path = tmp_path / f"{name}.parquet"
+        frame.to_parquet(path, index=False, row_group_size=65_536)
+        result = validate_parquet(path, resolve_contract(name, tmp_path))
+        assert result.errors == [], result.summary()
