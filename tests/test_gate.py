@@ -1,0 +1,167 @@
+"""The evaluation gate: each rule, and the worse / unfair / too-small-slice candidates, built from the generator."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mlops.data.generator import generate_credit_data
+from mlops.errors import ConfigError, DataError
+from mlops.evaluation import evaluate, fairness, split_test
+from mlops.gate import BLESSED, NOT_BLESSED, decide, load_gate, parse_gate
+from mlops.training import TrainingConfig, predict_scores, train
+
+GATE = {
+    "value_thresholds": [{"metric": "roc_auc", "min": 0.75}, {"metric": "log_loss", "max": 0.6}],
+    "change_thresholds": [{"metric": "f1", "relative": 0.02}],
+    "fairness": {"attribute": "gender", "max_tpr_gap": 0.1, "max_fpr_gap": 0.1, "max_selection_rate_gap": 0.1,
+                 "four_fifths": True},
+    "min_slice_size": 100,
+    "segments": ["region"],
+    "decision_threshold": 0.3,
+}
+
+
+@pytest.fixture(scope="module")
+def split():
+    data = generate_credit_data(20_000, seed=5)
+    return split_test(data, "event_timestamp", 0.2)
+
+
+@pytest.fixture(scope="module")
+def models(split):
+    development, _ = split
+    good = train(development, TrainingConfig(max_iter=150))
+    worse = train(development, TrainingConfig(max_iter=3, learning_rate=0.05))
+    return good, worse
+
+
+def score(trained, test):
+    return predict_scores(trained.pipeline, test, trained.features.all)
+
+
+@pytest.fixture(scope="module")
+def config():
+    return parse_gate(GATE)
+
+
+def result_for(scores, test, config):
+    result = evaluate(scores, test, "default", config.slice_columns, config.decision_threshold)
+    result.test_digest = "same-test-set"
+    return result
+
+
+def test_test_set_is_later_than_everything_training_saw(split):
+    development, test = split
+    assert development["event_timestamp"].max() <= test["event_timestamp"].min()
+    assert len(test) == 4_000
+
+
+def test_evaluation_reports_overall_slices_and_curves(models, split, config):
+    good, _ = models
+    _, test = split
+    result = result_for(score(good, test), test, config)
+    assert set(result.metrics) >= {"f1", "precision", "recall", "roc_auc", "pr_auc", "log_loss", "brier"}
+    assert sum(map(sum, result.confusion)) == len(test)
+    assert {(s.column, s.value) for s in result.slices} >= {("gender", "F"), ("gender", "M"), ("region", "north")}
+    assert sum(s.size for s in result.slices_of("gender")) == len(test)
+    predicted, observed = result.reliability
+    assert len(predicted) == len(observed) > 3 and all(0 <= p <= 1 for p in predicted)
+
+
+def test_first_model_with_no_champion_is_judged_on_values_and_fairness(models, split, config):
+    good, _ = models
+    _, test = split
+    blessing = decide(result_for(score(good, test), test, config), None, config)
+    assert blessing.verdict == BLESSED, blessing.summary()
+    assert not any(r.rule.startswith("change:") for r in blessing.rules)
+    assert blessing.champion is None
+
+
+def test_a_worse_model_is_not_blessed_against_the_champion(models, split, config):
+    good, worse = models
+    _, test = split
+    champion = result_for(score(good, test), test, config)
+    blessing = decide(result_for(score(worse, test), test, config), champion, config, "credit-default v1")
+    assert blessing.verdict == NOT_BLESSED
+    failed = {r.rule for r in blessing.failures}
+    assert failed == {"change:f1"}  # still a usable model, just not better than the champion
+    assert "vs champion" in next(r.reason for r in blessing.rules if r.rule == "change:f1")
+
+
+def test_the_same_model_does_not_beat_itself_by_the_margin(models, split, config):
+    good, _ = models
+    _, test = split
+    same = result_for(score(good, test), test, config)
+    blessing = decide(same, same, config, "credit-default v1")
+    rule = next(r for r in blessing.rules if r.rule == "change:f1")
+    assert not rule.passed and rule.candidate == rule.champion
+
+
+def test_an_unfair_model_is_not_blessed(models, split, config):
+    good, _ = models
+    _, test = split
+    # A model that pushes one group's scores up: same data, biased decisions.
+    biased = np.clip(score(good, test) + np.where(test["gender"] == "M", 0.25, 0.0), 0, 1)
+    blessing = decide(result_for(biased, test, config), None, config)
+    assert blessing.verdict == NOT_BLESSED
+    failed = {r.rule for r in blessing.failures}
+    assert {"fairness:selection_rate_gap", "fairness:four_fifths"} <= failed
+
+
+def test_a_too_small_slice_is_not_blessed(models, split, config):
+    good, _ = models
+    _, test = split
+    few_women = test[(test["gender"] == "M") | (test.index.isin(test[test["gender"] == "F"].index[:40]))]
+    blessing = decide(result_for(score(good, few_women), few_women, config), None, config)
+    assert blessing.verdict == NOT_BLESSED
+    rule = next(r for r in blessing.failures if r.rule == "slice_size:gender")
+    assert "F (40 rows)" in rule.reason and "below the minimum slice size 100" in rule.reason
+
+
+def test_fairness_numbers(models, split, config):
+    good, _ = models
+    _, test = split
+    f = fairness(result_for(score(good, test), test, config), "gender")
+    assert set(f.groups) == {"F", "M"} and 0 <= f.selection_rate_gap <= 1 and 0 < f.disparate_impact <= 1
+
+
+def test_different_test_sets_cannot_be_compared(models, split, config):
+    good, _ = models
+    _, test = split
+    a, b = result_for(score(good, test), test, config), result_for(score(good, test), test, config)
+    b.test_digest = "another"
+    with pytest.raises(DataError, match="different test sets"):
+        decide(a, b, config)
+
+
+def test_blessing_is_machine_readable(models, split, config):
+    good, _ = models
+    _, test = split
+    doc = json.loads(decide(result_for(score(good, test), test, config), None, config).to_json())
+    assert doc["verdict"] == BLESSED and doc["blessed"] is True and all("reason" in r for r in doc["rules"])
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda g: g.update(colour="red"), "unknown field(s) ['colour']"),
+    (lambda g: g["value_thresholds"].append({"metric": "auc", "min": 1}), "metric: must be one of"),
+    (lambda g: g["value_thresholds"].append({"metric": "f1"}), "give min and/or max"),
+    (lambda g: g["change_thresholds"].append({"metric": "f1", "relative": 0.1, "absolute": 0.1}), "exactly one of"),
+    (lambda g: g["fairness"].update(max_tpr_gap="10%"), "expected a number"),
+    (lambda g: g.update(min_slice_size=-5), "non-negative integer"),
+    (lambda g: g.update(decision_threshold=1.5), "decision_threshold must be in (0, 1)"),
+])
+def test_bad_gate_configs_are_refused(mutate, message):
+    raw = json.loads(json.dumps(GATE))
+    mutate(raw)
+    with pytest.raises(ConfigError) as info:
+        parse_gate(raw, "gates/credit.yaml")
+    assert message in str(info.value) and "gates/credit.yaml" in str(info.value)
+
+
+def test_gate_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read gate config"):
+        load_gate(tmp_path / "none.yaml")
+    (tmp_path / "g.yaml").write_text("value_thresholds: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_gate(tmp_path / "g.yaml")
