@@ -186,6 +186,43 @@ class ObjectStore:
                                    content_type=content_type, metadata={_CHECKSUM_META: digest})
         return StoredObject(bucket, key, len(data), digest)
 
+    def put_bytes_if(self, data: bytes, key: str, *, if_none_match: bool = False, if_match: str | None = None,
+                     bucket: str | None = None) -> str | None:
+        """Conditional PUT (S3 ``If-None-Match: *`` / ``If-Match: <etag>``): the one atomic
+        compare-and-set S3 offers. Returns the new ETag, or None when the condition failed.
+
+        minio-py's public put_object cannot send these headers, so this uses its
+        single-part ``_put_object`` (pinned version; covered by tests).
+        """
+        bucket, key = bucket or self.bucket, safe_key(key)
+        headers = {"Content-Type": "application/json",
+                   "x-amz-meta-sha256": hashlib.sha256(data).hexdigest()}
+        if if_none_match:
+            headers["If-None-Match"] = "*"
+        if if_match is not None:
+            headers["If-Match"] = if_match
+        try:
+            with self._errors("conditionally write", f"s3://{bucket}/{key}"):
+                result = self.client._put_object(bucket, key, data, headers=headers)
+        except StorageError as exc:
+            if "PreconditionFailed" in str(exc) or "ConditionalRequestConflict" in str(exc):
+                return None
+            raise
+        return result.etag
+
+    def get_with_etag(self, key: str, bucket: str | None = None) -> tuple[bytes, str] | None:
+        """An object's bytes and ETag (for a later If-Match), or None when absent."""
+        bucket, key = bucket or self.bucket, safe_key(key)
+        if self.stat(key, bucket) is None:
+            return None
+        with self._errors("download", f"s3://{bucket}/{key}"):
+            resp = self.client.get_object(bucket, key)
+            try:
+                return resp.read(), resp.headers.get("ETag", "")
+            finally:
+                resp.close()
+                resp.release_conn()
+
     def stat(self, key: str, bucket: str | None = None) -> StoredObject | None:
         """Size and recorded digest of an object, or None when it does not exist."""
         bucket, key = bucket or self.bucket, safe_key(key)

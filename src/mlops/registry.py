@@ -1,0 +1,222 @@
+"""Registry promotion with MLflow aliases: compare-and-set, approvals, rollback, lineage.
+
+Aliases (``staging``, ``production``, ``rollback``) replace the deprecated
+registry stages. Every alias move happens under a lease lock on S3 (created
+with ``If-None-Match: *``), and a promotion names the version it expects to
+replace: if ``production`` moved since the gate compared against it, the
+promotion is refused, so two concurrent promotions can never lose one.
+
+Order of writes inside the lock, chosen so a crash anywhere leaves a
+consistent registry: the ``rollback`` alias first (production unchanged),
+then ``production``, then tags, then the audit event. A rerun of an
+interrupted promotion sees the alias already moved and only completes the
+record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from mlops import audit
+from mlops.errors import MlopsError, TrackingError
+from mlops.storage import ObjectStore, safe_key
+
+STAGING, PRODUCTION, ROLLBACK = "staging", "production", "rollback"
+ALIASES = (STAGING, PRODUCTION, ROLLBACK)
+LOCK_LEASE_S = 60.0
+
+
+class PromotionRefused(MlopsError):
+    """A promotion may not happen: unapproved high-stakes model, stale decision, unknown version."""
+
+
+# -- the lock ---------------------------------------------------------------------
+@contextmanager
+def registry_lock(store: ObjectStore, model: str, wait_s: float = 30.0,
+                  lease_s: float = LOCK_LEASE_S) -> Iterator[str]:
+    """Hold the model's registry lock; a lock whose lease ran out (a crashed holder) is taken over."""
+    key = safe_key(f"locks/registry/{model}.json")
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        body = json.dumps({"owner": owner, "expires": time.time() + lease_s}).encode()
+        if store.put_bytes_if(body, key, if_none_match=True) is not None:
+            break
+        held = store.get_with_etag(key)
+        if held is not None:
+            data, etag = held
+            if json.loads(data).get("expires", 0) < time.time() and store.put_bytes_if(body, key, if_match=etag):
+                break  # took over an expired lease
+        if time.monotonic() > deadline:
+            holder = json.loads(held[0]).get("owner") if held else "?"
+            raise PromotionRefused(f"the registry lock of {model!r} is held by {holder}; gave up after {wait_s:.0f} s")
+        time.sleep(0.1)
+    try:
+        yield owner
+    finally:
+        held = store.get_with_etag(key)
+        if held is not None and json.loads(held[0]).get("owner") == owner:
+            store.client.remove_object(store.bucket, key)
+
+
+# -- MLflow access ----------------------------------------------------------------
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def alias_version(model: str, alias: str) -> str | None:
+    """The version an alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(model, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise TrackingError(f"cannot read alias {alias!r} of model {model!r}: {exc.message}") from None
+
+
+def _require_version(model: str, version: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client().get_model_version(model, version)
+    except MlflowException:
+        raise PromotionRefused(f"model {model!r} has no version {version!r}") from None
+    if mv.status != "READY":
+        raise PromotionRefused(f"{model} v{version} is {mv.status}, not READY")
+    return mv
+
+
+def approval(model: str, version: str) -> dict | None:
+    """The recorded human approval of a version, if any."""
+    tags = _require_version(model, version).tags
+    if "mlops.approval.by" not in tags:
+        return None
+    return {"by": tags["mlops.approval.by"], "reason": tags.get("mlops.approval.reason", ""),
+            "at": tags.get("mlops.approval.at", "")}
+
+
+# -- actions ------------------------------------------------------------------------
+@dataclass
+class Promotion:
+    model: str
+    version: str
+    alias: str
+    previous: str | None
+    audit_key: str | None
+    already_done: bool = False
+
+
+def approve(store: ObjectStore, model: str, version: str, by: str, reason: str) -> str:
+    """Record a human approval of ``version`` for production (tags + audit event)."""
+    if not by.strip() or not reason.strip():
+        raise PromotionRefused("an approval needs a name (--by) and a reason (--reason)")
+    _require_version(model, version)
+    event = audit.AuditEvent("approve", model, version, by, reason)
+    client = _client()
+    for key, value in (("by", by), ("reason", reason), ("at", event.at)):
+        client.set_model_version_tag(model, version, f"mlops.approval.{key}", value)
+    return audit.record(store, event)
+
+
+def promote(store: ObjectStore, model: str, version: str, alias: str, *, expected_current: str | None,
+            actor: str, reason: str, require_approval: bool = False, details: dict | None = None) -> Promotion:
+    """Point ``alias`` at ``version`` if it still points at ``expected_current`` (compare-and-set).
+
+    Moving ``production`` keeps the replaced version under the ``rollback``
+    alias. ``require_approval`` (high-stakes models) refuses a production
+    promotion without a recorded approval.
+    """
+    if alias not in (STAGING, PRODUCTION):
+        raise PromotionRefused(f"promote moves {STAGING!r} or {PRODUCTION!r}, not {alias!r}")
+    _require_version(model, version)
+    if alias == PRODUCTION and require_approval and approval(model, version) is None:
+        raise PromotionRefused(f"{model} v{version} is high-stakes: production needs a recorded approval first "
+                               f"(mlops approve {model} {version} --by NAME --reason TEXT)")
+    client = _client()
+    with registry_lock(store, model):
+        current = alias_version(model, alias)
+        if current == str(version):
+            return _complete_interrupted(store, model, str(version), alias, actor, reason, details)
+        if current != (str(expected_current) if expected_current is not None else None):
+            raise PromotionRefused(
+                f"{alias} of {model} is v{current} now, not v{expected_current} as when this decision was made: "
+                "re-evaluate against the new champion")
+        if alias == PRODUCTION and current is not None:
+            client.set_registered_model_alias(model, ROLLBACK, current)
+            client.set_model_version_tag(model, current, "mlops.replaced_by", str(version))
+        client.set_registered_model_alias(model, alias, str(version))
+        event = audit.AuditEvent("promote", model, str(version), actor, reason,
+                                 details={"alias": alias, "previous": current, **(details or {})})
+        for key, value in (("at", event.at), ("by", actor), ("reason", reason)):
+            client.set_model_version_tag(model, str(version), f"mlops.{alias}.{key}", value)
+        key = audit.record(store, event)
+    return Promotion(model, str(version), alias, current, key)
+
+
+def _complete_interrupted(store, model, version, alias, actor, reason, details) -> Promotion:
+    """The alias already points here: a rerun after a crash, or a repeat. Finish the record once."""
+    recorded = [e for e in audit.trail(store, model)
+                if e.action == "promote" and e.version == version and e.details.get("alias") == alias]
+    if recorded:
+        return Promotion(model, version, alias, recorded[-1].details.get("previous"), None, already_done=True)
+    event = audit.AuditEvent("promote", model, version, actor, reason,
+                             details={"alias": alias, "previous": None, "completed_after_interruption": True,
+                                      **(details or {})})
+    client = _client()
+    for key, value in (("at", event.at), ("by", actor), ("reason", reason)):
+        client.set_model_version_tag(model, version, f"mlops.{alias}.{key}", value)
+    return Promotion(model, version, alias, None, audit.record(store, event), already_done=True)
+
+
+def rollback(store: ObjectStore, model: str, actor: str, reason: str) -> Promotion:
+    """Point ``production`` back at the version it replaced; the rolled-back one becomes ``rollback``."""
+    client = _client()
+    with registry_lock(store, model):
+        current, previous = alias_version(model, PRODUCTION), alias_version(model, ROLLBACK)
+        if previous is None:
+            raise PromotionRefused(f"{model} has no {ROLLBACK!r} version to return to "
+                                   f"(production is v{current}, and nothing was replaced yet)")
+        client.set_registered_model_alias(model, PRODUCTION, previous)
+        if current is not None:
+            client.set_registered_model_alias(model, ROLLBACK, current)
+        event = audit.AuditEvent("rollback", model, previous, actor, reason,
+                                 details={"alias": PRODUCTION, "previous": current})
+        if current is not None:
+            client.set_model_version_tag(model, current, "mlops.rolled_back_at", event.at)
+        key = audit.record(store, event)
+    return Promotion(model, previous, PRODUCTION, current, key)
+
+
+LINEAGE_TAGS = (
+    ("raw data", "mlops.raw_data_digest"),
+    ("training rows", "mlops.dataset_digest"),
+    ("feature snapshot", "mlops.feature_snapshot"),
+    ("feature definitions", "mlops.feature_definitions"),
+    ("code", "mlops.code_version"),
+    ("image", "mlops.image"),
+    ("environment lock", "mlops.environment_digest"),
+)
+
+
+def lineage(model: str, version: str) -> list[tuple[str, str]]:
+    """model -> run -> data -> features -> code -> image -> environment, as (label, value) pairs."""
+    mv = _require_version(model, version)
+    client = _client()
+    run = client.get_run(mv.run_id)
+    aliases = ", ".join(getattr(mv, "aliases", []) or []) or "-"
+    rows = [("model", f"{model} v{version} (aliases: {aliases})"),
+            ("run", f"{mv.run_id} (experiment {run.info.experiment_id})"),
+            ("data", run.data.tags.get("mlops.dataset_uri", "-"))]
+    rows += [(label, run.data.tags.get(tag, "-")) for label, tag in LINEAGE_TAGS]
+    return rows

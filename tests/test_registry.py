@@ -1,0 +1,162 @@
+"""Registry promotion against the real MLflow and S3: aliases, compare-and-set, approvals, rollback, audit."""
+
+import json
+import threading
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from mlops import audit, registry
+from mlops.data.generator import generate_credit_data
+from mlops.datasets import DatasetInfo, write_table
+from mlops.registry import PRODUCTION, ROLLBACK, STAGING, PromotionRefused
+from mlops.stages import register, train_and_log
+from mlops.training import TrainingConfig
+
+pytestmark = pytest.mark.platform
+
+
+def new_model(tmp_path, name, versions=3):
+    """Register ``versions`` small model versions of ``name``."""
+    df = generate_credit_data(2_000, seed=3)
+    path = tmp_path / "train.parquet"
+    digest = write_table(df, str(path))
+    out = []
+    for i in range(versions):
+        result = train_and_log(str(path), DatasetInfo(str(path), len(df), list(df.columns), digest),
+                               TrainingConfig(max_iter=5 + i), "registry-tests")
+        out.append(register(result.run.model_uri, name, result.run.run_id, digest))
+    return out
+
+
+@pytest.fixture
+def model(platform, tmp_path, request):
+    name = f"reg-{request.node.name[:40].replace('[', '-').replace(']', '')}"
+    return name, new_model(tmp_path, name)
+
+
+def test_promote_to_staging_records_alias_tags_and_audit(store, model):
+    name, (v1, *_) = model
+    done = registry.promote(store, name, v1, STAGING, expected_current=None, actor="ci", reason="blessed by the gate",
+                            details={"gate_report": "s3://mlops/reports/gate/x.json"})
+    assert registry.alias_version(name, STAGING) == v1 and done.previous is None
+    tags = MlflowClient().get_model_version(name, v1).tags
+    assert tags["mlops.staging.by"] == "ci" and tags["mlops.staging.reason"] == "blessed by the gate"
+    [event] = audit.trail(store, name)
+    assert (event.action, event.version, event.details["alias"]) == ("promote", v1, STAGING)
+    assert event.details["gate_report"].startswith("s3://")
+
+
+def test_production_keeps_the_replaced_version_for_rollback(store, model):
+    name, (v1, v2, _) = model
+    registry.promote(store, name, v1, PRODUCTION, expected_current=None, actor="ci", reason="first")
+    registry.promote(store, name, v2, PRODUCTION, expected_current=v1, actor="ci", reason="better")
+    assert registry.alias_version(name, PRODUCTION) == v2 and registry.alias_version(name, ROLLBACK) == v1
+    assert MlflowClient().get_model_version(name, v1).tags["mlops.replaced_by"] == v2
+    back = registry.rollback(store, name, actor="oncall", reason="latency regression")
+    assert (back.version, back.previous) == (v1, v2)
+    assert registry.alias_version(name, PRODUCTION) == v1 and registry.alias_version(name, ROLLBACK) == v2
+    assert [e.action for e in audit.trail(store, name)] == ["promote", "promote", "rollback"]
+
+
+def test_a_stale_decision_is_refused(store, model):
+    name, (v1, v2, v3) = model
+    registry.promote(store, name, v1, PRODUCTION, expected_current=None, actor="ci", reason="first")
+    registry.promote(store, name, v2, PRODUCTION, expected_current=v1, actor="ci", reason="second")
+    with pytest.raises(PromotionRefused, match=f"production of {name} is v{v2} now, not v{v1}"):
+        registry.promote(store, name, v3, PRODUCTION, expected_current=v1, actor="ci", reason="judged against v1")
+    assert registry.alias_version(name, PRODUCTION) == v2
+
+
+def test_concurrent_promotions_never_lose_one(store, model):
+    """Two promotions decided against the same champion race: exactly one wins, the other is refused."""
+    name, (v1, v2, v3) = model
+    registry.promote(store, name, v1, PRODUCTION, expected_current=None, actor="ci", reason="first")
+    outcomes, barrier = {}, threading.Barrier(2)
+
+    def attempt(version):
+        barrier.wait()
+        try:
+            registry.promote(store, name, version, PRODUCTION, expected_current=v1, actor="ci", reason="race")
+            outcomes[version] = "won"
+        except PromotionRefused as exc:
+            outcomes[version] = str(exc)
+
+    threads = [threading.Thread(target=attempt, args=(v,)) for v in (v2, v3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [v for v, o in outcomes.items() if o == "won"]
+    assert len(winners) == 1, outcomes
+    loser = ({v2, v3} - set(winners)).pop()
+    assert "re-evaluate" in outcomes[loser]
+    assert registry.alias_version(name, PRODUCTION) == winners[0]
+    assert registry.alias_version(name, ROLLBACK) == v1
+    promotions = [e for e in audit.trail(store, name) if e.details.get("alias") == PRODUCTION]
+    assert [e.version for e in promotions] == [v1, winners[0]]
+
+
+def test_high_stakes_production_needs_a_recorded_approval(store, model):
+    name, (v1, *_) = model
+    with pytest.raises(PromotionRefused, match=f"mlops approve {name} {v1} --by NAME --reason TEXT"):
+        registry.promote(store, name, v1, PRODUCTION, expected_current=None, actor="ci", reason="x",
+                         require_approval=True)
+    with pytest.raises(PromotionRefused, match="needs a name"):
+        registry.approve(store, name, v1, by=" ", reason="looks good")
+    registry.approve(store, name, v1, by="alice", reason="reviewed the fairness report")
+    assert registry.approval(name, v1)["by"] == "alice"
+    registry.promote(store, name, v1, PRODUCTION, expected_current=None, actor="ci", reason="approved",
+                     require_approval=True)
+    assert registry.alias_version(name, PRODUCTION) == v1
+    assert [e.action for e in audit.trail(store, name)] == ["approve", "promote"]
+
+
+def test_a_rerun_after_a_crash_completes_the_promotion_once(store, model):
+    name, (v1, v2, _) = model
+    registry.promote(store, name, v1, PRODUCTION, expected_current=None, actor="ci", reason="first")
+    # The process died right after moving the alias, before tags and audit.
+    MlflowClient().set_registered_model_alias(name, PRODUCTION, v2)
+    rerun = registry.promote(store, name, v2, PRODUCTION, expected_current=v1, actor="ci", reason="rerun")
+    assert rerun.already_done and rerun.audit_key
+    again = registry.promote(store, name, v2, PRODUCTION, expected_current=v1, actor="ci", reason="rerun")
+    assert again.already_done and again.audit_key is None
+    promotions = [e for e in audit.trail(store, name) if e.version == v2]
+    assert len(promotions) == 1 and promotions[0].details["completed_after_interruption"]
+
+
+def test_an_expired_lock_is_taken_over_and_a_live_one_waits(store, model):
+    name, (v1, *_) = model
+    key = f"locks/registry/{name}.json"
+    store.put_bytes(json.dumps({"owner": "crashed", "expires": time.time() - 1}).encode(), key)
+    registry.promote(store, name, v1, STAGING, expected_current=None, actor="ci", reason="after a crash")
+    assert not store.exists(key)
+    store.put_bytes(json.dumps({"owner": "busy-host:1", "expires": time.time() + 60}).encode(), key)
+    with pytest.raises(PromotionRefused, match="held by busy-host:1"):
+        with registry.registry_lock(store, name, wait_s=0.5):
+            pass
+    store.client.remove_object(store.bucket, key)
+
+
+def test_unknown_versions_and_aliases_are_refused(store, model):
+    name, _ = model
+    with pytest.raises(PromotionRefused, match="has no version '99'"):
+        registry.promote(store, name, "99", STAGING, expected_current=None, actor="ci", reason="x")
+    with pytest.raises(PromotionRefused, match="not 'canary'"):
+        registry.promote(store, name, "1", "canary", expected_current=None, actor="ci", reason="x")
+    with pytest.raises(PromotionRefused, match="no 'rollback' version"):
+        registry.rollback(store, name, actor="ci", reason="x")
+
+
+def test_audit_events_cannot_be_overwritten(store):
+    assert store.put_bytes_if(b"{}", "audit/x/once.json", if_none_match=True) is not None
+    assert store.put_bytes_if(b"{}", "audit/x/once.json", if_none_match=True) is None
+
+
+def test_lineage_names_every_link(store, model):
+    name, (v1, *_) = model
+    rows = dict(registry.lineage(name, v1))
+    assert rows["model"].startswith(f"{name} v{v1}")
+    assert rows["code"] not in ("-", "unknown") and rows["environment lock"].startswith("sha256:")
+    assert rows["training rows"].startswith("sha256:")
