@@ -160,3 +160,28 @@ def test_lineage_names_every_link(store, model):
     assert rows["model"].startswith(f"{name} v{v1}")
     assert rows["code"] not in ("-", "unknown") and rows["environment lock"].startswith("sha256:")
     assert rows["training rows"].startswith("sha256:")
+
+
+def test_cli_approve_lineage_rollback_audit(store, model):
+    import os
+    import subprocess
+    import sys
+
+    name, (v1, v2, _) = model
+
+    def mlops(*args):
+        return subprocess.run([sys.executable, "-m", "mlops.cli", *args], capture_output=True, text=True,
+                              env=dict(os.environ), timeout=120)
+
+    approved = mlops("approve", name, v1, "--by", "alice", "--reason", "fairness reviewed")
+    assert approved.returncode == 0 and f"approved {name} v{v1} by alice" in approved.stdout
+    registry.promote(store, name, v1, PRODUCTION, expected_current=None, actor="ci", reason="first")
+    registry.promote(store, name, v2, PRODUCTION, expected_current=v1, actor="ci", reason="second")
+    lineage = mlops("lineage", name, v2)
+    assert lineage.returncode == 0 and "feature snapshot" in lineage.stdout and "environment lock" in lineage.stdout
+    back = mlops("rollback", name, "--reason", "bad canary", "--by", "oncall")
+    assert back.returncode == 0 and f"production is v{v1} again" in back.stdout
+    trail = mlops("audit", name)
+    assert [line.split()[1] for line in trail.stdout.splitlines()] == ["approve", "promote", "promote", "rollback"]
+    missing = mlops("rollback", "no-such-model", "--reason", "x")
+    assert missing.returncode == 1 and "error:" in missing.stderr and "Traceback" not in missing.stderr

@@ -104,6 +104,54 @@ def _skew(args: argparse.Namespace) -> int:
     return 0 if report.passed(max_mismatch_rate=args.max_mismatch_rate) else 1
 
 
+# -- registry ------------------------------------------------------------------
+def _registry_store():
+    from mlops import tracking
+    from mlops.storage import ObjectStore
+
+    tracking.connect()
+    return ObjectStore.from_env()
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from mlops import registry
+
+    key = registry.approve(_registry_store(), args.model, args.version, args.by, args.reason)
+    print(f"approved {args.model} v{args.version} by {args.by}: {args.reason} (audit: {key})")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from mlops import registry
+    from mlops.audit import default_actor
+
+    done = registry.rollback(_registry_store(), args.model, args.by or default_actor(), args.reason)
+    print(f"{args.model}: production is v{done.version} again (was v{done.previous}, now the rollback alias); "
+          f"audit: {done.audit_key}")
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from mlops import registry
+
+    _registry_store()
+    rows = registry.lineage(args.model, args.version)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:>{width}}  {value}")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from mlops import audit
+
+    for event in audit.trail(_registry_store(), args.model):
+        extra = ", ".join(f"{k}={v}" for k, v in event.details.items() if v is not None)
+        print(f"{event.at}  {event.action:8s} v{event.version:<4s} by {event.actor}: {event.reason}"
+              + (f"  [{extra}]" if extra else ""))
+    return 0
+
+
 # -- compile -----------------------------------------------------------------
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.compile import compile_all
@@ -225,6 +273,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-mismatch-rate", type=float, default=0.0, help="allowed mismatch rate per feature")
     p.add_argument("--report-dir", default="skew-report", help="where to write skew.json and skew.md")
     p.set_defaults(func=_skew)
+
+    p = sub.add_parser("approve", help="record a human approval of a model version for production")
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--by", required=True, help="who approves")
+    p.add_argument("--reason", required=True, help="why")
+    p.set_defaults(func=_approve)
+
+    p = sub.add_parser("rollback", help="point production back at the version it replaced")
+    p.add_argument("model")
+    p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    p.add_argument("--by", help="who (default: your login name)")
+    p.set_defaults(func=_rollback)
+
+    p = sub.add_parser("lineage", help="model -> run -> data -> features -> code -> image -> environment")
+    p.add_argument("model")
+    p.add_argument("version")
+    p.set_defaults(func=_lineage)
+
+    p = sub.add_parser("audit", help="the append-only audit trail of a model (promotions, approvals, rollbacks)")
+    p.add_argument("model")
+    p.set_defaults(func=_audit)
 
     p = sub.add_parser("run", help="run a compiled pipeline (e.g. training) on this machine with kfp.local")
     p.add_argument("pipeline", help="pipeline name, e.g. training (pipelines/compiled/<name>_pipeline.yaml)")
