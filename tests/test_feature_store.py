@@ -91,7 +91,7 @@ def test_c_equal_feature_times_resolve_to_the_latest_created(pit_store):
     assert as_of(pit_store, "tie2", 1)["income"] == 70_000.0
 
 
-def test_historical_features_keep_the_callers_rows_order_and_label(pit_store):
+def test_historical_features_keep_the_callers_rows_order_label_and_carried_columns(pit_store):
     events = pd.DataFrame({
         "customer_id": ["tie1", "leak", "stale", "leak", "unknown"],
         "event_timestamp": [T0 + pd.Timedelta(days=d) for d in (1, 11, 31, 5, 1)],
@@ -99,8 +99,9 @@ def test_historical_features_keep_the_callers_rows_order_and_label(pit_store):
         "other": list("abcde"),
     }, index=[10, 11, 12, 13, 14])
     out = historical_features(pit_store, events)
-    assert list(out.columns) == ["customer_id", "event_timestamp", *FEATURE_NAMES, "default"]
+    assert list(out.columns) == ["customer_id", "event_timestamp", *FEATURE_NAMES, "default", "other"]
     assert out["customer_id"].tolist() == events["customer_id"].tolist()
+    assert out["other"].tolist() == list("abcde")  # carried along untouched, in the caller's order
     assert out["default"].tolist() == [1, 0, 1, 0, 1]
     np.testing.assert_array_equal(out["income"].to_numpy(), [70_000.0, 90_000.0, np.nan, 50_000.0, np.nan])
     assert all(out[name].dtype == "float64" for name in ("age", "income", "has_late_payments"))
@@ -192,7 +193,8 @@ def test_label_events_are_the_application_times_with_their_labels():
     raw = generate_credit_data(1_000, seed=2)
     raw.loc[5, "default"] = np.nan
     events = label_events(raw)
-    assert list(events.columns) == ["customer_id", "event_timestamp", "default"]
+    assert list(events.columns) == ["customer_id", "event_timestamp", "default", "gender"]
+    assert events["gender"].tolist() == raw["gender"].drop(5).tolist()  # for fairness, never a feature
     assert len(events) == 999 and events["default"].dtype == "int64"
     pd.testing.assert_series_equal(events["event_timestamp"], raw["event_timestamp"].drop(5).dt.floor("us")
                                    .reset_index(drop=True), check_names=False)

@@ -24,6 +24,7 @@ ENTITY_NAME = "customer"
 ENTITY_KEY = "customer_id"
 EVENT_TIMESTAMP = "event_timestamp"  # the as-of time of a label event (entity dataframe)
 LABEL = "default"
+SENSITIVE_ATTRIBUTE = "gender"  # never a feature; carried with label events for fairness evaluation
 FEATURE_TIMESTAMP = "feature_timestamp"  # when a feature value became true
 CREATED_TIMESTAMP = "created_timestamp"  # when it was written; breaks ties between equal feature timestamps
 VIEW_NAME = "credit_features"

@@ -13,7 +13,7 @@ import pandas as pd
 from mlops.errors import DataError
 from mlops.features.definitions import (CATEGORICAL_FEATURES, CREATED_TIMESTAMP, ENTITY_KEY, EVENT_TIMESTAMP,
                                         FEATURE_NAMES, FEATURE_TIMESTAMP, INTEGER_FEATURES, LABEL,
-                                        RAW_FEATURE_TYPES)
+                                        RAW_FEATURE_TYPES, SENSITIVE_ATTRIBUTE)
 
 RAW_COLUMNS: tuple[str, ...] = (ENTITY_KEY, EVENT_TIMESTAMP, *RAW_FEATURE_TYPES)
 """Columns :func:`compute_features` needs in the raw applications."""
@@ -130,13 +130,16 @@ def compute_features(raw: pd.DataFrame) -> pd.DataFrame:
     return out[list(FEATURE_TABLE_COLUMNS)].reset_index(drop=True)
 
 
-def label_events(raw: pd.DataFrame) -> pd.DataFrame:
+def label_events(raw: pd.DataFrame, carry: tuple[str, ...] = (SENSITIVE_ATTRIBUTE,)) -> pd.DataFrame:
     """The rows training asks features for: who, as of when, and the outcome.
 
     Parameters
     ----------
     raw : pandas.DataFrame
         Raw applications with ``customer_id``, ``event_timestamp`` and ``default``.
+    carry : tuple of str
+        Columns carried along unchanged when ``raw`` has them: not features,
+        but needed to evaluate the model (the sensitive attribute for fairness).
 
     Returns
     -------
@@ -162,4 +165,5 @@ def label_events(raw: pd.DataFrame) -> pd.DataFrame:
         ENTITY_KEY: entity_ids(known[ENTITY_KEY]),
         EVENT_TIMESTAMP: utc_timestamps(known[EVENT_TIMESTAMP], EVENT_TIMESTAMP),
         LABEL: labels.astype("int64"),
+        **{column: known[column] for column in carry if column in known.columns},
     }).reset_index(drop=True)

@@ -531,7 +531,8 @@ def historical_features(fs: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFra
     pandas.DataFrame
         In ``entity_df``'s row order: ``customer_id``, ``event_timestamp`` (as
         given), the :data:`FEATURE_NAMES` (numeric as float64, categorical as
-        str or None) and ``default`` when ``entity_df`` has it.
+        str or None), then ``entity_df``'s other columns (the label ``default``,
+        a sensitive attribute...) unchanged.
 
     Raises
     ------
@@ -544,7 +545,10 @@ def historical_features(fs: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFra
     if missing:
         raise DataError(f"historical_features: the entity dataframe lacks column(s) {missing}; "
                         f"it has {list(entity_df.columns)}")
-    passthrough = [ENTITY_KEY, EVENT_TIMESTAMP] + ([LABEL] if LABEL in entity_df.columns else [])
+    # The label and any other columns the caller carries (e.g. the sensitive attribute for
+    # fairness evaluation) pass through untouched, after the features.
+    carried = [c for c in entity_df.columns if c not in (ENTITY_KEY, EVENT_TIMESTAMP, *FEATURE_NAMES)]
+    passthrough = [ENTITY_KEY, EVENT_TIMESTAMP] + carried
     given = entity_df[passthrough].reset_index(drop=True)
     if given.empty:
         return pd.concat([given[passthrough[:2]], _empty_features(list(FEATURE_NAMES)), given[passthrough[2:]]], axis=1)
