@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def targets():
     """(object to compile, output path relative to the project root) for every artifact."""
+    from components.evaluate import evaluate_model
     from components.features import build_features
     from components.ingest import ingest_data
+    from components.promote import promote_model
     from components.register import register_model
     from components.retrieve import retrieve_training_data
     from components.skew import check_feature_skew
@@ -32,6 +34,8 @@ def targets():
         (validate_data, "components/validate/component.yaml"),
         (build_features, "components/features/component.yaml"),
         (retrieve_training_data, "components/retrieve/component.yaml"),
+        (evaluate_model, "components/evaluate/component.yaml"),
+        (promote_model, "components/promote/component.yaml"),
         (check_feature_skew, "components/skew/component.yaml"),
         (ingest_data, "components/ingest/component.yaml"),
         (train_model, "components/train/component.yaml"),

@@ -54,7 +54,8 @@ def test_generate_then_train_from_the_cli(platform, tmp_path):
     result = mlops("run", "training", "--local", "--param", f"data_uri={uri}", "--param", "max_iter=30",
                    "--param", "model_name=cli-model")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "registered model version: cli-model v1 (READY)" in result.stdout
+    assert "gate: BLESSED" in result.stdout
+    assert "registered model version: cli-model v1 (READY; staging)" in result.stdout
     assert "Executing task 'train-model'" in result.stdout  # progress stays visible
 
 

@@ -36,7 +36,7 @@ def test_pipeline_tasks_get_platform_settings_from_configmap_and_secret():
     docs = list(yaml.safe_load_all((ROOT / "pipelines/compiled/training_pipeline.yaml").read_text()))
     k8s = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(k8s) == {"exec-validate-data", "exec-build-features", "exec-retrieve-training-data",
-                        "exec-train-model", "exec-register-model"}
+                        "exec-train-model", "exec-evaluate-model", "exec-promote-model"}
     for executor in k8s.values():
         secret_keys = {kv["envVar"] for s in executor["secretAsEnv"] for kv in s["keyToEnv"]}
         config_keys = {kv["envVar"] for c in executor["configMapAsEnv"] for kv in c["keyToEnv"]}

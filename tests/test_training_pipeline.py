@@ -31,12 +31,21 @@ def versions(name=MODEL):
     return {v.version for v in MlflowClient().search_model_versions(f"name = '{name}'")}
 
 
+def version_of(result, name=MODEL) -> str:
+    """The version a run registered (the pipeline registers only what the gate blessed)."""
+    [mv] = MlflowClient().search_model_versions(f"run_id = '{result.outputs['run_id']}'")
+    assert mv.name == name
+    return mv.version
+
+
 def test_runs_from_compiled_yaml_and_records_lineage(platform, data_uri, tmp_path):
     uri, digest = data_uri
     result = run(tmp_path, data_uri=uri)
-    version = result.outputs["model_version"]
+    assert result.outputs["verdict"] == "BLESSED"
+    version = version_of(result)
     client = MlflowClient()
     mv = client.get_model_version(MODEL, version)
+    assert "staging" in mv.aliases  # high-stakes (the packaged gate): production waits for an approval
     assert mv.status == "READY" and mv.run_id == result.outputs["run_id"]
     run_ = client.get_run(mv.run_id)
     tags, params, metrics = run_.data.tags, run_.data.params, run_.data.metrics
@@ -48,7 +57,7 @@ def test_runs_from_compiled_yaml_and_records_lineage(platform, data_uri, tmp_pat
     assert params["seed"] == "42" and params["max_iter"] == "50" and "income" in params["features"]
     assert 0.65 < metrics["validation_roc_auc"] < 0.95
     assert set(result.task_seconds) == {"validate-data", "build-features", "retrieve-training-data", "train-model",
-                                        "register-model"}
+                                        "evaluate-model", "promote-model"}
     assert tags["mlops.feature_snapshot"].startswith(f"s3://{platform.bucket}/features/credit/")
     assert tags["mlops.feature_definitions"].startswith("sha256:")
     # The model's bytes went through MLflow's proxy into our S3 bucket.
@@ -67,11 +76,11 @@ def test_retraining_on_same_data_and_seed_gives_identical_predictions(data_uri, 
     uri, _ = data_uri
     first = run(tmp_path / "a", data_uri=uri)
     second = run(tmp_path / "b", data_uri=uri)
-    assert first.outputs["model_version"] != second.outputs["model_version"]
+    assert version_of(first) != version_of(second)
     holdout = compute_features(generate_credit_data(2_000, seed=2024, start="2025-09-01"))
     scores = []
     for result in (first, second):
-        model = mlflow.sklearn.load_model(f"models:/{MODEL}/{result.outputs['model_version']}")
+        model = mlflow.sklearn.load_model(f"models:/{MODEL}/{version_of(result)}")
         features = MlflowClient().get_run(result.outputs["run_id"]).data.params["features"].split(",")
         scores.append(model.predict_proba(holdout[features])[:, 1])
     assert np.array_equal(scores[0], scores[1])

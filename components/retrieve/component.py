@@ -10,10 +10,12 @@ from components import COMPONENT_IMAGE
 def retrieve_training_data(
     data_uri: str,
     snapshot_uri: str,
-    dataset: Output[Dataset],
-) -> NamedTuple("RetrieveOutputs", [("digest", str), ("rows", int)]):
-    """Point-in-time correct training rows: the label events of data_uri joined, through Feast,
-    to the feature values as of each event."""
+    test_fraction: float,
+    train_set: Output[Dataset],
+    test_set: Output[Dataset],
+) -> NamedTuple("RetrieveOutputs", [("digest", str), ("rows", int), ("test_rows", int)]):
+    """Point-in-time correct rows (label events joined, through Feast, to the features as of each
+    event), split by time: the most recent test_fraction is the held-out test set."""
     from collections import namedtuple
 
     from mlops.errors import exit_on_user_error
@@ -21,7 +23,10 @@ def retrieve_training_data(
     from mlops.storage import ObjectStore
 
     with exit_on_user_error("retrieve"):
-        info = retrieve(data_uri, snapshot_uri, dataset.path, ObjectStore.from_env())
-    dataset.metadata.update({"source": data_uri, "features": snapshot_uri, "rows": info.rows, "digest": info.digest})
-    print(f"retrieved {info.rows} point-in-time rows x {len(info.columns)} columns ({info.digest})")
-    return namedtuple("RetrieveOutputs", ["digest", "rows"])(info.digest, info.rows)
+        train, test = retrieve(data_uri, snapshot_uri, train_set.path, test_set.path, ObjectStore.from_env(),
+                               test_fraction)
+    for artifact, info in ((train_set, train), (test_set, test)):
+        artifact.metadata.update({"source": data_uri, "features": snapshot_uri, "rows": info.rows,
+                                  "digest": info.digest})
+    print(f"retrieved {train.rows} training and {test.rows} test rows (the most recent) from {data_uri}")
+    return namedtuple("RetrieveOutputs", ["digest", "rows", "test_rows"])(train.digest, train.rows, test.rows)

@@ -121,6 +121,28 @@ def _approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from mlflow import MlflowClient
+
+    from mlops import registry
+    from mlops.audit import default_actor
+    from mlops.gate import resolve_gate
+
+    store = _registry_store()
+    tags = MlflowClient().get_model_version(args.model, args.version).tags
+    if "mlops.gate.champion" not in tags:
+        raise registry.PromotionRefused(f"{args.model} v{args.version} was not blessed by the evaluation gate "
+                                        "(no gate decision recorded): it cannot be promoted")
+    champion = None if tags["mlops.gate.champion"] == "none" else tags["mlops.gate.champion"]
+    high_stakes = resolve_gate(args.gate_config, Path("."), store).high_stakes
+    done = registry.promote(store, args.model, args.version, registry.PRODUCTION, expected_current=champion,
+                            actor=args.by or default_actor(), reason=args.reason, require_approval=high_stakes,
+                            details={"gate_report": tags.get("mlops.gate.report", "")})
+    print(f"{args.model} v{done.version} is production" + (f" (v{done.previous} kept as rollback)" if done.previous
+                                                          else "") + f"; audit: {done.audit_key}")
+    return 0
+
+
 def _rollback(args: argparse.Namespace) -> int:
     from mlops import registry
     from mlops.audit import default_actor
@@ -280,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", required=True, help="who approves")
     p.add_argument("--reason", required=True, help="why")
     p.set_defaults(func=_approve)
+
+    p = sub.add_parser("promote", help="move production to a blessed (and, if high-stakes, approved) version")
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    p.add_argument("--by", help="who (default: your login name)")
+    p.add_argument("--gate-config", default="credit_default", help="the gate config that says if it is high-stakes")
+    p.set_defaults(func=_promote)
 
     p = sub.add_parser("rollback", help="point production back at the version it replaced")
     p.add_argument("model")

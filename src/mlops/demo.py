@@ -18,18 +18,20 @@ from mlops.local_platform import LocalPlatform, state_dir
 from mlops.local_run import pipeline_file, run_local
 from mlops.run_summary import describe_training_outputs
 
-STEPS = 6
+STEPS = 8
+MODEL = "credit-default"
 
 
 def _step(n: int, text: str) -> None:
     print(f"\n=== [{n}/{STEPS}] {text}", flush=True)
 
 
-def _run_training(data_uri: str, seed: int, label: str):
+def _run_training(data_uri: str, label: str, **params):
     path = pipeline_file("training")
     log_file = state_dir() / "logs" / f"demo-{label}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    print(f"pipeline: {path.name}; task logs: {log_file}")
-    return run_local(path, {"data_uri": data_uri, "seed": seed}, state_dir() / "kfp-local", log_file)
+    print(f"pipeline: {path.name} {params or ''}; task logs: {log_file}")
+    return run_local(path, {"data_uri": data_uri, "model_name": MODEL, **params}, state_dir() / "kfp-local",
+                     log_file)
 
 
 def _save_report_locally(report_uri: str) -> str:
@@ -55,6 +57,33 @@ def _show_online_features(customer_id: str) -> None:
     print(f"{shown}\n(read in {elapsed_ms:.2f} ms; try `mlops features online --customer {customer_id}`)")
 
 
+def _promote_after_approval(model: str, version: str, approver: str) -> None:
+    from mlflow import MlflowClient
+
+    from mlops import registry
+    from mlops.storage import ObjectStore
+
+    store = ObjectStore.from_env()
+    registry.approve(store, model, version, by=approver, reason="reviewed the gate report and the fairness slices")
+    champion = MlflowClient().get_model_version(model, version).tags["mlops.gate.champion"]
+    done = registry.promote(store, model, version, registry.PRODUCTION,
+                            expected_current=None if champion == "none" else champion, actor=approver,
+                            reason="approved for production", require_approval=True)
+    print(f"approved by {approver}; {model} v{version} is production"
+          + (f" (v{done.previous} kept as rollback)" if done.previous else ""))
+
+
+def _train(data_uri: str, label: str, **params) -> str:
+    """One training pipeline run; prints the gate's verdict and reasons; returns the version or ''."""
+    from mlflow import MlflowClient
+
+    result = _run_training(data_uri, label, **params)
+    for line in describe_training_outputs(result.outputs, MODEL):
+        print(line)
+    versions = MlflowClient().search_model_versions(f"run_id = '{result.outputs['run_id']}'")
+    return str(versions[0].version) if versions else ""
+
+
 def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     from mlops.data.generator import generate_credit_data
 
@@ -75,7 +104,7 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
 
     _step(3, "the broken batch goes into the training pipeline: data validation must stop it")
     try:
-        _run_training(bad_uri, seed, "bad-batch")
+        _run_training(bad_uri, "bad-batch")
     except PipelineError as exc:
         print(f"stopped as it should be:\n{exc}")
         report = next((w.split("report: ", 1)[1].strip() for w in str(exc).splitlines() if "report: s3://" in w), None)
@@ -84,15 +113,34 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     else:
         raise PipelineError("the broken batch passed validation: the data contract is not doing its job")
 
-    _step(4, "the good data goes through: validate -> features (Feast) -> point-in-time retrieval -> train -> register")
-    result = _run_training(good_uri, seed, "training")
+    _step(4, "a first model: validate -> features -> point-in-time retrieval -> train -> gate -> staging")
+    first = _train(good_uri, "first-model", seed=seed, max_iter=10)
+    if not first:
+        raise PipelineError("the first model was not blessed; see the gate's reasons above")
+    print("credit decisions are high-stakes (gate config): production waits for a human approval")
+    _promote_after_approval(MODEL, first, "risk-officer")
 
-    _step(5, "result")
-    for line in describe_training_outputs(result.outputs):
-        print(line)
+    _step(5, "a worse candidate (3 boosting rounds): the gate must reject it against the champion")
+    if _train(good_uri, "worse-model", seed=seed, max_iter=3, learning_rate=0.05):
+        raise PipelineError("the worse model was blessed: the gate is not doing its job")
 
-    _step(6, "the same features, online: what serving will read for a customer")
+    _step(6, "a better candidate (30 boosting rounds): blessed, staging, then production after approval")
+    better = _train(good_uri, "better-model", seed=seed, max_iter=30)
+    if not better:
+        raise PipelineError("the better model was not blessed; see the gate's reasons above")
+    _promote_after_approval(MODEL, better, "risk-officer")
+
+    _step(7, "the registry's story: audit trail and lineage of production")
+    from mlops import audit, registry
+    from mlops.storage import ObjectStore
+
+    for event in audit.trail(ObjectStore.from_env(), MODEL):
+        print(f"  {event.at}  {event.action:8s} v{event.version} by {event.actor}: {event.reason}")
+    for label, value in registry.lineage(MODEL, better):
+        print(f"  {label:>19}  {value}")
+
+    _step(8, "the same features, online: what serving will read for a customer")
     _show_online_features(df["customer_id"].iloc[-1])
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Look around: MLflow UI at "
-          f"{os.environ['MLFLOW_TRACKING_URI']}; reports in {state_dir() / 'reports'}; "
-          "`mlops platform status`; `mlops platform down` to stop.")
+          f"{os.environ['MLFLOW_TRACKING_URI']}; reports in {state_dir() / 'reports'} and s3://{bucket}/reports/; "
+          "`mlops audit credit-default`; `mlops rollback credit-default --reason ...`; `mlops platform down` to stop.")

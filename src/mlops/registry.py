@@ -31,6 +31,7 @@ from mlops.storage import ObjectStore, safe_key
 STAGING, PRODUCTION, ROLLBACK = "staging", "production", "rollback"
 ALIASES = (STAGING, PRODUCTION, ROLLBACK)
 LOCK_LEASE_S = 60.0
+ANY = "*"  # expected_current for moves that replace whatever is there (staging: the newest blessed wins)
 
 
 class PromotionRefused(MlopsError):
@@ -148,7 +149,7 @@ def promote(store: ObjectStore, model: str, version: str, alias: str, *, expecte
         current = alias_version(model, alias)
         if current == str(version):
             return _complete_interrupted(store, model, str(version), alias, actor, reason, details)
-        if current != (str(expected_current) if expected_current is not None else None):
+        if expected_current != ANY and current != (str(expected_current) if expected_current is not None else None):
             raise PromotionRefused(
                 f"{alias} of {model} is v{current} now, not v{expected_current} as when this decision was made: "
                 "re-evaluate against the new champion")

@@ -5,24 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 
-def describe_training_outputs(outputs: dict[str, Any]) -> list[str]:
-    """Lines naming the model version, the MLflow run and its validation metrics."""
+def _gate_lines(model_name: str, run_id: str) -> list[str]:
+    """The gate's rules for this run, from the blessing the evaluate step published."""
+    import json
+
+    from mlops.errors import StorageError
+    from mlops.storage import ObjectStore
+
+    key = f"reports/gate/{model_name}/{run_id}/blessing.json"
+    try:
+        store = ObjectStore.from_env()
+        blessing = json.loads(store.get_bytes(key))
+    except StorageError:
+        return []
+    lines = [f"  {'ok  ' if r['passed'] else 'FAIL'} {r['rule']}: {r['reason']}" for r in blessing["rules"]]
+    return lines + [f"  gate report: s3://{store.bucket}/reports/gate/{model_name}/{run_id}/report.html"]
+
+
+def describe_training_outputs(outputs: dict[str, Any], model_name: str = "credit-default") -> list[str]:
+    """Lines naming the gate's verdict and reasons, the model version, the MLflow run and its metrics."""
     import mlflow
     from mlflow import MlflowClient
 
-    run_id, version = outputs.get("run_id"), outputs.get("model_version")
+    run_id, verdict = outputs.get("run_id"), outputs.get("verdict")
     if not run_id:
         return [f"outputs: {outputs}"]
     client = MlflowClient()
     run = client.get_run(run_id)
     registered = client.search_model_versions(f"run_id = '{run_id}'")
     uri = mlflow.get_tracking_uri()
-    lines = []
-    for mv in registered:
-        lines.append(f"registered model version: {mv.name} v{mv.version} ({mv.status}) "
+    lines = [f"gate: {verdict}" + ("" if registered else " (nothing registered)"), *_gate_lines(model_name, run_id)]
+    for mv in (client.get_model_version(v.name, v.version) for v in registered):
+        aliases = ", ".join(mv.aliases) if getattr(mv, "aliases", None) else "no alias"
+        lines.append(f"registered model version: {mv.name} v{mv.version} ({mv.status}; {aliases}) "
                      f"-> {uri}/#/models/{mv.name}/versions/{mv.version}")
-    if version and not any(str(mv.version) == str(version) for mv in registered):
-        lines.append(f"registered model version: {version}")
     lines.append(f"MLflow run: {run_id} -> {uri}/#/experiments/{run.info.experiment_id}/runs/{run_id}")
     metrics = {k.removeprefix("validation_"): v for k, v in sorted(run.data.metrics.items())}
     lines.append("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))

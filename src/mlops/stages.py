@@ -6,6 +6,7 @@ these, so a stage behaves the same wherever it runs.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from mlops.storage import ObjectStore, sha256_file
 from mlops.training import TrainedModel, TrainingConfig, train
 
 if TYPE_CHECKING:
+    from mlops.evaluation import EvaluationResult
+    from mlops.gate import Blessing
     from mlops.validation import ValidationResult
 
 
@@ -124,20 +127,23 @@ def build_features(data_uri: str, features_contract: str, report_dir: str | Path
     return FeatureStageResult(snapshot.uri, snapshot.digest, snapshot.rows, version, checked, window)
 
 
-def retrieve_training_data(data_uri: str, snapshot_uri: str, dest: str | Path,
-                           store: ObjectStore) -> DatasetInfo:
-    """Point-in-time correct training rows: label events joined to the features as of each event.
+def retrieve_training_data(data_uri: str, snapshot_uri: str, train_dest: str | Path, test_dest: str | Path,
+                           store: ObjectStore, test_fraction: float = 0.2) -> tuple[DatasetInfo, DatasetInfo]:
+    """Point-in-time correct rows, split by time into a training set and a held-out test set.
 
-    Refuses to run when the registry no longer reads ``snapshot_uri`` (another
-    run applied a different snapshot in between): the training set would
-    silently come from other features.
+    The test set is the most recent ``test_fraction`` of label events:
+    training (and its own validation split) never sees it, and the gate
+    scores champion and candidate on it. Refuses to run when the registry
+    no longer reads ``snapshot_uri`` (another run applied a different snapshot
+    in between): the rows would silently come from other features.
     """
     from mlops.datasets import check_training_data
     from mlops.errors import DataError
+    from mlops.evaluation import split_test
     from mlops.features import definitions, engineering, store as feature_store
 
-    dest = Path(dest)
-    raw = read_parquet(fetch(data_uri, dest, store), data_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = read_parquet(fetch(data_uri, Path(tmp) / "raw.parquet", store), data_uri)
     events = engineering.label_events(raw)
     config = feature_store.FeatureStoreConfig.from_env()
     fs = feature_store.open_store(config)
@@ -146,11 +152,14 @@ def retrieve_training_data(data_uri: str, snapshot_uri: str, dest: str | Path,
     if applied.resolve() != expected.resolve():
         raise DataError(f"the feature registry now reads snapshot {applied.name}, not {expected.name} from "
                         f"{snapshot_uri}: another run applied its features in between; rerun this pipeline")
-    training = feature_store.historical_features(fs, events)
-    check_training_data(training, definitions.LABEL, definitions.EVENT_TIMESTAMP, f"training rows for {data_uri}")
-    training.to_parquet(dest, index=False)
-    return DatasetInfo(uri=data_uri, rows=len(training), columns=list(training.columns),
-                       digest="sha256:" + sha256_file(dest))
+    rows = feature_store.historical_features(fs, events)
+    check_training_data(rows, definitions.LABEL, definitions.EVENT_TIMESTAMP, f"training rows for {data_uri}")
+    infos = []
+    for part, dest in zip(split_test(rows, definitions.EVENT_TIMESTAMP, test_fraction), (train_dest, test_dest)):
+        part.to_parquet(dest, index=False)
+        infos.append(DatasetInfo(uri=data_uri, rows=len(part), columns=list(part.columns),
+                                 digest="sha256:" + sha256_file(dest)))
+    return infos[0], infos[1]
 
 
 def check_skew(served_uri: str, report_dir: str | Path, store: ObjectStore | None = None):
@@ -176,3 +185,110 @@ def check_skew(served_uri: str, report_dir: str | Path, store: ObjectStore | Non
     (report_dir / "skew.json").write_text(report.to_json())
     (report_dir / "skew.md").write_text(f"# Online/offline feature skew\n\n```\n{report.summary()}\n```\n")
     return report
+
+
+@dataclass
+class GateStageResult:
+    candidate: "EvaluationResult"
+    champion: "EvaluationResult | None"
+    champion_version: str | None
+    blessing: "Blessing"
+    high_stakes: bool
+    report_uri: str | None
+
+
+def _load_model(uri: str, what: str):
+    import mlflow
+
+    from mlops.errors import TrackingError
+
+    try:
+        return mlflow.sklearn.load_model(uri)
+    except Exception as exc:  # MLflow, skops and I/O errors all mean the same here
+        raise TrackingError(f"cannot load the {what} ({uri}): {type(exc).__name__}: {exc}; nothing is promoted") from None
+
+
+def _scores(model, test):
+    return model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
+
+
+def evaluate_candidate(test_path: str | Path, model_uri: str, model_name: str, gate_ref: str,
+                       report_dir: str | Path, store: ObjectStore | None, run_id: str = "") -> GateStageResult:
+    """Score the candidate and the production champion on the same held-out test set, then apply the gate.
+
+    Writes ``report.html``, ``blessing.json`` and ``summary.md`` into
+    ``report_dir`` and, with ``store``, publishes them to
+    ``reports/gate/<model>/<run id>/``.
+    """
+    from mlops import registry
+    from mlops.evaluation import evaluate
+    from mlops.evaluation_report import gate_html, gate_markdown
+    from mlops.gate import decide, resolve_gate
+
+    tracking.connect()
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve_gate(gate_ref, report_dir, store)
+    test = read_parquet(test_path, "the test set")
+    digest = sha256_file(test_path)
+
+    def scored(model) -> "EvaluationResult":
+        result = evaluate(_scores(model, test), test, "default", config.slice_columns, config.decision_threshold)
+        result.test_digest = digest
+        return result
+
+    candidate = scored(_load_model(model_uri, "candidate model"))
+    champion_version = registry.alias_version(model_name, registry.PRODUCTION)
+    champion = None
+    if champion_version is not None:
+        champion = scored(_load_model(f"models:/{model_name}/{champion_version}",
+                                      f"champion {model_name} v{champion_version}"))
+    blessing = decide(candidate, champion, config, f"{model_name} v{champion_version}" if champion_version else None)
+    report_uri = None
+    if store is not None:
+        prefix = f"reports/gate/{model_name}/{run_id or digest[:16]}"
+        report_uri = f"s3://{store.bucket}/{prefix}/report.html"
+    name = f"run {run_id}" if run_id else model_uri
+    (report_dir / "report.html").write_text(gate_html(model_name, candidate, champion, blessing, name))
+    # The blessing is what the promote step requires: the verdict, every rule, and
+    # the champion it was judged against (the compare-and-set expectation).
+    decision = json.loads(blessing.to_json()) | {"model": model_name, "run_id": run_id, "model_uri": model_uri,
+                                                 "champion_version": champion_version, "report_uri": report_uri,
+                                                 "test_digest": "sha256:" + digest}
+    (report_dir / "blessing.json").write_text(json.dumps(decision, indent=2))
+    (report_dir / "summary.md").write_text(gate_markdown(model_name, blessing, name, report_uri))
+    if store is not None:
+        store.publish_dir(report_dir, prefix)
+    return GateStageResult(candidate, champion, champion_version, blessing, config.high_stakes, report_uri)
+
+
+def promote_candidate(store: ObjectStore, model_uri: str, model_name: str, run_id: str, dataset_digest: str,
+                      champion_version: str | None, high_stakes: bool, report_uri: str,
+                      metrics: dict[str, float]) -> tuple[str, list[str]]:
+    """Register a blessed candidate, move ``staging`` to it, and ``production`` unless high-stakes.
+
+    ``champion_version`` is the production version the gate compared
+    against: production moves only if it still points there.
+    Returns the version and the aliases it now holds.
+    """
+    from mlops import registry
+    from mlops.audit import default_actor
+
+    version = register(model_uri, model_name, run_id, dataset_digest)
+    # What the gate compared against: a later manual production promotion
+    # (after an approval) is a compare-and-set against this same champion.
+    from mlflow import MlflowClient
+
+    MlflowClient().set_model_version_tag(model_name, version, "mlops.gate.champion", champion_version or "none")
+    MlflowClient().set_model_version_tag(model_name, version, "mlops.gate.report", report_uri or "")
+    actor = f"pipeline ({default_actor()})"
+    details = {"gate_report": report_uri, "metrics": {k: round(v, 6) for k, v in metrics.items()}, "run_id": run_id}
+    registry.promote(store, model_name, version, registry.STAGING,
+                     expected_current=registry.ANY,
+                     actor=actor, reason="blessed by the evaluation gate", details=details)
+    aliases = [registry.STAGING]
+    if not high_stakes:
+        registry.promote(store, model_name, version, registry.PRODUCTION, expected_current=champion_version,
+                         actor=actor, reason="blessed by the evaluation gate (automated promotion)", details=details)
+        aliases.append(registry.PRODUCTION)
+    return version, aliases

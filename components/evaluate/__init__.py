@@ -1,0 +1,3 @@
+from components.evaluate.component import evaluate_model
+
+__all__ = ["evaluate_model"]

@@ -1,0 +1,3 @@
+from components.promote.component import promote_model
+
+__all__ = ["promote_model"]

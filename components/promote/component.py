@@ -1,0 +1,38 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input
+
+from components import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def promote_model(
+    blessing: Input[Artifact],
+    dataset_digest: str,
+) -> NamedTuple("PromoteOutputs", [("model_version", str), ("aliases", str)]):
+    """Register a blessed model and move `staging` to it; `production` too (compare-and-set against the
+    champion the gate judged) unless the model is high-stakes, which waits for `mlops approve`."""
+    import json
+    from collections import namedtuple
+
+    from mlflow import MlflowClient
+
+    from mlops import tracking
+    from mlops.errors import MlopsError, exit_on_user_error
+    from mlops.stages import promote_candidate
+    from mlops.storage import ObjectStore
+
+    with exit_on_user_error("promote"):
+        decision = json.loads(open(blessing.path).read())
+        if decision["verdict"] != "BLESSED":  # the pipeline's dsl.If already guarantees this
+            raise MlopsError(f"refusing to promote: the gate said {decision['verdict']}")
+        model_uri, run_id, model_name = decision["model_uri"], decision["run_id"], decision["model"]
+        tracking.connect()
+        metrics = {k: v for k, v in MlflowClient().get_run(run_id).data.metrics.items()}
+        version, aliases = promote_candidate(ObjectStore.from_env(), model_uri, model_name, run_id, dataset_digest,
+                                             decision["champion_version"], decision["high_stakes"],
+                                             decision["report_uri"], metrics)
+    waiting = "" if "production" in aliases else f"; production after `mlops approve {model_name} {version}`"
+    print(f"{model_name} v{version}: {', '.join(aliases)}{waiting}")
+    return namedtuple("PromoteOutputs", ["model_version", "aliases"])(version, ",".join(aliases))
