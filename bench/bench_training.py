@@ -9,7 +9,7 @@
 3. runs ``mlops run training --local`` on them as a subprocess, as a user
    would, REPEATS times: wall time measured here, per-task seconds from the
    CLI's ``--json`` output, peak RSS of the process tree sampled with psutil;
-4. calls the same five stages in-process (no orchestration, no new
+4. calls the same six stages in-process (no orchestration, no new
    processes) REPEATS times as the anchor;
 5. prints a table and writes it into bench/RESULTS.md (only this benchmark's
    section is replaced; other benchmarks keep theirs).
@@ -49,10 +49,10 @@ SECTION = "## Training pipeline (kfp.local, 100k rows)"
 ROWS = 100_000
 SEED = 42
 DATA_URI = "s3://mlops/bench/train-100k.parquet"
-STAGES = ("validate", "features", "retrieve", "train", "register")
+STAGES = ("validate", "features", "retrieve", "train", "evaluate", "promote")
 # kfp.local names tasks after their components.
 TASK_OF_STAGE = {"validate": "validate-data", "features": "build-features", "retrieve": "retrieve-training-data",
-                 "train": "train-model", "register": "register-model"}
+                 "train": "train-model", "evaluate": "evaluate-model", "promote": "promote-model"}
 
 
 # -- platform -----------------------------------------------------------------
@@ -136,13 +136,13 @@ def run_pipeline_cli(env: dict[str, str], rep: int) -> dict:
             raise RuntimeError(f"no timing for task {task!r} in {out_json}: task_seconds={task_seconds}")
         stages[stage] = float(matches[0])
     return {"stages": stages, "total": wall, "pipeline": float(result.get("seconds", float("nan"))),
-            "peak_rss": rss.peak, "model_version": result.get("outputs", {}).get("model_version")}
+            "peak_rss": rss.peak, "verdict": result.get("outputs", {}).get("verdict")}
 
 
 def run_in_process(rep: int, workdir: Path) -> dict:
-    """The same five stages called directly: no kfp.local, no subprocesses."""
-    from mlops.stages import (build_features, register, retrieve_training_data, train_and_log,
-                              validate_dataset)
+    """The same six stages called directly: no kfp.local, no subprocesses."""
+    from mlops.stages import (build_features, evaluate_candidate, promote_candidate, retrieve_training_data,
+                              train_and_log, validate_dataset)
     from mlops.storage import ObjectStore
     from mlops.training import TrainingConfig
 
@@ -154,14 +154,22 @@ def run_in_process(rep: int, workdir: Path) -> dict:
     marks.append(time.perf_counter())
     features = build_features(DATA_URI, "credit_features", base / "features", store)
     marks.append(time.perf_counter())
-    info = retrieve_training_data(DATA_URI, features.snapshot_uri, base / "training.parquet", store)
+    train_info, _ = retrieve_training_data(DATA_URI, features.snapshot_uri, base / "train.parquet",
+                                           base / "test.parquet", store)
     marks.append(time.perf_counter())
-    result = train_and_log(str(base / "training.parquet"), info, TrainingConfig(), "credit-default",
+    result = train_and_log(str(base / "train.parquet"), train_info, TrainingConfig(), "credit-default",
                            tags={"mlops.raw_data_digest": checked.data_digest,
                                  "mlops.feature_snapshot": features.snapshot_uri,
                                  "mlops.feature_definitions": features.definitions_version})
     marks.append(time.perf_counter())
-    version = register(result.run.model_uri, "credit-default", result.run.run_id, info.digest)
+    gate = evaluate_candidate(base / "test.parquet", result.run.model_uri, "credit-default", "credit_default",
+                              base / "gate", store, result.run.run_id)
+    marks.append(time.perf_counter())
+    version = None
+    if gate.blessing.blessed:
+        version, _ = promote_candidate(store, result.run.model_uri, "credit-default", result.run.run_id,
+                                       train_info.digest, gate.champion_version, gate.high_stakes, gate.report_uri,
+                                       result.trained.metrics)
     marks.append(time.perf_counter())
     stages = {stage: marks[i + 1] - marks[i] for i, stage in enumerate(STAGES)}
     return {"stages": stages, "total": marks[-1] - marks[0], "model_version": version,
@@ -224,7 +232,7 @@ def section_text(rows: list[dict], kfp_runs: list[dict], inproc_runs: list[dict]
         table(rows),
         "",
         f"Other numbers from the same run: the pipeline call itself (kfp.local executing the loaded YAML, "
-        f"as `mlops run` reports it) took a median {pipeline_med:.2f} s, the five tasks {tasks_med:.2f} s, so "
+        f"as `mlops run` reports it) took a median {pipeline_med:.2f} s, the six tasks {tasks_med:.2f} s, so "
         f"{total_med - pipeline_med:.2f} s of the user-visible total is the CLI process itself "
         f"(interpreter and library imports, preflight checks of S3 and MLflow, loading the YAML, the summary "
         f"read back from MLflow) and {pipeline_med - tasks_med:.2f} s is kfp.local between tasks. "
@@ -246,13 +254,15 @@ def section_text(rows: list[dict], kfp_runs: list[dict], inproc_runs: list[dict]
         "pipeline root, and talks to S3 and MLflow over HTTP. The per-stage columns are kfp.local's own task "
         "durations (from its 'Executing task' to its 'finished' log record, written by the CLI to `--json`); "
         "the total is the wall time of the whole command measured by this script, start-up included. "
-        "**in-process** calls the same library functions the components call (`mlops.stages.validate_dataset`, `build_features`, `retrieve_training_data`, "
-        "`mlops.stages.train_and_log`, `mlops.stages.register`) one after another in this benchmark's "
+        "**in-process** calls the same library functions the components call (`mlops.stages.validate_dataset`, "
+        "`build_features`, `retrieve_training_data`, `train_and_log`, `evaluate_candidate`, `promote_candidate`) "
+        "one after another in this benchmark's "
         "already-running interpreter against the same S3 and MLflow, with the same data and default "
         "hyperparameters, and times each call. Both sides do the same work (validate the raw Parquet against "
         "its contract and publish the report, compute, validate, snapshot and materialize the Feast features, "
-        "retrieve the point-in-time training rows, train a 200-iteration HistGradientBoosting model, log the run and the model to MLflow, "
-        "register a model version that must reach READY; the kfp.local train task also writes its small "
+        "retrieve the point-in-time rows and split off the test set, train a 200-iteration HistGradientBoosting model, log the run and the model to MLflow, "
+        "score it and the champion on the test set and apply the gate, "
+        "register a blessed model version that must reach READY and move its staging alias; the kfp.local train task also writes its small "
         "dashboard artifacts: metrics, ROC curve, confusion matrix, Markdown summary), so the ratio is the "
         "cost of orchestration: "
         "process start-up and imports per task, artifact passing and metadata through kfp.local, and the "
@@ -319,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             run = run_pipeline_cli(child_env, rep)
             kfp_runs.append(run)
             progress(f"  total {run['total']:.2f} s; " + ", ".join(f"{s} {run['stages'][s]:.2f} s" for s in STAGES)
-                     + f"; peak RSS {run['peak_rss'] / 2**20:.0f} MiB; model version {run['model_version']}")
-            progress(f"[{rep}/{args.repeats}] in-process: validate -> features -> retrieve -> train_and_log -> register ...")
+                     + f"; peak RSS {run['peak_rss'] / 2**20:.0f} MiB; gate {run['verdict']}")
+            progress(f"[{rep}/{args.repeats}] in-process: validate -> features -> retrieve -> train -> evaluate -> promote ...")
             run = run_in_process(rep, work)
             inproc_runs.append(run)
             progress(f"  total {run['total']:.2f} s; " + ", ".join(f"{s} {run['stages'][s]:.2f} s" for s in STAGES)

@@ -18,7 +18,13 @@ SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 def use_platform(task: PipelineTask) -> PipelineTask:
-    """Give ``task`` the platform settings and credentials, from the cluster's ConfigMap and Secret."""
+    """Give ``task`` the platform settings and credentials, from the cluster's ConfigMap and Secret.
+
+    Caching is off: every step reads state that its parameters do not name
+    (the data behind a URI, the registry's champion, the feature registry),
+    so a cache hit keyed on parameters alone could replay a stale decision.
+    """
+    task.set_caching_options(False)
     kubernetes.use_config_map_as_env(task, config_map_name=CONFIG_MAP,
                                      config_map_key_to_env={k: k for k in CONFIG_KEYS + FEAST_KEYS})
     kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={k: k for k in SECRET_KEYS})

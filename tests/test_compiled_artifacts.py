@@ -43,3 +43,21 @@ def test_pipeline_tasks_get_platform_settings_from_configmap_and_secret():
         assert secret_keys == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
         assert config_keys == {"MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI",
                                "MLOPS_FEAST_ONLINE_STORE", "MLOPS_FEAST_REDIS", "MLOPS_FEAST_REGISTRY"}
+
+
+def test_no_task_is_cached():
+    """Steps read state their parameters do not name; a parameter-keyed cache hit would replay stale decisions."""
+    spec = next(yaml.safe_load_all((ROOT / "pipelines/compiled/training_pipeline.yaml").read_text()))
+
+    def tasks(dag):
+        for name, task in dag["tasks"].items():
+            yield name, task
+            sub = spec["components"][task["componentRef"]["name"]].get("dag")
+            if sub:
+                yield from tasks(sub)
+
+    found = dict(tasks(spec["root"]["dag"]))
+    assert len([n for n in found if not n.startswith("condition")]) == 6
+    for name, task in found.items():
+        if not name.startswith("condition"):
+            assert task["cachingOptions"] == {}, name  # enableCache false is serialised as an empty mapping

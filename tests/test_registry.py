@@ -185,3 +185,29 @@ def test_cli_approve_lineage_rollback_audit(store, model):
     assert [line.split()[1] for line in trail.stdout.splitlines()] == ["approve", "promote", "promote", "rollback"]
     missing = mlops("rollback", "no-such-model", "--reason", "x")
     assert missing.returncode == 1 and "error:" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_cli_promote_needs_a_gate_decision_and_an_approval_when_high_stakes(store, model):
+    import os
+    import subprocess
+    import sys
+
+    name, (v1, v2, _) = model
+
+    def mlops(*args):
+        return subprocess.run([sys.executable, "-m", "mlops.cli", *args], capture_output=True, text=True,
+                              env=dict(os.environ), timeout=120)
+
+    unblessed = mlops("promote", name, v1, "--reason", "trust me")
+    assert unblessed.returncode == 1 and "was not blessed by the evaluation gate" in unblessed.stderr
+    client = MlflowClient()
+    client.set_model_version_tag(name, v1, "mlops.gate.champion", "none")  # as the promote step records it
+    refused = mlops("promote", name, v1, "--reason", "ship it")  # the packaged gate is high-stakes
+    assert refused.returncode == 1 and f"mlops approve {name} {v1}" in refused.stderr
+    assert mlops("approve", name, v1, "--by", "alice", "--reason", "ok").returncode == 0
+    done = mlops("promote", name, v1, "--reason", "approved", "--by", "alice")
+    assert done.returncode == 0 and f"{name} v{v1} is production" in done.stdout
+    client.set_model_version_tag(name, v2, "mlops.gate.champion", "none")  # judged before v1 went live
+    client.set_model_version_tag(name, v2, "mlops.approval.by", "bob")
+    stale = mlops("promote", name, v2, "--reason", "approved")
+    assert stale.returncode == 1 and "re-evaluate against the new champion" in stale.stderr

@@ -16,8 +16,6 @@ def promote_model(
     import json
     from collections import namedtuple
 
-    from mlflow import MlflowClient
-
     from mlops import tracking
     from mlops.errors import MlopsError, exit_on_user_error
     from mlops.stages import promote_candidate
@@ -29,7 +27,7 @@ def promote_model(
             raise MlopsError(f"refusing to promote: the gate said {decision['verdict']}")
         model_uri, run_id, model_name = decision["model_uri"], decision["run_id"], decision["model"]
         tracking.connect()
-        metrics = {k: v for k, v in MlflowClient().get_run(run_id).data.metrics.items()}
+        metrics = tracking.run_metrics(run_id)
         version, aliases = promote_candidate(ObjectStore.from_env(), model_uri, model_name, run_id, dataset_digest,
                                              decision["champion_version"], decision["high_stakes"],
                                              decision["report_uri"], metrics)

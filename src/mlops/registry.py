@@ -150,9 +150,12 @@ def promote(store: ObjectStore, model: str, version: str, alias: str, *, expecte
         if current == str(version):
             return _complete_interrupted(store, model, str(version), alias, actor, reason, details)
         if expected_current != ANY and current != (str(expected_current) if expected_current is not None else None):
+            def name(v):
+                return f"v{v}" if v is not None else "unset"
+
             raise PromotionRefused(
-                f"{alias} of {model} is v{current} now, not v{expected_current} as when this decision was made: "
-                "re-evaluate against the new champion")
+                f"{alias} of {model} is {name(current)} now, not {name(expected_current)} as when this decision "
+                "was made: re-evaluate against the new champion")
         if alias == PRODUCTION and current is not None:
             client.set_registered_model_alias(model, ROLLBACK, current)
             client.set_model_version_tag(model, current, "mlops.replaced_by", str(version))

@@ -150,3 +150,11 @@ def register_model_version(model_uri: str, name: str, run_id: str, tags: dict[st
             client.delete_model_version(name, version.version)
         raise
     return str(version.version)
+
+
+def run_metrics(run_id: str) -> dict[str, float]:
+    """A run's logged metrics; a missing run is a clear TrackingError."""
+    from mlflow import MlflowClient
+
+    with _mlflow_errors(f"read run {run_id}"):
+        return dict(MlflowClient().get_run(run_id).data.metrics)
