@@ -51,11 +51,14 @@ def test_features_then_retrieval_components_alone(platform, local_runner):
     assert features.outputs["snapshot_uri"].endswith(".parquet") and features.outputs["rows"] == 3_000
     assert features.outputs["definitions_version"].startswith("sha256:")
     assert "PASSED" in Path(features.outputs["summary"].path).read_text()
-    retrieved = load("retrieve")(data_uri=uri, snapshot_uri=features.outputs["snapshot_uri"])
-    assert retrieved.outputs["rows"] == 3_000
+    retrieved = load("retrieve")(data_uri=uri, snapshot_uri=features.outputs["snapshot_uri"], test_fraction=0.25)
+    assert (retrieved.outputs["rows"], retrieved.outputs["test_rows"]) == (2_250, 750)
     import pandas as pd
 
-    rows = pd.read_parquet(retrieved.outputs["dataset"].path)
+    rows = pd.read_parquet(retrieved.outputs["train_set"].path)
+    test = pd.read_parquet(retrieved.outputs["test_set"].path)
+    assert rows["event_timestamp"].max() <= test["event_timestamp"].min()  # the test set is the most recent
+    assert "gender" in test.columns  # carried for the fairness evaluation, never a feature
     assert {"customer_id", "event_timestamp", "default", "loan_to_income"} <= set(rows.columns)
     assert rows["income"].notna().mean() > 0.95  # features found for (nearly) every label event
 

@@ -165,3 +165,14 @@ def test_gate_file_errors(tmp_path):
     (tmp_path / "g.yaml").write_text("value_thresholds: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_gate(tmp_path / "g.yaml")
+
+
+def test_absolute_change_thresholds_and_lower_is_better(models, split):
+    good, worse = models
+    _, test = split
+    config = parse_gate({"change_thresholds": [{"metric": "log_loss", "absolute": 0.001}]})
+    strong, weak = (result_for(score(m, test), test, config) for m in (good, worse))
+    better = decide(strong, weak, config, "v1").rules[0]
+    assert better.passed and better.candidate < better.champion  # lower log loss is the improvement
+    assert not decide(weak, strong, config, "v1").rules[0].passed
+    assert not decide(strong, strong, config, "v1").rules[0].passed  # equal is not "by more than"

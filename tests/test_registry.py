@@ -211,3 +211,22 @@ def test_cli_promote_needs_a_gate_decision_and_an_approval_when_high_stakes(stor
     client.set_model_version_tag(name, v2, "mlops.approval.by", "bob")
     stale = mlops("promote", name, v2, "--reason", "approved")
     assert stale.returncode == 1 and "re-evaluate against the new champion" in stale.stderr
+
+
+def test_promotion_rerun_after_a_crash_reuses_the_registered_version(store, platform, tmp_path):
+    """The process died after registering, before any alias moved: the rerun completes without a duplicate."""
+    from mlops.stages import promote_candidate
+
+    df = generate_credit_data(2_000, seed=3)
+    path = tmp_path / "train.parquet"
+    digest = write_table(df, str(path))
+    run = train_and_log(str(path), DatasetInfo(str(path), len(df), list(df.columns), digest),
+                        TrainingConfig(max_iter=5), "registry-tests").run
+    name = "reg-crash-after-register"
+    orphan = register(run.model_uri, name, run.run_id, digest)  # ...and then the crash
+    assert registry.alias_version(name, STAGING) is None  # consistent: nothing points at a half-done promotion
+    version, aliases = promote_candidate(store, run.model_uri, name, run.run_id, digest, None, False,
+                                         "s3://mlops/reports/gate/x/report.html", {"f1": 0.5})
+    assert version == orphan and aliases == [STAGING, PRODUCTION]
+    assert len(MlflowClient().search_model_versions(f"name = '{name}'")) == 1
+    assert registry.alias_version(name, PRODUCTION) == orphan

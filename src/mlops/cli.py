@@ -196,7 +196,7 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 
 def _run(args: argparse.Namespace) -> int:
     from mlops.local_platform import state_dir
-    from mlops.local_run import coerce_arguments, pipeline_file, run_local
+    from mlops.local_run import coerce_arguments, pipeline_file, pipeline_parameters, run_local
 
     if not args.local:
         raise ConfigError("only local runs are available from this command for now: add --local "
@@ -208,7 +208,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"running {path} with kfp.local (SubprocessRunner)"
           + (f"; task logs in {log_file}" if log_file else "") + " ...", flush=True)
     result = run_local(path, arguments, state_dir() / "kfp-local", log_file)
-    _print_run_summary(result)
+    model_name = arguments.get("model_name") or pipeline_parameters(path).get("model_name", {}).get("defaultValue")
+    _print_run_summary(result, model_name)
     if args.json:
         Path(args.json).write_text(json.dumps({"outputs": result.outputs, "seconds": result.seconds,
                                                "task_seconds": result.task_seconds}, indent=2, default=str))
@@ -224,13 +225,13 @@ def _preflight() -> None:
     tracking.connect()
 
 
-def _print_run_summary(result) -> None:
+def _print_run_summary(result, model_name: str) -> None:
     from mlops.run_summary import describe_training_outputs
 
     print()
     print(f"pipeline {result.pipeline} succeeded in {result.seconds:.1f} s "
           f"({', '.join(f'{k} {v:.1f} s' for k, v in result.task_seconds.items())})")
-    for line in describe_training_outputs(result.outputs):
+    for line in describe_training_outputs(result.outputs, model_name):
         print(line)
 
 

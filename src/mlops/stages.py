@@ -271,16 +271,22 @@ def promote_candidate(store: ObjectStore, model_uri: str, model_name: str, run_i
     against: production moves only if it still points there.
     Returns the version and the aliases it now holds.
     """
+    from mlflow import MlflowClient
+
     from mlops import registry
     from mlops.audit import default_actor
 
-    version = register(model_uri, model_name, run_id, dataset_digest)
+    # A rerun after a crash between registering and moving the aliases reuses
+    # the version this run already registered instead of adding a duplicate.
+    tracking.connect()
+    earlier = [v for v in MlflowClient().search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+               if v.status == "READY"]
+    version = str(earlier[0].version) if earlier else register(model_uri, model_name, run_id, dataset_digest)
     # What the gate compared against: a later manual production promotion
     # (after an approval) is a compare-and-set against this same champion.
-    from mlflow import MlflowClient
-
-    MlflowClient().set_model_version_tag(model_name, version, "mlops.gate.champion", champion_version or "none")
-    MlflowClient().set_model_version_tag(model_name, version, "mlops.gate.report", report_uri or "")
+    client = MlflowClient()
+    client.set_model_version_tag(model_name, version, "mlops.gate.champion", champion_version or "none")
+    client.set_model_version_tag(model_name, version, "mlops.gate.report", report_uri or "")
     actor = f"pipeline ({default_actor()})"
     details = {"gate_report": report_uri, "metrics": {k: round(v, 6) for k, v in metrics.items()}, "run_id": run_id}
     registry.promote(store, model_name, version, registry.STAGING,
