@@ -84,3 +84,14 @@ def test_missing_contract_and_unknown_name(tmp_path):
 def test_yaml_output_is_plain_yaml(reference):
     text = contract_to_yaml(infer_contract(reference, "credit"))
     assert yaml.safe_load(text)["dataset"] == "credit"
+
+
+@pytest.mark.platform
+def test_a_contract_on_s3_comes_with_its_profile(store, reference, tmp_path):
+    c = infer_contract(reference, "on_s3", key=["customer_id"], timestamp="event_timestamp")
+    path, profile = write_contract_files(c, reference, tmp_path / "src" / "on_s3.yaml")
+    store.put_file(path, "contracts/on_s3.yaml")
+    store.put_file(profile, "contracts/on_s3.profile.json")
+    loaded = resolve_contract(f"s3://{store.bucket}/contracts/on_s3.yaml", tmp_path / "cache")
+    assert loaded.columns == c.columns and loaded.reference_profile_path() == tmp_path / "cache" / profile.name
+    assert loaded.reference_profile_path().read_bytes() == profile.read_bytes()

@@ -395,26 +395,13 @@ def resolve_contract(ref: str, cache_dir: Path, store=None) -> Contract:
 
     An s3:// contract's reference profile is fetched from beside it.
     """
-    if "/" not in ref and not ref.endswith((".yaml", ".yml")):
-        path = PACKAGED_CONTRACTS / f"{ref}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in PACKAGED_CONTRACTS.glob("*.yaml"))
-            raise ConfigError(f"no packaged data contract named {ref!r}; known: {known} "
-                              "(or pass a path or an s3:// URI to a contract file)")
-        return load_contract(path)
-    if ref.startswith("s3://"):
-        from mlops.storage import ObjectStore, parse_s3_uri
+    from mlops.config_files import fetch_companion, resolve_config_file
 
-        store = store or ObjectStore.from_env()
-        bucket, key = parse_s3_uri(ref)
-        local = cache_dir / Path(key).name
-        store.get_file(key, local, bucket)
-        contract = load_contract(local)
-        if contract.reference_profile:
-            profile_key = str(Path(key).parent / contract.reference_profile)
-            store.get_file(profile_key, local.parent / contract.reference_profile, bucket)
-        return contract
-    return load_contract(ref)
+    path = resolve_config_file(ref, PACKAGED_CONTRACTS, "data contract", cache_dir, store)
+    contract = load_contract(path)
+    if ref.startswith("s3://") and contract.reference_profile:
+        fetch_companion(ref, contract.reference_profile, path, store)
+    return contract
 
 
 def write_contract_files(contract: Contract, reference: pd.DataFrame, path: Path) -> tuple[Path, Path]:

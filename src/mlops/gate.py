@@ -282,18 +282,6 @@ PACKAGED_GATES = Path(__file__).resolve().parent / "gates"
 
 def resolve_gate(ref: str, cache_dir: Path, store=None) -> GateConfig:
     """A gate config by packaged name (e.g. credit_default), local path, or s3:// URI."""
-    if "/" not in ref and not ref.endswith((".yaml", ".yml")):
-        path = PACKAGED_GATES / f"{ref}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in PACKAGED_GATES.glob("*.yaml"))
-            raise ConfigError(f"no packaged gate config named {ref!r}; known: {known} (or pass a path or s3:// URI)")
-        return load_gate(path)
-    if ref.startswith("s3://"):
-        from mlops.storage import ObjectStore, parse_s3_uri
+    from mlops.config_files import resolve_config_file
 
-        store = store or ObjectStore.from_env()
-        bucket, key = parse_s3_uri(ref)
-        local = cache_dir / Path(key).name
-        store.get_file(key, local, bucket)
-        return load_gate(local)
-    return load_gate(ref)
+    return load_gate(resolve_config_file(ref, PACKAGED_GATES, "gate config", cache_dir, store))

@@ -1,0 +1,42 @@
+"""Where a declared config (a data contract, a gate) comes from: the package, a path, or S3.
+
+Pipelines take such configs as a string parameter, so one rule resolves it
+everywhere: a bare name is a file shipped in the package (and so in the
+component image), anything with a slash or a .yaml suffix is a local path,
+and an s3:// URI is fetched (checksum-verified) into a local cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlops.errors import ConfigError
+
+
+def resolve_config_file(ref: str, packaged_dir: Path, what: str, cache_dir: Path, store=None) -> Path:
+    """A local path for ``ref`` (fetched into ``cache_dir`` when it is an s3:// URI)."""
+    if "/" not in ref and not ref.endswith((".yaml", ".yml")):
+        path = packaged_dir / f"{ref}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in packaged_dir.glob("*.yaml"))
+            raise ConfigError(f"no packaged {what} named {ref!r}; known: {known} "
+                              f"(or pass a path or an s3:// URI to a {what} file)")
+        return path
+    if not ref.startswith("s3://"):
+        return Path(ref)
+    from mlops.storage import ObjectStore, parse_s3_uri
+
+    store = store or ObjectStore.from_env()
+    bucket, key = parse_s3_uri(ref)
+    local = Path(cache_dir) / Path(key).name
+    store.get_file(key, local, bucket)
+    return local
+
+
+def fetch_companion(ref: str, name: str, local_config: Path, store=None) -> None:
+    """Fetch ``name`` from beside an s3:// config into the folder of its local copy."""
+    from mlops.storage import ObjectStore, join_key, parse_s3_uri
+
+    store = store or ObjectStore.from_env()
+    bucket, key = parse_s3_uri(ref)
+    store.get_file(join_key(str(Path(key).parent), name), local_config.parent / name, bucket)
