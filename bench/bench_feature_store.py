@@ -37,12 +37,10 @@ import argparse
 import gc
 import math
 import os
-import shutil
 import sqlite3
 import statistics
 import struct
 import sys
-import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
@@ -53,7 +51,7 @@ import numpy as np
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, progress, write_results  # noqa: E402
+from common import RESULTS, machine, progress, work_dir, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Feature store (Feast 0.67, SQLite online, DuckDB offline)"
@@ -358,14 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calls must be >= 100 (p99 needs samples)")
 
     started = datetime.now(timezone.utc)
-    work = Path(tempfile.mkdtemp(prefix="mlops-bench-features-"))
-    try:
+    with work_dir("mlops-bench-features-", args.keep, "feature store") as work:
         return _run(args, started, work)
-    finally:
-        if args.keep:
-            progress(f"kept the benchmark's feature store: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(args, started: datetime, work: Path) -> int:

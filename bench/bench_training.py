@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,21 +55,6 @@ TASK_OF_STAGE = {"validate": "validate-data", "features": "build-features", "ret
 
 
 # -- platform -----------------------------------------------------------------
-def free_ports(names) -> dict[str, int]:
-    """One distinct free 127.0.0.1 port per name (sockets held open until all are chosen)."""
-    socks, ports = [], {}
-    try:
-        for name in names:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-            ports[name] = sock.getsockname()[1]
-    finally:
-        for sock in socks:
-            sock.close()
-    return ports
-
-
 # -- measurement helpers --------------------------------------------------------
 class PeakRSS:
     """Samples the summed RSS of a process and all its descendants in a thread."""
@@ -283,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
 
-    from mlops.local_platform import DEFAULT_PORTS, LocalPlatform
+    from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
 
     started = datetime.now(timezone.utc)
     home = Path(tempfile.mkdtemp(prefix="mlops-bench-"))

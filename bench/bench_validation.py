@@ -43,14 +43,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, progress, write_results  # noqa: E402
+from common import RESULTS, machine, progress, work_dir, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -650,14 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         _set_rows(args.rows)
 
     started = datetime.now(timezone.utc)
-    work = Path(tempfile.mkdtemp(prefix="mlops-bench-validation-"))
-    try:
+    with work_dir("mlops-bench-validation-", args.keep, "data and contract") as work:
         return _run(args, started, work)
-    finally:
-        if args.keep:
-            progress(f"kept the benchmark's data and contract: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(args, started: datetime, work: Path) -> int:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 RESULTS_TITLE = "# Benchmarks"
@@ -59,3 +63,16 @@ def write_results(section: str, heading: str) -> None:
         after = "\n".join(lines[end:])
         new = before + "\n\n" + section + ("\n" + after if after else "")
     RESULTS.write_text(new.rstrip("\n") + "\n")
+
+
+@contextmanager
+def work_dir(prefix: str, keep: bool, what: str) -> Iterator[Path]:
+    """A temporary folder for one benchmark run, removed afterwards unless ``keep``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        if keep:
+            progress(f"kept the benchmark's {what}: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)

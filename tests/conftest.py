@@ -8,23 +8,10 @@ exactly as `mlops` commands do.
 from __future__ import annotations
 
 import os
-import socket
-from contextlib import ExitStack
 
 import pytest
 
-from mlops.local_platform import DEFAULT_PORTS, LocalPlatform
-
-
-def free_ports(names) -> dict[str, int]:
-    """Distinct free ports on 127.0.0.1, one per name (held open until all are chosen)."""
-    with ExitStack() as stack:
-        ports = {}
-        for name in names:
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports[name] = sock.getsockname()[1]
-    return ports
+from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import free_ports
+from mlops.local_platform import free_ports
 
 
 def mlops(*args, env=None):

@@ -22,7 +22,7 @@ from mlops.features.store import (FeatureStoreConfig, FeatureStoreError, apply_d
                                   fetch_snapshot, historical_features, materialize, online_features, open_store,
                                   publish_snapshot)
 from mlops.storage import sha256_file
-from tests.conftest import free_ports
+from mlops.local_platform import free_ports
 
 T0 = pd.Timestamp("2025-03-01", tz="UTC")
 

@@ -25,7 +25,7 @@ from mlops.features.skew import compare_online_offline
 from mlops.features.store import (FeatureStoreConfig, apply_definitions, check_online_store, historical_features,
                                   materialize, online_features, open_store)
 
-from tests.conftest import free_ports
+from mlops.local_platform import free_ports
 from tests.test_feature_store import write_snapshot
 
 REDIS_SERVER = Path(sys.executable).parent / "redis-server"

@@ -112,7 +112,7 @@ def test_wrong_credentials_fail_with_a_clear_message(platform):
 
 
 def test_unreachable_store_fails_fast():
-    from tests.conftest import free_ports
+    from mlops.local_platform import free_ports
 
     port = free_ports(["dead"])["dead"]
     store = ObjectStore(S3Settings(f"127.0.0.1:{port}", False, "k", "s"))

@@ -114,7 +114,7 @@ def test_empty_dataset_is_refused(platform, tmp_path):
 
 
 def test_mlflow_unreachable_fails_before_training_and_registers_nothing(data_uri, tmp_path, monkeypatch):
-    from tests.conftest import free_ports
+    from mlops.local_platform import free_ports
 
     dead = f"http://127.0.0.1:{free_ports(['x'])['x']}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)

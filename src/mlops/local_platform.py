@@ -86,6 +86,17 @@ def port_is_free(port: int, host: str = HOST) -> bool:
     return True
 
 
+def free_ports(names) -> dict[str, int]:
+    """One distinct free 127.0.0.1 port per name (each held open until all are chosen)."""
+    with contextlib.ExitStack() as stack:
+        ports = {}
+        for name in names:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((HOST, 0))
+            ports[name] = sock.getsockname()[1]
+    return ports
+
+
 def find_weed() -> str:
     """The SeaweedFS binary: MLOPS_WEED_BIN, then PATH, then beside this Python."""
     explicit = os.environ.get("MLOPS_WEED_BIN")
