@@ -47,6 +47,41 @@ class PipelineError(MlopsError):
     """A pipeline run failed; the message names the failing task."""
 
 
+class ModelIntegrityError(MlopsError):
+    """A model's files do not match the digest recorded when it was registered: refuse to serve them."""
+
+
+class ServingError(MlopsError):
+    """A model cannot be served (not found, not loadable) or a server cannot start."""
+
+
+class HttpError(MlopsError):
+    """An answer a server gives to a request it cannot serve; ``status`` is the HTTP status."""
+
+    status = 500
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(HttpError):
+    """The caller's request is wrong (4xx): the message says what to fix."""
+
+    status = 400
+
+
+class UpstreamError(HttpError):
+    """A server behind this one (the predictor) failed or did not answer in time."""
+
+    status = 502
+
+
+class RolloutError(MlopsError):
+    """A rollout cannot start or continue (bad config, missing versions, unreachable servers)."""
+
+
 @contextlib.contextmanager
 def exit_on_user_error(stage: str) -> Iterator[None]:
     """In a pipeline task: turn an MlopsError into one marked line and exit 1.

@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from mlops.errors import PlatformError, StorageError
-from mlops.settings import DEFAULT_BUCKET, S3Settings
+from mlops.settings import DEFAULT_BUCKET, MLFLOW_ARTIFACTS_PREFIX, S3Settings
 
 HOST = "127.0.0.1"
 
@@ -310,7 +310,7 @@ class LocalPlatform:
         db.parent.mkdir(exist_ok=True)
         return [sys.executable, "-m", "mlflow", "server",
                 "--backend-store-uri", f"sqlite:///{db}",
-                "--artifacts-destination", f"s3://{self.bucket}/mlflow-artifacts",
+                "--artifacts-destination", f"s3://{self.bucket}/{MLFLOW_ARTIFACTS_PREFIX}",
                 "--host", HOST, "--port", str(self.ports["mlflow"]), "--workers", "1"]
 
     def _mlflow_env(self) -> dict[str, str]:

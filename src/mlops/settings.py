@@ -17,6 +17,7 @@ from mlops.errors import ConfigError
 
 DEFAULT_BUCKET = "mlops"
 DEFAULT_REGION = "us-east-1"
+MLFLOW_ARTIFACTS_PREFIX = "mlflow-artifacts"  # where the MLflow server stores artifacts inside the bucket
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,18 @@ def mlflow_tracking_uri(env: dict[str, str] | None = None) -> str:
     if not uri.startswith(("http://", "https://")):
         raise ConfigError(f"MLFLOW_TRACKING_URI={uri!r} must be the http(s) URL of an MLflow tracking server")
     return uri.rstrip("/")
+
+
+def mlflow_artifacts_root(env: dict[str, str] | None = None) -> str:
+    """The S3 location behind MLflow's proxied ``mlflow-artifacts:/`` URIs.
+
+    It is the tracking server's ``--artifacts-destination``; KServe's storage
+    initializer reads models from there directly (``storageUri``).
+    """
+    env = dict(os.environ) if env is None else env
+    root = env.get("MLOPS_MLFLOW_ARTIFACTS_ROOT", "").strip()
+    if not root:
+        return f"s3://{env.get('MLOPS_BUCKET') or DEFAULT_BUCKET}/{MLFLOW_ARTIFACTS_PREFIX}"
+    if not root.startswith("s3://") or len(root) <= len("s3://"):
+        raise ConfigError(f"MLOPS_MLFLOW_ARTIFACTS_ROOT={root!r} must be an s3://bucket/prefix URI")
+    return root.rstrip("/")

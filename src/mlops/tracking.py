@@ -23,6 +23,7 @@ import pandas as pd
 from mlops.datasets import DatasetInfo
 from mlops.errors import TrackingError
 from mlops.provenance import provenance_tags
+from mlops.serving.model_files import MODEL_DIGEST_TAG
 from mlops.settings import mlflow_tracking_uri
 from mlops.training import TrainedModel, TrainingConfig
 
@@ -55,6 +56,7 @@ def connect(uri: str | None = None, timeout: float = 5.0) -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # task logs, not terminals
     try:
         with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as resp:  # noqa: S310
             healthy = resp.status == 200
@@ -145,11 +147,26 @@ def register_model_version(model_uri: str, name: str, run_id: str, tags: dict[st
         if version.status != "READY":
             raise TrackingError(f"model {name} version {version.version} registration ended in "
                                 f"{version.status}: {version.status_message}")
+        with _mlflow_errors(f"record the file digest of {name} version {version.version}"):
+            client.set_model_version_tag(name, version.version, MODEL_DIGEST_TAG, _stored_model_digest(client, version))
     except BaseException:
         with contextlib.suppress(Exception):
             client.delete_model_version(name, version.version)
         raise
     return str(version.version)
+
+
+def _stored_model_digest(client, version) -> str:
+    """Digest of the model files as stored (read back, not as written): what servers will verify."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    from mlops.serving.model_files import artifact_location, model_digest
+
+    location = artifact_location(client, version)
+    with tempfile.TemporaryDirectory(prefix="mlops-digest-") as tmp:
+        return model_digest(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp))
 
 
 def run_metrics(run_id: str) -> dict[str, float]:

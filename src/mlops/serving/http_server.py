@@ -1,0 +1,158 @@
+"""KServe's ModelServer, bound where we say, answering bad requests with 4xx instead of 500.
+
+KServe 0.21's REST server always binds 0.0.0.0 and answers a missing
+Content-Type, an oversized body and several malformed payloads with 500.
+This module runs the same FastAPI app and dataplane with three additions: a
+chosen bind address, a small ASGI guard in front (media type and body size,
+checked before the body is parsed) and handlers that turn a
+:class:`~mlops.errors.HttpError` into its status code with a message saying what to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from mlops.errors import BadRequest, HttpError
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_INFERENCE_SUFFIXES = (":predict", ":explain", "/infer")
+_JSON_TYPES = ("application/json", "application/cloudevents+json")
+
+
+def import_kserve():
+    """Import kserve without letting its import-time argparse read our command line."""
+    if "kserve" in sys.modules:
+        return sys.modules["kserve"]
+    saved, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        import kserve
+    finally:
+        sys.argv = saved
+    return kserve
+
+
+def _error_body(message: str) -> bytes:
+    import orjson
+
+    return orjson.dumps({"error": message})
+
+
+class RequestGuard:
+    """ASGI middleware: inference POSTs must be JSON and no bigger than ``max_body_bytes``."""
+
+    def __init__(self, app, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 response_headers: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (response_headers or {}).items()]
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.extra and scope["type"] == "http":
+            send = self._with_headers(send)
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(_INFERENCE_SUFFIXES):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1").lower()
+        if media not in _JSON_TYPES:
+            said = f"Content-Type {media!r}" if media else "no Content-Type"
+            await _reply(send, 415, f"{said}: inference requests must be sent as application/json")
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await _reply(send, 413, f"request body of {declared.decode('latin-1')} bytes is over the limit of "
+                                    f"{self.max_body_bytes} bytes; split the batch")
+            return
+        await self.app(scope, _capped(receive, self.max_body_bytes), send)
+
+    def _with_headers(self, send):
+        """Every answer, errors included, carries the extra headers (e.g. the model version)."""
+        async def wrapped(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  *(h for h in self.extra if h[0] not in names)]}
+            await send(message)
+
+        return wrapped
+
+
+def _capped(receive: Callable[[], Awaitable[dict]], limit: int):
+    """A receive() that refuses a chunked body once it grows past ``limit``."""
+    seen = 0
+
+    async def wrapped() -> dict:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BadRequest(f"request body is over the limit of {limit} bytes; split the batch", status=413)
+        return message
+
+    return wrapped
+
+
+async def _reply(send, status: int, message: str) -> None:
+    body = _error_body(message)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _install(app, max_body_bytes: int, response_headers: dict[str, str] | None) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import ORJSONResponse
+
+    async def http_error(_, exc: HttpError):
+        return ORJSONResponse(status_code=exc.status, content={"error": str(exc)})
+
+    async def invalid_body(_, exc: RequestValidationError):
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+                    for e in exc.errors()[:10]]
+        return ORJSONResponse(status_code=422, content={"error": "malformed request body: " + "; ".join(problems)})
+
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, response_headers=response_headers)
+    app.add_exception_handler(HttpError, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_body)
+
+
+def serve(models: list, host: str, port: int, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+          response_headers: dict[str, str] | None = None, on_stop: Callable[[], None] | None = None) -> None:
+    """Serve ``models`` (loaded kserve.Model objects) over HTTP on ``host:port`` until SIGTERM/SIGINT."""
+    import_kserve()
+    from kserve.model_server import ModelServer
+    from kserve.protocol.rest.server import RESTServer
+
+    class _Rest(RESTServer):
+        def create_application(self):
+            super().create_application()
+            from kserve.model_server import app
+
+            _install(app, max_body_bytes, response_headers)
+
+    server = ModelServer(http_port=port, enable_grpc=False, enable_latency_logging=False)
+    for model in models:
+        if not model.ready:
+            raise RuntimeError(f"model {model.name} is not loaded")
+        server.register_model(model)
+    rest = _Rest("kserve.model_server:app", server.dataplane, server.model_repository_extension, port,
+                 grace_period=10)
+    rest.config.host = host
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: setattr(rest._server, "should_exit", True))
+        try:
+            await rest.start()
+        finally:
+            if on_stop is not None:
+                with contextlib.suppress(Exception):
+                    on_stop()
+
+    asyncio.run(main())

@@ -1,0 +1,153 @@
+"""The KServe predictor: one verified MLflow model version behind V1 and V2.
+
+Requests are checked against the model's signature (see
+:mod:`mlops.serving.request_schema`); answers carry each row's default
+probability and class (at the gate's decision threshold) and the model
+version, also as the ``x-mlops-model-version`` header so a caller (the
+transformer, a load balancer) can attribute every answer. Prometheus
+metrics on ``/metrics``: the prediction distribution per model version,
+predicted classes, refused requests by status, and the served version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+
+from mlops.serving.http_server import import_kserve
+from mlops.serving.model_files import LoadedModel, fetch_model, load_model, resolve_model
+from mlops.errors import BadRequest
+from mlops.serving.request_schema import RequestSchema
+
+kserve = import_kserve()
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
+from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
+
+VERSION_HEADER = "x-mlops-model-version"
+PROBABILITY_BUCKETS = tuple(round(b, 2) for b in np.linspace(0.05, 1.0, 20))
+
+MODEL_INFO = Gauge("mlops_model_info", "The model version this server serves (value 1)",
+                   ["model_name", "model_version", "digest"])
+PREDICTED_PROBABILITY = Histogram("mlops_prediction_probability", "Predicted probability of the positive class",
+                                  ["model_name", "model_version"], buckets=PROBABILITY_BUCKETS)
+PREDICTED_CLASS = Counter("mlops_predictions_total", "Predicted rows by class", ["model_name", "model_version", "class"])
+REFUSED = Counter("mlops_refused_requests_total", "Requests answered with a 4xx, by status",
+                  ["model_name", "model_version", "status"])
+
+
+class CreditModel(kserve.Model):
+    """A classifier served with signature validation, class threshold and version attribution."""
+
+    def __init__(self, name: str, version: str, model: LoadedModel, threshold: float, max_rows: int = 10_000):
+        super().__init__(name)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"decision threshold must be in (0, 1), got {threshold}")
+        self.version, self.model, self.threshold = version, model, threshold
+        self.schema = RequestSchema(model.columns, max_rows=max_rows)
+        self._probability = PREDICTED_PROBABILITY.labels(name, version)
+        self._classes = (PREDICTED_CLASS.labels(name, version, "0"), PREDICTED_CLASS.labels(name, version, "1"))
+        MODEL_INFO.labels(name, version, model.digest).set(1)
+        self.ready = True
+
+    def scores(self, features: pd.DataFrame) -> np.ndarray:
+        """Probability of the positive class for each row (in-process; what HTTP answers must equal)."""
+        return self.model.estimator.predict_proba(features)[:, 1]
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        try:
+            if isinstance(payload, InferRequest):
+                features = self.schema.from_v2([(i.name, i.datatype, i.shape, i.data) for i in payload.inputs])
+            elif isinstance(payload, (bytes, str)):
+                raise BadRequest("the request body must be a JSON object", status=415)
+            else:
+                features = self.schema.from_v1(payload)
+        except BadRequest as exc:
+            REFUSED.labels(self.name, self.version, str(exc.status)).inc()
+            raise
+        probability = self.scores(features)
+        classes = (probability >= self.threshold).astype(np.int64)
+        for p in probability:
+            self._probability.observe(p)
+        positives = int(classes.sum())
+        self._classes[1].inc(positives)
+        self._classes[0].inc(len(classes) - positives)
+        if isinstance(payload, InferRequest):
+            n = len(probability)
+            return InferResponse(
+                response_id=payload.id or str(uuid.uuid4()), model_name=self.name, model_version=self.version,
+                infer_outputs=[InferOutput("probability", [n], "FP64", data=probability.tolist()),
+                               InferOutput("class", [n], "INT64", data=classes.tolist())])
+        return {"predictions": [{"probability": p, "class": c} for p, c in zip(probability.tolist(), classes.tolist())],
+                "model_name": self.name, "model_version": self.version}
+
+    def get_input_types(self) -> list[dict]:
+        return [{"name": n, "datatype": "BYTES" if t == "string" else "FP64", "shape": [-1]}
+                for n, t in self.model.columns]
+
+    def get_output_types(self) -> list[dict]:
+        return [{"name": "probability", "datatype": "FP64", "shape": [-1]},
+                {"name": "class", "datatype": "INT64", "shape": [-1]}]
+
+
+def decision_threshold(gate: str, cache_dir: str) -> float:
+    """The operating point the evaluation gate judged the model at: one home for it."""
+    from pathlib import Path
+
+    from mlops.gate import resolve_gate
+
+    return resolve_gate(gate, Path(cache_dir)).decision_threshold
+
+
+def build_model(args: argparse.Namespace) -> CreditModel:
+    """Load the model the arguments name, from a local directory or from the registry via S3."""
+    from mlops.errors import ServingError
+
+    if args.model_dir:
+        if not args.model_digest or not args.model_version:
+            raise ServingError("--model-dir needs --model-digest (sha256:...) and --model-version: files copied by "
+                               "KServe's storage initializer are verified against the registered digest")
+        model_dir, version, digest = args.model_dir, args.model_version, args.model_digest
+    else:
+        from mlops import tracking
+
+        tracking.connect()
+        ref = resolve_model(args.model_name, args.model_version or "production")
+        model_dir, version, digest = fetch_model(ref, args.cache_dir), ref.version, ref.digest
+    started = time.perf_counter()
+    loaded = load_model(model_dir, digest)
+    print(f"loaded {args.model_name} v{version} ({digest[:19]}...) from {model_dir} in "
+          f"{time.perf_counter() - started:.2f} s", flush=True)
+    return CreditModel(args.model_name, version, loaded, decision_threshold(args.gate, args.cache_dir), max_rows=args.max_rows)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlops-predictor", description=__doc__.splitlines()[0])
+    p.add_argument("--model-name", required=True, help="registered model name; also the URL path name")
+    p.add_argument("--model-version", help="version number or alias (default: production when using the registry)")
+    p.add_argument("--model-dir", help="a local MLflow model directory (KServe: /mnt/models) instead of the registry")
+    p.add_argument("--model-digest", help="the registered sha256 digest the files in --model-dir must match")
+    p.add_argument("--cache-dir", default=os.environ.get("MLOPS_MODEL_CACHE", "/tmp/mlops-models"))
+    p.add_argument("--gate", default="credit_default", help="gate config holding the decision threshold")
+    p.add_argument("--host", default=os.environ.get("MLOPS_SERVING_HOST", "0.0.0.0"))
+    p.add_argument("--http-port", type=int, default=int(os.environ.get("PORT", "8080")))
+    p.add_argument("--max-rows", type=int, default=10_000)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mlops.errors import exit_on_user_error
+    from mlops.serving.http_server import serve
+
+    args = parser().parse_args(argv)
+    with exit_on_user_error("predictor"):
+        model = build_model(args)
+    serve([model], args.host, args.http_port, response_headers={VERSION_HEADER: model.version})
+
+
+if __name__ == "__main__":
+    main()

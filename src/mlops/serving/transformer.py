@@ -1,0 +1,306 @@
+"""The KServe transformer: entity ids in, online features from Feast, prediction from the predictor.
+
+Callers send customer ids (V1 ``{"instances": [{"customer_id": ...}]}`` or a
+V2 BYTES tensor ``customer_id``). The transformer reads their current
+features from the online store through the same feature service training
+used (training-serving parity), asks the predictor over V2, logs every row
+(features, prediction, model version, request id) to S3 in batches, and, when
+the routing document names a shadow, mirrors the request to it after
+answering: the shadow's answer never reaches the caller and its failure never
+fails the request; agreement and latency are metrics.
+
+Metrics on ``/metrics`` (what the rollout analysis reads), per role
+(``primary``/``shadow``) and model version: upstream requests by outcome,
+upstream latency, rows, positive rows and score sums, and shadow agreement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import threading
+import time
+import uuid
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from mlops.errors import BadRequest, UpstreamError
+from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES
+from mlops.serving.http_server import import_kserve
+from mlops.serving.predictor import VERSION_HEADER
+from mlops.serving.routing import Routing, ShadowTarget, read_routing
+
+kserve = import_kserve()
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
+from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
+
+REQUEST_ID_HEADER = "x-request-id"
+UNKNOWN_VERSION = "unknown"
+LATENCY_BUCKETS = (0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015,
+                   0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+UPSTREAM_REQUESTS = Counter("mlops_upstream_requests_total", "Predictor calls by role, version and outcome",
+                            ["role", "model_version", "outcome"])
+UPSTREAM_LATENCY = Histogram("mlops_upstream_latency_seconds", "Predictor call latency",
+                             ["role", "model_version"], buckets=LATENCY_BUCKETS)
+UPSTREAM_ROWS = Counter("mlops_upstream_rows_total", "Rows scored", ["role", "model_version"])
+UPSTREAM_POSITIVES = Counter("mlops_upstream_positive_rows_total", "Rows predicted positive", ["role", "model_version"])
+UPSTREAM_SCORE_SUM = Counter("mlops_upstream_score_sum_total", "Sum of predicted probabilities",
+                             ["role", "model_version"])
+SHADOW_AGREEMENT = Counter("mlops_shadow_rows_total", "Shadow rows compared with production, by agreement",
+                           ["model_version", "agree"])
+SHADOW_SKIPPED = Counter("mlops_shadow_skipped_total", "Mirrors skipped because too many were in flight",
+                         ["model_version"])
+SHADOW_TARGET = Gauge("mlops_shadow_target_info", "The shadow currently mirrored to (value 1)", ["model_version"])
+FEATURE_LATENCY = Histogram("mlops_feature_lookup_seconds", "Online feature lookup latency", buckets=LATENCY_BUCKETS)
+
+
+def entity_ids(payload) -> list[str]:
+    """Customer ids of a V1 or V2 request; a clear 4xx for anything else."""
+    if isinstance(payload, InferRequest):
+        tensors = {i.name: i for i in payload.inputs}
+        if set(tensors) != {ENTITY_KEY}:
+            raise BadRequest(f"a V2 request to the transformer needs exactly one input, {ENTITY_KEY!r} "
+                             f"(BYTES, shape [n]); got {sorted(tensors) or 'none'}")
+        tensor = tensors[ENTITY_KEY]
+        data = tensor.data.reshape(-1).tolist() if isinstance(tensor.data, np.ndarray) else tensor.data
+        if tensor.datatype != "BYTES" or not isinstance(data, list):
+            raise BadRequest(f"input {ENTITY_KEY!r} must be a BYTES tensor of shape [n], got {tensor.datatype}")
+        ids = [v.decode() if isinstance(v, bytes) else v for v in data]
+    else:
+        if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list) or not payload["instances"]:
+            raise BadRequest(f"a V1 request needs \"instances\": a non-empty list of objects like "
+                             f"{{\"{ENTITY_KEY}\": \"C000123\"}}")
+        ids = []
+        for i, row in enumerate(payload["instances"]):
+            if not isinstance(row, dict) or set(row) != {ENTITY_KEY}:
+                raise BadRequest(f"instance {i} must be an object with exactly the field {ENTITY_KEY!r}; "
+                                 "features come from the feature store, not from the caller")
+            ids.append(row[ENTITY_KEY])
+    bad = [i for i, v in enumerate(ids) if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise BadRequest(f"{ENTITY_KEY} must be a non-empty string (rows {bad[:10]})")
+    return ids
+
+
+def v2_body(features: pd.DataFrame, request_id: str) -> bytes:
+    """The predictor's V2 request: one tensor per feature, nulls for missing values."""
+    inputs = []
+    for name in FEATURE_NAMES:
+        column = features[name]
+        text = name in CATEGORICAL_FEATURES
+        values = column.astype(object).where(column.notna(), None).tolist()
+        inputs.append({"name": name, "datatype": "BYTES" if text else "FP64", "shape": [len(values)], "data": values})
+    return orjson.dumps({"id": request_id, "inputs": inputs})
+
+
+def parse_v2_answer(content: bytes) -> tuple[np.ndarray, np.ndarray, str | None]:
+    body = orjson.loads(content)
+    outputs = {o["name"]: o["data"] for o in body["outputs"]}
+    return (np.asarray(outputs["probability"], dtype=np.float64), np.asarray(outputs["class"], dtype=np.int64),
+            body.get("model_version"))
+
+
+class FeatureTransformer(kserve.Model):
+    """Feature lookup, prediction forwarding, request logging and shadow mirroring for one model."""
+
+    def __init__(self, name: str, predictor_url: str, feature_store, request_log=None, *, routing_store=None,
+                 routing_poll_s: float = 2.0, timeout_s: float = 10.0, shadow_timeout_s: float = 5.0,
+                 max_shadow_inflight: int = 64):
+        super().__init__(name)
+        self.predictor_url = predictor_url.rstrip("/")
+        self.fs, self.log = feature_store, request_log
+        self.timeout_s, self.shadow_timeout_s, self.max_shadow_inflight = timeout_s, shadow_timeout_s, max_shadow_inflight
+        self.routing = Routing()
+        self._client = None
+        self._shadow_inflight = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._stop = threading.Event()
+        if routing_store is not None:
+            self._apply_routing(read_routing(routing_store, name))
+            threading.Thread(target=self._poll_routing, args=(routing_store, routing_poll_s), daemon=True,
+                             name="routing-poll").start()
+        self.ready = True
+
+    # -- routing -----------------------------------------------------------------------
+    def _apply_routing(self, routing: Routing) -> None:
+        if routing == self.routing:
+            return
+        if self.routing.shadow:
+            SHADOW_TARGET.labels(self.routing.shadow.model_version).set(0)
+        if routing.shadow:
+            SHADOW_TARGET.labels(routing.shadow.model_version).set(1)
+        self.routing = routing
+
+    def _poll_routing(self, store, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self._apply_routing(read_routing(store, self.name))
+            except Exception as exc:  # noqa: BLE001 - keep serving with the last known routing
+                print(f"routing poll failed, keeping the current routing: {exc}", flush=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.log is not None:
+            self.log.close()
+        super().stop()
+
+    # -- serving -----------------------------------------------------------------------
+    @property
+    def client(self):
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s,
+                                             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+        return self._client
+
+    def lookup(self, ids: list[str]) -> pd.DataFrame:
+        from mlops.features.store import online_features
+
+        started = time.perf_counter()
+        features = online_features(self.fs, ids)
+        FEATURE_LATENCY.observe(time.perf_counter() - started)
+        unknown = features.loc[features[list(FEATURE_NAMES)].isna().all(axis=1), ENTITY_KEY].tolist()
+        if unknown:
+            raise BadRequest(f"no online features for {ENTITY_KEY} {', '.join(map(str, unknown[:10]))}"
+                             f"{' and more' if len(unknown) > 10 else ''}: unknown customer, or the feature "
+                             "store was not materialized", status=422)
+        return features
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        headers = headers or {}
+        request_id = headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        ids = entity_ids(payload)
+        features = self.lookup(ids)
+        body = v2_body(features, request_id)
+        probability, classes, version = await self._primary(body, request_id)
+        if self.log is not None:
+            self.log.append(request_id, version, features, probability, classes)
+        shadow = self.routing.shadow
+        if shadow is not None:
+            self._start_mirror(shadow, body, request_id, probability, classes)
+        if isinstance(payload, InferRequest):
+            n = len(ids)
+            return InferResponse(response_id=request_id, model_name=self.name, model_version=version,
+                                 infer_outputs=[InferOutput("probability", [n], "FP64", data=probability.tolist()),
+                                                InferOutput("class", [n], "INT64", data=classes.tolist())])
+        return {"predictions": [{ENTITY_KEY: c, "probability": p, "class": k}
+                                for c, p, k in zip(ids, probability.tolist(), classes.tolist())],
+                "model_name": self.name, "model_version": version, "request_id": request_id}
+
+    async def _primary(self, body: bytes, request_id: str) -> tuple[np.ndarray, np.ndarray, str]:
+        import httpx
+
+        url = f"{self.predictor_url}/v2/models/{self.name}/infer"
+        started = time.perf_counter()
+        try:
+            resp = await self.client.post(url, content=body, headers={"content-type": "application/json",
+                                                                      REQUEST_ID_HEADER: request_id})
+        except httpx.HTTPError as exc:
+            UPSTREAM_REQUESTS.labels("primary", UNKNOWN_VERSION, "error").inc()
+            raise UpstreamError(f"the predictor at {self.predictor_url} did not answer: {type(exc).__name__}",
+                                status=504 if isinstance(exc, httpx.TimeoutException) else 502) from None
+        elapsed = time.perf_counter() - started
+        version = resp.headers.get(VERSION_HEADER, UNKNOWN_VERSION)
+        if resp.status_code != 200:
+            UPSTREAM_REQUESTS.labels("primary", version, "error").inc()
+            message = _error_message(resp)
+            if 400 <= resp.status_code < 500:  # our features were refused: a bug or a schema mismatch, say so
+                raise UpstreamError(f"the predictor (v{version}) refused the features: {message}", status=502)
+            raise UpstreamError(f"the predictor (v{version}) failed with {resp.status_code}: {message}", status=502)
+        probability, classes, body_version = parse_v2_answer(resp.content)
+        version = body_version or version
+        _record("primary", version, elapsed, probability, classes)
+        return probability, classes, version
+
+    # -- shadow ------------------------------------------------------------------------
+    def _start_mirror(self, shadow: ShadowTarget, body: bytes, request_id: str, probability: np.ndarray,
+                      classes: np.ndarray) -> None:
+        if self._shadow_inflight >= self.max_shadow_inflight:
+            SHADOW_SKIPPED.labels(shadow.model_version).inc()
+            return
+        self._shadow_inflight += 1
+        task = asyncio.get_running_loop().create_task(self._mirror(shadow, body, request_id, probability, classes))
+        self._tasks.add(task)
+        task.add_done_callback(self._mirror_done)
+
+    def _mirror_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._shadow_inflight -= 1
+
+    async def _mirror(self, shadow: ShadowTarget, body: bytes, request_id: str, probability: np.ndarray,
+                      classes: np.ndarray) -> None:
+        """Send the same features to the shadow; compare; never raise."""
+        started = time.perf_counter()
+        try:
+            resp = await self.client.post(f"{shadow.url.rstrip('/')}/v2/models/{self.name}/infer", content=body,
+                                          headers={"content-type": "application/json", REQUEST_ID_HEADER: request_id},
+                                          timeout=self.shadow_timeout_s)
+            if resp.status_code != 200:
+                raise UpstreamError(f"status {resp.status_code}")
+            shadow_probability, shadow_classes, _ = parse_v2_answer(resp.content)
+            if len(shadow_classes) != len(classes):
+                raise UpstreamError("row count differs")
+        except Exception:  # noqa: BLE001 - a shadow failure is a metric, never the caller's problem
+            UPSTREAM_REQUESTS.labels("shadow", shadow.model_version, "error").inc()
+            return
+        _record("shadow", shadow.model_version, time.perf_counter() - started, shadow_probability, shadow_classes)
+        agree = int((shadow_classes == classes).sum())
+        SHADOW_AGREEMENT.labels(shadow.model_version, "yes").inc(agree)
+        SHADOW_AGREEMENT.labels(shadow.model_version, "no").inc(len(classes) - agree)
+
+
+def _record(role: str, version: str, elapsed: float, probability: np.ndarray, classes: np.ndarray) -> None:
+    UPSTREAM_REQUESTS.labels(role, version, "ok").inc()
+    UPSTREAM_LATENCY.labels(role, version).observe(elapsed)
+    UPSTREAM_ROWS.labels(role, version).inc(len(classes))
+    UPSTREAM_POSITIVES.labels(role, version).inc(int(classes.sum()))
+    UPSTREAM_SCORE_SUM.labels(role, version).inc(float(probability.sum()))
+
+
+def _error_message(resp) -> str:
+    try:
+        return str(orjson.loads(resp.content).get("error", resp.text))[:500]
+    except (orjson.JSONDecodeError, AttributeError):
+        return resp.text[:500]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlops-transformer", description=__doc__.splitlines()[0])
+    p.add_argument("--model-name", required=True)
+    p.add_argument("--predictor-url", default=os.environ.get("MLOPS_PREDICTOR_URL"),
+                   help="base URL of the predictor (in KServe: http://<isvc>-predictor.<namespace>)")
+    p.add_argument("--host", default=os.environ.get("MLOPS_SERVING_HOST", "0.0.0.0"))
+    p.add_argument("--http-port", type=int, default=int(os.environ.get("PORT", "8080")))
+    p.add_argument("--no-request-log", action="store_true", help="do not log served rows to S3")
+    p.add_argument("--routing-poll-s", type=float, default=2.0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mlops.errors import ConfigError, exit_on_user_error
+    from mlops.features import store as feature_store
+    from mlops.serving.http_server import serve
+    from mlops.serving.request_log import RequestLog
+    from mlops.storage import ObjectStore
+
+    args = parser().parse_args(argv)
+    with exit_on_user_error("transformer"):
+        if not args.predictor_url:
+            raise ConfigError("--predictor-url (or MLOPS_PREDICTOR_URL) is required")
+        store = ObjectStore.from_env()
+        store.check()
+        fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+        feature_store.ensure_applied_snapshot(fs, store)
+        feature_store.check_online_store(fs)
+        log = None if args.no_request_log else RequestLog(store, args.model_name)
+        model = FeatureTransformer(args.model_name, args.predictor_url, fs, log, routing_store=store,
+                                   routing_poll_s=args.routing_poll_s)
+    serve([model], args.host, args.http_port, on_stop=model.stop)
+
+
+if __name__ == "__main__":
+    main()
