@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 
 from mlops.errors import BadRequest, HttpError
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+SERVER_TIMING = "server-timing"
 _INFERENCE_SUFFIXES = (":predict", ":explain", "/infer")
 _JSON_TYPES = ("application/json", "application/cloudevents+json")
 
@@ -51,11 +53,10 @@ class RequestGuard:
         self.extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (response_headers or {}).items()]
 
     async def __call__(self, scope, receive, send) -> None:
-        if self.extra and scope["type"] == "http":
-            send = self._with_headers(send)
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(_INFERENCE_SUFFIXES):
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, self._with_headers(send) if self.extra and scope["type"] == "http" else send)
             return
+        send = self._with_headers(send, time.perf_counter())
         headers = dict(scope["headers"])
         media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1").lower()
         if media not in _JSON_TYPES:
@@ -69,13 +70,17 @@ class RequestGuard:
             return
         await self.app(scope, _capped(receive, self.max_body_bytes), send)
 
-    def _with_headers(self, send):
-        """Every answer, errors included, carries the extra headers (e.g. the model version)."""
+    def _with_headers(self, send, started: float | None = None):
+        """Every answer, errors included, carries the extra headers (e.g. the model version), and an
+        inference answer a standard ``Server-Timing`` header: the time spent in this server, which a
+        caller can compare across servers without its own queueing in the number."""
         async def wrapped(message: dict) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *(h for h in self.extra if h[0] not in names)]}
+                extra = [h for h in self.extra if h[0] not in names]
+                if started is not None:
+                    extra.append((b"server-timing", f"total;dur={(time.perf_counter() - started) * 1000:.3f}".encode()))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         return wrapped

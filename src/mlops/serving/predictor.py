@@ -120,9 +120,21 @@ def build_model(args: argparse.Namespace) -> CreditModel:
         model_dir, version, digest = fetch_model(ref, args.cache_dir), ref.version, ref.digest
     started = time.perf_counter()
     loaded = load_model(model_dir, digest)
+    model = CreditModel(args.model_name, version, loaded, decision_threshold(args.gate, args.cache_dir),
+                        max_rows=args.max_rows)
+    warm_up(model, model_dir)
     print(f"loaded {args.model_name} v{version} ({digest[:19]}...) from {model_dir} in "
           f"{time.perf_counter() - started:.2f} s", flush=True)
-    return CreditModel(args.model_name, version, loaded, decision_threshold(args.gate, args.cache_dir), max_rows=args.max_rows)
+    return model
+
+
+def warm_up(model: CreditModel, model_dir) -> None:
+    """Score the model's logged input example once, so the first caller does not pay for cold paths."""
+    from mlflow.models import Model
+
+    example = Model.load(str(model_dir)).load_input_example(str(model_dir))
+    if example is not None:
+        model.scores(model.schema.from_v1({"instances": example.to_dict(orient="records")}))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,6 +148,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=os.environ.get("MLOPS_SERVING_HOST", "0.0.0.0"))
     p.add_argument("--http-port", type=int, default=int(os.environ.get("PORT", "8080")))
     p.add_argument("--max-rows", type=int, default=10_000)
+    p.add_argument("--threads", type=int, default=int(os.environ.get("MLOPS_PREDICTOR_THREADS", "1")),
+                   help="OpenMP/BLAS threads for scoring (default 1: requests are small)")
     return p
 
 
@@ -143,7 +157,12 @@ def main(argv: list[str] | None = None) -> None:
     from mlops.errors import exit_on_user_error
     from mlops.serving.http_server import serve
 
+    from threadpoolctl import threadpool_limits
+
     args = parser().parse_args(argv)
+    # One row per request: parallel tree traversal only adds OpenMP overhead, and
+    # several servers on a few cores would oversubscribe them.
+    threadpool_limits(args.threads)
     with exit_on_user_error("predictor"):
         model = build_model(args)
     serve([model], args.host, args.http_port, response_headers={VERSION_HEADER: model.version})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -29,7 +30,7 @@ import pandas as pd
 
 from mlops.errors import BadRequest, UpstreamError
 from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES
-from mlops.serving.http_server import import_kserve
+from mlops.serving.http_server import SERVER_TIMING, import_kserve
 from mlops.serving.predictor import VERSION_HEADER
 from mlops.serving.routing import Routing, ShadowTarget, read_routing
 
@@ -37,6 +38,7 @@ kserve = import_kserve()
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 
+logger = logging.getLogger("mlops.transformer")
 REQUEST_ID_HEADER = "x-request-id"
 UNKNOWN_VERSION = "unknown"
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015,
@@ -45,6 +47,9 @@ UPSTREAM_REQUESTS = Counter("mlops_upstream_requests_total", "Predictor calls by
                             ["role", "model_version", "outcome"])
 UPSTREAM_LATENCY = Histogram("mlops_upstream_latency_seconds", "Predictor call latency",
                              ["role", "model_version"], buckets=LATENCY_BUCKETS)
+UPSTREAM_SERVER_LATENCY = Histogram("mlops_upstream_server_seconds",
+                                    "Time the predictor reports spending on a call (its Server-Timing header)",
+                                    ["role", "model_version"], buckets=LATENCY_BUCKETS)
 UPSTREAM_ROWS = Counter("mlops_upstream_rows_total", "Rows scored", ["role", "model_version"])
 UPSTREAM_POSITIVES = Counter("mlops_upstream_positive_rows_total", "Rows predicted positive", ["role", "model_version"])
 UPSTREAM_SCORE_SUM = Counter("mlops_upstream_score_sum_total", "Sum of predicted probabilities",
@@ -53,7 +58,7 @@ SHADOW_AGREEMENT = Counter("mlops_shadow_rows_total", "Shadow rows compared with
                            ["model_version", "agree"])
 SHADOW_SKIPPED = Counter("mlops_shadow_skipped_total", "Mirrors skipped because too many were in flight",
                          ["model_version"])
-SHADOW_TARGET = Gauge("mlops_shadow_target_info", "The shadow currently mirrored to (value 1)", ["model_version"])
+SHADOW_TARGET = Gauge("mlops_shadow_target_info", "The shadow currently mirrored to (value 1)", ["model_version", "url"])
 FEATURE_LATENCY = Histogram("mlops_feature_lookup_seconds", "Online feature lookup latency", buckets=LATENCY_BUCKETS)
 
 
@@ -116,6 +121,7 @@ class FeatureTransformer(kserve.Model):
         self.routing = Routing()
         self._client = None
         self._shadow_inflight = 0
+        self._last_shadow_note = -1e9
         self._tasks: set[asyncio.Task] = set()
         self._stop = threading.Event()
         if routing_store is not None:
@@ -129,9 +135,9 @@ class FeatureTransformer(kserve.Model):
         if routing == self.routing:
             return
         if self.routing.shadow:
-            SHADOW_TARGET.labels(self.routing.shadow.model_version).set(0)
+            SHADOW_TARGET.labels(self.routing.shadow.model_version, self.routing.shadow.url).set(0)
         if routing.shadow:
-            SHADOW_TARGET.labels(routing.shadow.model_version).set(1)
+            SHADOW_TARGET.labels(routing.shadow.model_version, routing.shadow.url).set(1)
         self.routing = routing
 
     def _poll_routing(self, store, interval_s: float) -> None:
@@ -139,7 +145,7 @@ class FeatureTransformer(kserve.Model):
             try:
                 self._apply_routing(read_routing(store, self.name))
             except Exception as exc:  # noqa: BLE001 - keep serving with the last known routing
-                print(f"routing poll failed, keeping the current routing: {exc}", flush=True)
+                logger.warning("routing poll failed, keeping the current routing: %s", exc)
 
     def stop(self) -> None:
         self._stop.set()
@@ -213,7 +219,7 @@ class FeatureTransformer(kserve.Model):
             raise UpstreamError(f"the predictor (v{version}) failed with {resp.status_code}: {message}", status=502)
         probability, classes, body_version = parse_v2_answer(resp.content)
         version = body_version or version
-        _record("primary", version, elapsed, probability, classes)
+        _record("primary", version, elapsed, probability, classes, resp.headers)
         return probability, classes, version
 
     # -- shadow ------------------------------------------------------------------------
@@ -226,6 +232,14 @@ class FeatureTransformer(kserve.Model):
         task = asyncio.get_running_loop().create_task(self._mirror(shadow, body, request_id, probability, classes))
         self._tasks.add(task)
         task.add_done_callback(self._mirror_done)
+
+    def _note_shadow_failure(self, shadow: ShadowTarget, exc: Exception) -> None:
+        """One log line per 10 s at most: enough to see why, never a flood."""
+        now = time.monotonic()
+        if now - self._last_shadow_note >= 10:
+            self._last_shadow_note = now
+            logger.warning("shadow v%s at %s failed (counted, caller unaffected): %s: %s", shadow.model_version,
+                           shadow.url, type(exc).__name__, exc)
 
     def _mirror_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -244,21 +258,38 @@ class FeatureTransformer(kserve.Model):
             shadow_probability, shadow_classes, _ = parse_v2_answer(resp.content)
             if len(shadow_classes) != len(classes):
                 raise UpstreamError("row count differs")
-        except Exception:  # noqa: BLE001 - a shadow failure is a metric, never the caller's problem
+        except Exception as exc:  # noqa: BLE001 - a shadow failure is a metric and a log line, never the caller's
             UPSTREAM_REQUESTS.labels("shadow", shadow.model_version, "error").inc()
+            self._note_shadow_failure(shadow, exc)
             return
-        _record("shadow", shadow.model_version, time.perf_counter() - started, shadow_probability, shadow_classes)
+        _record("shadow", shadow.model_version, time.perf_counter() - started, shadow_probability, shadow_classes,
+                resp.headers)
         agree = int((shadow_classes == classes).sum())
         SHADOW_AGREEMENT.labels(shadow.model_version, "yes").inc(agree)
         SHADOW_AGREEMENT.labels(shadow.model_version, "no").inc(len(classes) - agree)
 
 
-def _record(role: str, version: str, elapsed: float, probability: np.ndarray, classes: np.ndarray) -> None:
+def _record(role: str, version: str, elapsed: float, probability: np.ndarray, classes: np.ndarray,
+            headers) -> None:
     UPSTREAM_REQUESTS.labels(role, version, "ok").inc()
     UPSTREAM_LATENCY.labels(role, version).observe(elapsed)
+    server_ms = _server_ms(headers.get(SERVER_TIMING, ""))
+    if server_ms is not None:
+        UPSTREAM_SERVER_LATENCY.labels(role, version).observe(server_ms / 1000)
     UPSTREAM_ROWS.labels(role, version).inc(len(classes))
     UPSTREAM_POSITIVES.labels(role, version).inc(int(classes.sum()))
     UPSTREAM_SCORE_SUM.labels(role, version).inc(float(probability.sum()))
+
+
+def _server_ms(header: str) -> float | None:
+    """The ``dur`` of a ``Server-Timing: total;dur=1.234`` header."""
+    for part in header.split(";"):
+        if part.strip().startswith("dur="):
+            try:
+                return float(part.strip()[4:])
+            except ValueError:
+                return None
+    return None
 
 
 def _error_message(resp) -> str:

@@ -1,0 +1,688 @@
+"""Benchmark: online serving, single-row requests: our predictor and transformer vs. bare KServe and `mlflow models serve`.
+
+``make bench`` runs ``.venv/bin/python bench/bench_serving.py``. It
+
+1. starts its own local platform (S3 + MLflow) on free 127.0.0.1 ports with
+   its state in a temporary MLOPS_HOME, and stops it at the end, even on
+   failure;
+2. builds one model for every server: ``generate_credit_data(20000, seed=7)``
+   written to S3, then the suite's stages in-process (``build_features``:
+   features, snapshot, Feast apply and materialize into the SQLite online
+   store; ``retrieve_training_data``; ``train_and_log`` with the default
+   ``TrainingConfig``; ``register``), and fetches the registered version's
+   files (``resolve_model`` + ``fetch_model``): that local MLflow model
+   directory is what all servers load;
+3. starts, each as its own process on 127.0.0.1 (``mlops.processes``):
+   (a) the anchor, a bare KServe ModelServer (``bench/bare_kserve_server.py``:
+   a minimal ``kserve.Model``, no validation, no metrics of ours);
+   (b) the second anchor, ``mlflow models serve --env-manager local``;
+   (c) our predictor (``python -m mlops.serving.predictor --model-dir ...``);
+   (d) our transformer in front of (c), reading online features from the
+   Feast store built in 2;
+   (e) the same transformer with shadow mirroring on (the routing document
+   names a second predictor process serving the same version), switched on
+   and off between measurements through the routing document, as the rollout
+   controller does;
+4. measures each with one sequential keep-alive HTTP client (stdlib
+   ``http.client``), single-row requests with pre-encoded bodies, WARMUP
+   warm-up requests then REQUESTS measured ones, rows cycling through a fixed
+   sample of real feature rows (the same rows for (a), (b), (c); customer ids
+   for (d), (e)); one server at a time (the others idle), in ROUNDS rounds
+   with a rotating order, reporting each server's median round; and, in this
+   process, the floor: ``predict_proba`` on one row, and the pieces of the
+   request path;
+5. prints a table and writes it into bench/RESULTS.md (only this benchmark's
+   section is replaced; other benchmarks keep theirs), only with the default
+   ``--requests``.
+
+This is a benchmark, not a test: it asserts nothing about speed. It does check
+that the servers answer the same model (same probabilities from (a), (c) and
+in-process; the same classes from (b); the transformer's answer equals the
+model on the customer's online features) and that the shadow really received
+the mirrored requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+# bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine, progress, write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / "bench"
+SECTION = "## Serving (KServe 0.21, single-row requests)"
+
+ROWS = 20_000
+SEED = 7
+DATA_URI = "s3://mlops/bench/serving-20k.parquet"
+MODEL_NAME = "credit-default"
+EXPERIMENT = "bench-serving"
+REQUESTS = 2_000  # measured requests per server and round
+WARMUP = 200  # unmeasured requests before them
+ROUNDS = 3
+SAMPLE = 200  # distinct rows (and customer ids) the requests cycle through
+INPROCESS_CALLS = 1_000
+READY_TIMEOUT_S = 180.0
+SWITCH_TIMEOUT_S = 30.0
+
+GOAL_VS_BARE = 0.9  # our predictor's throughput / bare ModelServer's, at least
+GOAL_VS_MLFLOW = 1.2  # our predictor's throughput / mlflow serve's, at least
+GOAL_TRANSFORMER_P50_MS = 3.0  # transformer + predictor p50, at most
+GOAL_SHADOW_PCT = 10.0  # p50 increase from shadow mirroring, at most
+
+SERVERS = ("bare", "mlflow", "predictor", "transformer", "shadow")
+LABELS = {
+    "bare": "bare KServe ModelServer (anchor)",
+    "mlflow": "`mlflow models serve` (anchor)",
+    "predictor": "ours: predictor",
+    "transformer": "ours: transformer + predictor",
+    "shadow": "ours: transformer + predictor, shadow mirroring on",
+}
+REQUEST_KIND = {
+    "bare": "V1 `{\"instances\": [row]}`",
+    "mlflow": "`/invocations` `{\"dataframe_records\": [row]}`",
+    "predictor": "V1 `{\"instances\": [row]}`",
+    "transformer": "V1 `{\"instances\": [{\"customer_id\": id}]}`",
+    "shadow": "V1 `{\"instances\": [{\"customer_id\": id}]}`",
+}
+
+
+# -- the client ---------------------------------------------------------------------
+class Client:
+    """One keep-alive HTTP/1.1 connection; POSTs pre-encoded JSON bodies and returns the answer's bytes."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.port, self.path = port, path
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"Content-Type": "application/json"}
+
+    def post(self, body: bytes) -> bytes:
+        self.conn.request("POST", self.path, body=body, headers=self.headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"POST 127.0.0.1:{self.port}{self.path} answered {resp.status}: {data[:300]!r}")
+        return data
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def process_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and all their descendants so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            for p in (proc, *proc.children(recursive=True)):
+                t = p.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(port: int, path: str, bodies: list[bytes], warmup: int, n: int, pids: list[int]) -> dict:
+    """Warm up, then time ``n`` sequential requests cycling through ``bodies`` on one connection."""
+    client = Client(port, path)
+    try:
+        for i in range(warmup):
+            client.post(bodies[i % len(bodies)])
+        lat = np.empty(n)
+        clock = time.perf_counter_ns
+        cpu0, own0 = process_cpu(pids), time.process_time()
+        start = clock()
+        for i in range(n):
+            t0 = clock()
+            client.post(bodies[i % len(bodies)])
+            lat[i] = clock() - t0
+        elapsed = (clock() - start) / 1e9
+        server_cpu, client_cpu = process_cpu(pids) - cpu0, time.process_time() - own0
+    finally:
+        client.close()
+    lat /= 1e6
+    p50, p99 = np.percentile(lat, [50, 99])
+    return {"rps": n / elapsed, "p50": float(p50), "p99": float(p99), "mean": float(lat.mean()),
+            "max": float(lat.max()), "elapsed": elapsed, "server_cpu_ms": server_cpu / n * 1e3,
+            "client_cpu_ms": client_cpu / n * 1e3}
+
+
+def post_once(port: int, path: str, body: bytes) -> bytes:
+    client = Client(port, path)
+    try:
+        return client.post(body)
+    finally:
+        client.close()
+
+
+def median_of_calls(call, args_list: list, calls: int) -> float:
+    """Median wall time (ms) of ``call(arg)`` over ``calls`` calls cycling through ``args_list`` (after a warm-up)."""
+    for a in args_list[:50]:
+        call(a)
+    out = np.empty(calls)
+    clock = time.perf_counter_ns
+    for i in range(calls):
+        a = args_list[i % len(args_list)]
+        t0 = clock()
+        call(a)
+        out[i] = clock() - t0
+    return float(np.median(out)) / 1e6
+
+
+def one_openmp_thread(call):
+    """``call()`` with scikit-learn's OpenMP pool limited to one thread (HistGradientBoosting predicts in parallel)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return call()
+
+
+def run_coroutine(coro):
+    """Drive a coroutine that never suspends (our predictor's predict) without an event loop's overhead."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("the coroutine suspended; it needs an event loop")
+
+
+# -- metrics of the transformer --------------------------------------------------------
+_SAMPLE_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = []
+    for line in text.splitlines():
+        m = _SAMPLE_LINE.match(line)
+        if m and not line.startswith("#"):
+            out.append((m.group(1), dict(_LABEL.findall(m.group(2) or "")), float(m.group(3))))
+    return out
+
+
+def metric(samples, name: str, **labels: str) -> float:
+    return sum(v for n, lab, v in samples if n == name and all(lab.get(k) == x for k, x in labels.items()))
+
+
+def shadow_on(port: int, version: str) -> bool:
+    return metric(scrape(port), "mlops_shadow_target_info", model_version=version) == 1.0
+
+
+# -- reporting ------------------------------------------------------------------------
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("mlops-suite", "kserve", "mlflow", "scikit-learn", "feast", "fastapi", "uvicorn", "httpx",
+                 "pandas", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    if out["mlops-suite"] == "not installed":
+        import mlops
+
+        out["mlops-suite"] = mlops.__version__
+    return out
+
+
+def median_round(runs: list[dict]) -> dict:
+    """The round with the median throughput (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def evaluate(results: dict[str, list[dict]]) -> dict:
+    med = {key: median_round(runs) for key, runs in results.items()}
+    vs_bare = med["predictor"]["rps"] / med["bare"]["rps"]
+    vs_mlflow = med["predictor"]["rps"] / med["mlflow"]["rps"]
+    # Paired per round (same round, same machine conditions), to judge the spread of the ratios.
+    rounds = len(results["bare"])
+    paired_bare = [results["predictor"][i]["rps"] / results["bare"][i]["rps"] for i in range(rounds)]
+    paired_mlflow = [results["predictor"][i]["rps"] / results["mlflow"][i]["rps"] for i in range(rounds)]
+    paired_shadow = [100 * (results["shadow"][i]["p50"] / results["transformer"][i]["p50"] - 1) for i in range(rounds)]
+    shadow_pct = 100 * (med["shadow"]["p50"] / med["transformer"]["p50"] - 1)
+    goals = [
+        ("our predictor's throughput vs the bare KServe ModelServer's", f">= {GOAL_VS_BARE:.2f}x",
+         f"{vs_bare:.2f}x ({med['predictor']['rps']:,.0f} vs {med['bare']['rps']:,.0f} req/s)", vs_bare >= GOAL_VS_BARE),
+        ("our predictor's throughput vs `mlflow models serve`'s", f">= {GOAL_VS_MLFLOW:.2f}x",
+         f"{vs_mlflow:.2f}x ({med['predictor']['rps']:,.0f} vs {med['mlflow']['rps']:,.0f} req/s)",
+         vs_mlflow >= GOAL_VS_MLFLOW),
+        ("transformer + predictor p50", f"<= {GOAL_TRANSFORMER_P50_MS:g} ms", f"{med['transformer']['p50']:.2f} ms",
+         med["transformer"]["p50"] <= GOAL_TRANSFORMER_P50_MS),
+        ("p50 added by shadow mirroring", f"<= {GOAL_SHADOW_PCT:g}%",
+         f"{shadow_pct:+.1f}% ({med['transformer']['p50']:.2f} -> {med['shadow']['p50']:.2f} ms)",
+         shadow_pct <= GOAL_SHADOW_PCT),
+    ]
+    return {"median": med, "vs_bare": vs_bare, "vs_mlflow": vs_mlflow, "shadow_pct": shadow_pct, "goals": goals,
+            "paired_bare": paired_bare, "paired_mlflow": paired_mlflow, "paired_shadow": paired_shadow}
+
+
+def results_table(ev: dict) -> str:
+    med = ev["median"]
+    bare = med["bare"]["rps"]
+    lines = ["| server | request | req/s | p50 (ms) | p99 (ms) | server CPU per request (ms) | req/s vs bare ModelServer |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for key in SERVERS:
+        r = med[key]
+        lines.append(f"| {LABELS[key]} | {REQUEST_KIND[key]} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
+                     f"| {r['server_cpu_ms']:.2f} | {r['rps'] / bare:.2f}x |")
+    return "\n".join(lines)
+
+
+def goals_table(ev: dict) -> str:
+    lines = ["| goal | target | measured (median rounds) | verdict |", "|---|---|---|---|"]
+    for name, target, measured, ok in ev["goals"]:
+        lines.append(f"| {name} | {target} | {measured} | **{verdict(ok)}** |")
+    return "\n".join(lines)
+
+
+def floor_table(floor: dict) -> str:
+    rows = [
+        ("`predict_proba` on a one-row DataFrame (the floor)", floor["predict_proba"]),
+        ("the bare server's `predict`: `pd.DataFrame(instances)` + `predict_proba`", floor["bare_predict"]),
+        ("our predictor's `predict`: signature validation + `predict_proba` + metrics", floor["our_predict"]),
+        ("  of which `RequestSchema.from_v1` (validation, typed DataFrame)", floor["from_v1"]),
+        ("`predict_proba` on one row, OpenMP limited to 1 thread (`threadpool_limits`)", floor["predict_proba_1thread"]),
+        ("the transformer's feature lookup: `online_features(fs, [id])`", floor["online_features"]),
+    ]
+    lines = ["| in-process call (this process, no HTTP) | median (ms) |", "|---|---:|"]
+    lines += [f"| {label} | {value:.3f} |" for label, value in rows]
+    return "\n".join(lines)
+
+
+def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started: datetime,
+                 load: tuple) -> str:
+    m, v = machine(), versions()
+    med = ev["median"]
+    met = sum(ok for *_, ok in ev["goals"])
+
+    def spread(key: str, field: str, fmt: str) -> str:
+        return ", ".join(format(r[field], fmt) for r in results[key])
+
+    every_round = "; ".join(f"{LABELS[k].replace('ours: ', '').replace(' (anchor)', '')} "
+                            f"{spread(k, 'rps', ',.0f')} req/s (p50 {spread(k, 'p50', '.2f')} ms)" for k in SERVERS)
+    http_bare = med["bare"]["p50"] - floor["bare_predict"]
+    http_ours = med["predictor"]["p50"] - floor["our_predict"]
+    trans_extra = med["transformer"]["p50"] - med["predictor"]["p50"]
+    sh = info["shadow"]
+    lines = [
+        SECTION,
+        "",
+        f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {m['platform']}; {m['cpu']}; {m['memory']} RAM; Python {m['python']}",
+        f"- versions: mlops-suite {v['mlops-suite']}, kserve {v['kserve']}, mlflow {v['mlflow']}, scikit-learn "
+        f"{v['scikit-learn']}, feast {v['feast']}, fastapi {v['fastapi']}, uvicorn {v['uvicorn']}, httpx {v['httpx']} "
+        f"(the transformer's client), pandas {v['pandas']}, numpy {v['numpy']}",
+        f"- model: `{MODEL_NAME}` v{info['version']}, trained by the suite's stages in-process on "
+        f"`generate_credit_data({ROWS}, seed={SEED})` (default `TrainingConfig`: HistGradientBoosting, "
+        f"{info['max_iter']} iterations, {len(info['columns'])} input columns behind an ordinal encoder; "
+        f"validation ROC AUC {info['roc_auc']:.3f}); every server loads the same fetched MLflow model directory "
+        f"({info['model_bytes'] / 2**10:.0f} KiB, skops)",
+        f"- requests: {args.requests:,} measured single-row requests per server and round after {WARMUP} warm-up "
+        f"requests, on one sequential keep-alive connection (stdlib `http.client`, bodies pre-encoded), rows "
+        f"cycling through {SAMPLE} real feature rows of the held-out test set (the same rows for the bare "
+        f"ModelServer, mlflow serve and our predictor) or {SAMPLE} materialized customer ids (transformer); "
+        f"{ROUNDS} rounds, the servers measured one at a time (the others idle) in an order rotating each round; "
+        f"each server's row is its median round by throughput; command: `.venv/bin/python bench/bench_serving.py`",
+        f"- load average (1 min) before / after the measurements: {load[0][0]:.2f} / {load[1][0]:.2f} (2 CPUs: the "
+        "client, the server and, for the transformer, the predictor, take turns on them; other work on the machine "
+        "slows every server, so compare ratios from quiet runs)",
+        "",
+        results_table(ev),
+        "",
+        goals_table(ev),
+        "",
+        f"**{met} of {len(ev['goals'])} goals met in this run.** "
+        f"Ratios per round (paired, same conditions), to judge their spread: predictor / bare ModelServer "
+        f"{', '.join(f'{x:.2f}x' for x in ev['paired_bare'])}; predictor / mlflow serve "
+        f"{', '.join(f'{x:.2f}x' for x in ev['paired_mlflow'])}; shadow p50 increase "
+        f"{', '.join(f'{x:+.1f}%' for x in ev['paired_shadow'])}.",
+        "",
+        f"Every round, to judge the spread: {every_round}.",
+        "",
+        floor_table(floor),
+        "",
+        f"Where the time goes, at p50: `predict_proba` on one row costs {floor['predict_proba']:.2f} ms in-process "
+        f"(the scikit-learn pipeline: column transformer, ordinal encoding, {info['max_iter']} trees). The bare "
+        f"ModelServer answers in {med['bare']['p50']:.2f} ms, so KServe's HTTP stack (uvicorn, FastAPI routing, "
+        f"JSON decode and encode, its own Prometheus timers) and the client add {http_bare:.2f} ms to its in-process "
+        f"`predict` ({floor['bare_predict']:.2f} ms). Our predictor answers in {med['predictor']['p50']:.2f} ms: "
+        f"its in-process `predict` costs {floor['our_predict']:.2f} ms ({floor['our_predict'] - floor['bare_predict']:+.2f} ms vs "
+        f"the bare one: validation against the signature {floor['from_v1']:.2f} ms, which also builds the typed "
+        f"DataFrame the bare server builds with `pd.DataFrame(instances)`, plus our metrics), and the same HTTP "
+        f"stack with our guard middleware and the version header adds {http_ours:.2f} ms. "
+        f"The transformer adds {trans_extra:.2f} ms to the predictor's p50: its own KServe request handling, the "
+        f"online feature lookup ({floor['online_features']:.2f} ms in-process), the V2 body, an HTTP call to the "
+        f"predictor (V2, through httpx's async client) and the request log append. Server CPU per request is the "
+        f"user + system CPU time of the server processes (with their children; for the transformer rows the "
+        f"transformer, the predictor and, with shadow on, the shadow predictor) over the measured requests, "
+        f"divided by their number; the client spent {med['predictor']['client_cpu_ms']:.2f} ms of CPU per request.",
+        "",
+        f"What is measured: **bare KServe ModelServer** is `bench/bare_kserve_server.py`: a minimal `kserve.Model` "
+        f"whose `predict` returns `predict_proba(pd.DataFrame(instances))[:, 1]` of the model loaded with "
+        f"`mlflow.sklearn.load_model`, no validation, no digest check, no metrics of ours, on KServe's stock "
+        f"`ModelServer` (gRPC off, per-request latency logging off as in ours) and its REST server bound to "
+        f"127.0.0.1. **mlflow models serve** is `mlflow models serve -m <dir> --env-manager local` (1 uvicorn "
+        f"worker, its default); it validates the input against the signature too, and answers the pyfunc `predict` "
+        f"(the class), which for this model costs the same as `predict_proba`. **ours: predictor** is `python -m "
+        f"mlops.serving.predictor --model-dir <dir> --model-digest ...`: the digest-verified model, every request "
+        f"checked against the signature, the probability and the class at the gate's decision threshold "
+        f"({info['threshold']:g}), Prometheus metrics (probability histogram, class counts), the version in the "
+        f"body and the `x-mlops-model-version` header, behind our 4xx guard. **ours: transformer + predictor** is "
+        f"`python -m mlops.serving.transformer` in front of that predictor, with its request log on (rows batched "
+        f"to S3 every 2 s by a background thread): ids in, Feast online features (SQLite), V2 to the predictor. "
+        f"**shadow mirroring on** is the same transformer after the routing document "
+        f"(`write_routing`) named a second predictor process serving the same version, and the transformer's "
+        f"`/metrics` showed `mlops_shadow_target_info` 1; it is switched off again (and checked off) before each "
+        f"no-shadow measurement. Shadow check over all rounds: {sh['mirrored']:,} requests mirrored and answered by "
+        f"the shadow, {sh['skipped']:,} skipped (too many in flight), {sh['errors']:,} failed; agreement with the "
+        f"primary {sh['agree']:,} of {sh['agree'] + sh['disagree']:,} rows. Before measuring, the script checks that "
+        f"the servers answer the same model: on all {SAMPLE} rows the bare ModelServer's and our predictor's "
+        f"probabilities equal in-process `predict_proba` (max difference {info['max_diff']:.1e}), mlflow serve's "
+        f"classes equal `predict`'s, and the transformer's probability for a customer equals `predict_proba` on "
+        f"that customer's online features. Not measured: concurrent clients (each server here runs one uvicorn "
+        f"worker; throughput under concurrency is bounded by the same per-request CPU), batches, gRPC, and a "
+        f"network between the transformer and the predictor (in a cluster a pod-to-pod hop adds to its share).",
+    ]
+    return "\n".join(lines)
+
+
+# -- main -----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=REQUESTS,
+                        help=f"measured requests per server and round (default {REQUESTS:,}); "
+                             "RESULTS.md is written only for the default")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary MLOPS_HOME (logs, model, stores)")
+    args = parser.parse_args(argv)
+    if args.requests < 100:
+        parser.error("--requests must be >= 100 (p99 needs samples)")
+
+    from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
+
+    started = datetime.now(timezone.utc)
+    home = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
+    # The benchmark's own platform and feature store: nothing from a user's platform or shell may leak in.
+    for var in ("MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "MLOPS_FEAST_ONLINE_STORE", "MLOPS_FEAST_REDIS", "MLOPS_FEAST_REGISTRY",
+                "MLOPS_FEAST_REPO", "MLOPS_PREDICTOR_URL", "MLOPS_SERVING_HOST", "MLOPS_MODEL_CACHE", "PORT",
+                *(f"MLOPS_PORT_{n.upper()}" for n in DEFAULT_PORTS)):
+        os.environ.pop(var, None)
+    os.environ["MLOPS_HOME"] = str(home)
+    ports = free_ports(DEFAULT_PORTS)
+    plat = LocalPlatform(home=home, ports=ports, bucket="mlops")
+
+    with ExitStack() as cleanup:
+        if args.keep:
+            cleanup.callback(progress, f"kept the benchmark's MLOPS_HOME: {home}")
+        else:
+            cleanup.callback(shutil.rmtree, home, ignore_errors=True)
+        cleanup.callback(lambda: plat.down(progress=lambda msg: progress(f"platform {msg}")))
+        progress(f"starting a private local platform in {home} (S3 port {ports['s3']}, MLflow port {ports['mlflow']})")
+        os.environ.update(plat.up(progress=progress))
+        return _run(args, started, home, cleanup)
+
+
+def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
+    import orjson
+    import pandas as pd
+
+    from mlops.data.generator import generate_credit_data
+    from mlops.datasets import write_table
+    from mlops.features import store as feature_store
+    from mlops.features.definitions import ENTITY_KEY
+    from mlops.local_platform import HOST, free_ports
+    from mlops.processes import http_ok, start_process, stop_processes, wait_until_ready
+    from mlops.serving.model_files import fetch_model, load_model, resolve_model
+    from mlops.serving.routing import Routing, ShadowTarget, write_routing
+    from mlops.stages import build_features, register, retrieve_training_data, train_and_log
+    from mlops.storage import ObjectStore
+    from mlops.training import TrainingConfig
+
+    work = home / "bench"
+    work.mkdir()
+    store = ObjectStore.from_env()
+
+    # -- 1. one model for everyone ------------------------------------------------------
+    progress(f"generating {ROWS:,} rows (seed {SEED}) and writing them to {DATA_URI}")
+    raw = generate_credit_data(ROWS, seed=SEED)
+    write_table(raw, DATA_URI, store)
+    progress("build_features: features, snapshot, Feast apply + materialize ...")
+    features = build_features(DATA_URI, "credit_features", work / "features", store)
+    progress(f"  {features.rows:,} feature rows; online window {features.materialized[0]:%Y-%m-%d} .. "
+             f"{features.materialized[1]:%Y-%m-%d}")
+    progress("retrieve_training_data + train_and_log + register ...")
+    train_info, _ = retrieve_training_data(DATA_URI, features.snapshot_uri, work / "train.parquet",
+                                           work / "test.parquet", store)
+    config = TrainingConfig()
+    trained = train_and_log(str(work / "train.parquet"), train_info, config, EXPERIMENT)
+    version = register(trained.run.model_uri, MODEL_NAME, trained.run.run_id, train_info.digest)
+    ref = resolve_model(MODEL_NAME, version)
+    model_dir = fetch_model(ref, work / "models")
+    model_bytes = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+    progress(f"  {MODEL_NAME} v{version} ({ref.digest[:19]}...), validation ROC AUC "
+             f"{trained.trained.metrics.get('roc_auc', float('nan')):.3f}; files in {model_dir}")
+
+    # -- 2. the request rows -------------------------------------------------------------
+    loaded = load_model(model_dir, ref.digest)
+    columns = [name for name, _ in loaded.columns]
+    numeric = {name for name, kind in loaded.columns if kind != "string"}
+    test = pd.read_parquet(work / "test.parquet")
+    sample = test.sample(n=SAMPLE, random_state=SEED)[columns].reset_index(drop=True)
+    sample = sample.astype({c: "float64" for c in numeric})
+    rows = [{c: (None if pd.isna(v) else (float(v) if c in numeric else str(v))) for c, v in rec.items()}
+            for rec in sample.to_dict("records")]
+    frames = [sample.iloc[[i]] for i in range(SAMPLE)]
+    expected = loaded.estimator.predict_proba(sample)[:, 1]
+    expected_class = loaded.estimator.predict(sample)
+    missing_rows = int(sample.isna().any(axis=1).sum())
+
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    rng = np.random.default_rng(SEED)
+    candidates = rng.choice(raw[ENTITY_KEY].unique(), size=4 * SAMPLE, replace=False).tolist()
+    online = feature_store.online_features(fs, candidates)
+    known = online.loc[online[columns].notna().any(axis=1), ENTITY_KEY].tolist()
+    if len(known) < SAMPLE:
+        raise RuntimeError(f"only {len(known)} of {len(candidates)} sampled customers have online features")
+    customers = known[:SAMPLE]
+    progress(f"request rows: {SAMPLE} test-set rows ({missing_rows} with a missing value), {SAMPLE} customers "
+             f"with online features")
+
+    # -- 3. in-process floor ---------------------------------------------------------------
+    from mlops.serving.predictor import CreditModel, decision_threshold
+
+    threshold = decision_threshold("credit_default", str(work / "models"))
+    ours = CreditModel(MODEL_NAME, version, loaded, threshold)
+    v1 = [{"instances": [r]} for r in rows]
+    ours_answer = [run_coroutine(ours.predict(p))["predictions"][0]["probability"] for p in v1]
+    if not np.allclose(ours_answer, expected, rtol=0, atol=1e-12):
+        raise RuntimeError("our predictor's predict() in-process differs from predict_proba on the same rows")
+    progress(f"in-process: {INPROCESS_CALLS:,} calls each of predict_proba, the bare predict, ours, from_v1, "
+             "online_features ...")
+    est = loaded.estimator
+    floor = {
+        "predict_proba": median_of_calls(lambda f: est.predict_proba(f)[:, 1], frames, INPROCESS_CALLS),
+        "bare_predict": median_of_calls(lambda p: est.predict_proba(pd.DataFrame(p["instances"]))[:, 1].tolist(),
+                                        v1, INPROCESS_CALLS),
+        "our_predict": median_of_calls(lambda p: run_coroutine(ours.predict(p)), v1, INPROCESS_CALLS),
+        "from_v1": median_of_calls(ours.schema.from_v1, v1, INPROCESS_CALLS),
+        "predict_proba_1thread": one_openmp_thread(
+            lambda: median_of_calls(lambda f: est.predict_proba(f)[:, 1], frames, INPROCESS_CALLS)),
+        "online_features": median_of_calls(lambda c: feature_store.online_features(fs, [c]), customers,
+                                           INPROCESS_CALLS),
+    }
+    progress("  " + ", ".join(f"{k} {v:.3f} ms" for k, v in floor.items()))
+
+    # -- 4. the servers ----------------------------------------------------------------------
+    names = ["bare", "mlflow", "predictor", "shadow_predictor", "transformer"]
+    port = free_ports(names)
+    url = {k: f"http://{HOST}:{p}" for k, p in port.items()}
+    logs = work / "logs"
+    predictor_cmd = [sys.executable, "-m", "mlops.serving.predictor", "--model-name", MODEL_NAME,
+                     "--model-dir", str(model_dir), "--model-digest", ref.digest, "--model-version", version,
+                     "--cache-dir", str(work / "models"), "--host", HOST]
+    commands = {
+        "bare": [sys.executable, str(BENCH_DIR / "bare_kserve_server.py"), "--model-name", MODEL_NAME,
+                 "--model-dir", str(model_dir), "--host", HOST, "--http-port", str(port["bare"])],
+        "mlflow": [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--host", HOST,
+                   "--port", str(port["mlflow"]), "--env-manager", "local"],
+        "predictor": [*predictor_cmd, "--http-port", str(port["predictor"])],
+        "shadow_predictor": [*predictor_cmd, "--http-port", str(port["shadow_predictor"])],
+        "transformer": [sys.executable, "-m", "mlops.serving.transformer", "--model-name", MODEL_NAME,
+                        "--predictor-url", url["predictor"], "--host", HOST, "--http-port", str(port["transformer"])],
+    }
+    ready_path = {k: f"/v2/models/{MODEL_NAME}/ready" for k in names}
+    ready_path["mlflow"] = "/health"
+    write_routing(store, MODEL_NAME, Routing())  # no shadow until a measurement asks for it
+    services = {}
+    cleanup.callback(lambda: progress(f"stopped: {', '.join(stop_processes(list(services.values()))) or 'nothing'}"))
+    progress(f"starting the servers (logs in {logs}): " + ", ".join(f"{k} :{port[k]}" for k in names))
+    for key in names:
+        # mlflow serve execs `uvicorn` through bash: the venv's bin must be on PATH, as in an activated venv.
+        services[key] = start_process(key, commands[key], url[key], logs, cwd=work, extra_env={
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    for key in names:
+        t0 = time.perf_counter()
+        wait_until_ready(services[key], lambda k=key: http_ok(url[k] + ready_path[k]), READY_TIMEOUT_S, RuntimeError)
+        progress(f"  {key} ready at {url[key]} (waited {time.perf_counter() - t0:.1f} s)")
+
+    # -- 5. same model everywhere? --------------------------------------------------------------
+    paths = {"bare": f"/v1/models/{MODEL_NAME}:predict", "mlflow": "/invocations",
+             "predictor": f"/v1/models/{MODEL_NAME}:predict", "transformer": f"/v1/models/{MODEL_NAME}:predict",
+             "shadow": f"/v1/models/{MODEL_NAME}:predict"}
+    bodies = {
+        "bare": [orjson.dumps(p) for p in v1],
+        "mlflow": [orjson.dumps({"dataframe_records": [r]}) for r in rows],
+        "predictor": [orjson.dumps(p) for p in v1],
+        "transformer": [orjson.dumps({"instances": [{ENTITY_KEY: c}]}) for c in customers],
+    }
+    bodies["shadow"] = bodies["transformer"]
+    target = {"bare": "bare", "mlflow": "mlflow", "predictor": "predictor", "transformer": "transformer",
+              "shadow": "transformer"}
+    got = {
+        "bare": [orjson.loads(post_once(port["bare"], paths["bare"], b))["predictions"][0] for b in bodies["bare"]],
+        "predictor": [orjson.loads(post_once(port["predictor"], paths["predictor"], b))["predictions"][0]["probability"]
+                      for b in bodies["predictor"]],
+        "mlflow": [orjson.loads(post_once(port["mlflow"], paths["mlflow"], b))["predictions"][0]
+                   for b in bodies["mlflow"]],
+    }
+    max_diff = max(float(np.max(np.abs(np.asarray(got[k]) - expected))) for k in ("bare", "predictor"))
+    if max_diff > 1e-9:
+        raise RuntimeError(f"the servers' probabilities differ from in-process predict_proba by up to {max_diff:g}")
+    if list(np.asarray(got["mlflow"])) != list(expected_class):
+        raise RuntimeError(f"mlflow serve's classes differ from predict(): {got['mlflow'][:10]} vs "
+                           f"{list(expected_class[:10])}")
+    answer = orjson.loads(post_once(port["transformer"], paths["transformer"], bodies["transformer"][0]))
+    own = est.predict_proba(feature_store.online_features(fs, [customers[0]])[columns])[:, 1][0]
+    if answer["model_version"] != version or abs(answer["predictions"][0]["probability"] - own) > 1e-9:
+        raise RuntimeError(f"the transformer answered {answer} for {customers[0]}; expected v{version}, "
+                           f"probability {own}")
+    progress(f"all servers answer the same model (max probability difference {max_diff:.1e}; mlflow classes equal; "
+             f"transformer {customers[0]} -> {own:.4f})")
+
+    # -- 6. measure -------------------------------------------------------------------------------
+    transformer_port = port["transformer"]
+    shadow_target = ShadowTarget(url["shadow_predictor"], version)
+
+    def set_shadow(on: bool) -> None:
+        if shadow_on(transformer_port, version) == on:
+            return
+        write_routing(store, MODEL_NAME, Routing(shadow_target if on else None))
+        deadline = time.monotonic() + SWITCH_TIMEOUT_S
+        while shadow_on(transformer_port, version) != on:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the transformer did not switch shadow mirroring {'on' if on else 'off'} within "
+                                   f"{SWITCH_TIMEOUT_S:.0f} s of the routing document's change")
+            time.sleep(0.1)
+        progress(f"  shadow mirroring {'on' if on else 'off'} (transformer /metrics: mlops_shadow_target_info "
+                 f"{1.0 if on else 0.0})")
+
+    pids = {"bare": [services["bare"].pid], "mlflow": [services["mlflow"].pid],
+            "predictor": [services["predictor"].pid],
+            "transformer": [services["transformer"].pid, services["predictor"].pid],
+            "shadow": [services["transformer"].pid, services["predictor"].pid, services["shadow_predictor"].pid]}
+    before = scrape(transformer_port)
+    results = {key: [] for key in SERVERS}
+    load_before = os.getloadavg()
+    for rnd in range(ROUNDS):
+        order = SERVERS[rnd % len(SERVERS):] + SERVERS[:rnd % len(SERVERS)]
+        progress(f"[round {rnd + 1}/{ROUNDS}] {' -> '.join(order)}: {WARMUP} warm-up + {args.requests:,} requests each")
+        for key in order:
+            if key in ("transformer", "shadow"):
+                set_shadow(key == "shadow")
+            r = measure(port[target[key]], paths[key], bodies[key], WARMUP, args.requests, pids[key])
+            results[key].append(r)
+            progress(f"  {key}: {r['rps']:,.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, "
+                     f"max {r['max']:.1f} ms; server CPU {r['server_cpu_ms']:.2f} ms/request")
+    load = (load_before, os.getloadavg())
+    set_shadow(False)
+    time.sleep(0.5)  # the last mirrors settle
+    after = scrape(transformer_port)
+
+    def delta(name: str, **labels: str) -> int:
+        return int(round(metric(after, name, **labels) - metric(before, name, **labels)))
+
+    shadow = {"mirrored": delta("mlops_upstream_requests_total", role="shadow", outcome="ok"),
+              "errors": delta("mlops_upstream_requests_total", role="shadow", outcome="error"),
+              "skipped": delta("mlops_shadow_skipped_total"),
+              "agree": delta("mlops_shadow_rows_total", agree="yes"),
+              "disagree": delta("mlops_shadow_rows_total", agree="no")}
+    sent = ROUNDS * (WARMUP + args.requests)
+    progress(f"shadow: {shadow['mirrored']:,} of {sent:,} shadow-phase requests mirrored, {shadow['skipped']} "
+             f"skipped, {shadow['errors']} failed; agreement {shadow['agree']:,} / "
+             f"{shadow['agree'] + shadow['disagree']:,}")
+    if shadow["mirrored"] < 0.9 * sent:
+        raise RuntimeError(f"the shadow answered only {shadow['mirrored']} of {sent} mirrored requests: the "
+                           "shadow measurement did not mirror")
+
+    # -- 7. report --------------------------------------------------------------------------------
+    ev = evaluate(results)
+    info = {"version": version, "columns": columns, "roc_auc": trained.trained.metrics.get("roc_auc", math.nan),
+            "max_iter": config.max_iter, "model_bytes": model_bytes, "threshold": threshold, "max_diff": max_diff,
+            "shadow": shadow}
+    print()
+    print(SECTION)
+    print()
+    print(results_table(ev))
+    print()
+    print(goals_table(ev))
+    print()
+    print(floor_table(floor))
+    print()
+    if args.requests == REQUESTS:
+        write_results(section_text(results, ev, floor, info, args, started, load), SECTION)
+        progress(f"wrote {RESULTS.relative_to(ROOT)}")
+    else:
+        progress(f"--requests {args.requests} is not the default ({REQUESTS}): {RESULTS.relative_to(ROOT)} "
+                 "left as it is")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""A rollout policy: shadow phase, canary steps and their success conditions, declared as data.
+
+Loaded strictly: an unknown key, a metric that does not exist (or cannot be
+measured in that phase), a step outside (0, 100) or steps that do not grow
+are refused with the place they were found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops.errors import ConfigError
+
+PACKAGED_POLICIES = Path(__file__).resolve().parent / "policies"
+
+# metric -> phases it can be measured in
+METRICS = {
+    "error_rate": ("shadow", "canary"),
+    "agreement": ("shadow",),
+    "p99_latency_ms": ("shadow", "canary"),
+    "p99_latency_ratio": ("shadow", "canary"),
+    "positive_rate_delta": ("shadow", "canary"),
+    "mean_score_delta": ("shadow", "canary"),
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def holds(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def describe(self) -> str:
+        bounds = [f">= {self.min:g}"] if self.min is not None else []
+        bounds += [f"<= {self.max:g}"] if self.max is not None else []
+        return f"{self.metric} {' and '.join(bounds)}"
+
+
+@dataclass(frozen=True)
+class Phase:
+    min_requests: int
+    timeout_s: float
+    success: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    shadow: Phase | None
+    canary_steps: tuple[int, ...]
+    canary: Phase
+    poll_s: float = 1.0
+    source: str = field(default="", compare=False)
+
+
+def _mapping(raw: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    missing = sorted(required - set(raw))
+    if missing:
+        raise ConfigError(f"{where}: missing {missing}")
+    return raw
+
+
+def _number(raw: Any, where: str, low: float, high: float = float("inf")) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not low <= raw <= high:
+        raise ConfigError(f"{where} must be a number in [{low:g}, {high:g}], got {raw!r}")
+    return float(raw)
+
+
+def _phase(raw: Any, where: str, name: str) -> Phase:
+    raw = _mapping(raw, where, {"min_requests", "timeout_s", "success", "steps"} if name == "canary"
+                   else {"min_requests", "timeout_s", "success"}, {"min_requests", "timeout_s", "success"})
+    if not isinstance(raw["success"], list) or not raw["success"]:
+        raise ConfigError(f"{where}.success must be a non-empty list of conditions")
+    conditions = []
+    for i, item in enumerate(raw["success"]):
+        at = f"{where}.success[{i}]"
+        item = _mapping(item, at, {"metric", "min", "max"}, {"metric"})
+        metric = item["metric"]
+        if metric not in METRICS:
+            raise ConfigError(f"{at}: unknown metric {metric!r}; known: {sorted(METRICS)}")
+        if name not in METRICS[metric]:
+            raise ConfigError(f"{at}: {metric} cannot be measured in the {name} phase (only in {METRICS[metric]})")
+        if "min" not in item and "max" not in item:
+            raise ConfigError(f"{at}: give a min, a max or both")
+        conditions.append(Condition(metric, *(_number(item[k], f"{at}.{k}", 0.0) if k in item else None
+                                              for k in ("min", "max"))))
+    min_requests = raw["min_requests"]
+    if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 1:
+        raise ConfigError(f"{where}.min_requests must be a positive integer, got {min_requests!r}")
+    return Phase(min_requests, _number(raw["timeout_s"], f"{where}.timeout_s", 1.0), tuple(conditions))
+
+
+def parse_policy(raw: Any, where: str = "rollout policy") -> RolloutPolicy:
+    raw = _mapping(raw, where, {"shadow", "canary", "poll_s"}, {"canary"})
+    canary = _mapping(raw["canary"], f"{where}: canary", {"steps", "min_requests", "timeout_s", "success"}, {"steps"})
+    steps = canary["steps"]
+    if (not isinstance(steps, list) or not steps
+            or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s < 100 for s in steps)):
+        raise ConfigError(f"{where}: canary.steps must be a list of integer percents in (0, 100), got {steps!r}; "
+                          "passing the last step promotes to 100%")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ConfigError(f"{where}: canary.steps must grow, got {steps}")
+    shadow = _phase(raw["shadow"], f"{where}: shadow", "shadow") if raw.get("shadow") is not None else None
+    return RolloutPolicy(shadow, tuple(steps), _phase(canary, f"{where}: canary", "canary"),
+                         _number(raw.get("poll_s", 1.0), f"{where}: poll_s", 0.05, 60.0), where)
+
+
+def load_policy(path: str | Path) -> RolloutPolicy:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read rollout policy {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"rollout policy {path} is not valid YAML: {exc}") from None
+    return parse_policy(raw, str(path))
+
+
+def resolve_policy(ref: str, cache_dir: Path, store=None) -> RolloutPolicy:
+    """A policy by packaged name (e.g. credit_default), local path, or s3:// URI."""
+    from mlops.config_files import resolve_config_file
+
+    return load_policy(resolve_config_file(ref, PACKAGED_POLICIES, "rollout policy", cache_dir, store))
