@@ -339,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="compile pipelines and components to YAML (pipelines/compiled, components/*)")
     p.set_defaults(func=_compile)
 
+    from mlops.cli_serving import register as register_serving
+
+    register_serving(sub)
+
     p = sub.add_parser("demo", help="the end-to-end story on this machine: platform, data, training, registry")
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=42)

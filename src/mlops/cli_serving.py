@@ -1,0 +1,136 @@
+"""`mlops serve | traffic | rollout`: online serving from the command line.
+
+Kept apart from :mod:`mlops.cli` so each file stays small; ``register``
+adds the commands to the main parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlops.errors import ConfigError
+
+DEFAULT_MODEL = "credit-default"
+ROLLED_BACK_EXIT = 2  # distinct from 1 (an error): the rollout worked, the candidate did not
+
+
+def _resolve_version(model: str, ref: str) -> str:
+    from mlops import tracking
+    from mlops.serving.model_files import resolve_model
+
+    tracking.connect()
+    return resolve_model(model, ref).version
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mlops.serving.local import LocalServing
+
+    serving = LocalServing(args.model)
+    if args.action == "up":
+        version = _resolve_version(args.model, args.version)
+        urls = serving.up(version, port=args.port, request_log=not args.no_request_log)
+        for name, url in urls.items():
+            print(f"{name:>12}  {url}")
+        t = urls["transformer"]
+        print(f"\ntry: curl -s -H 'Content-Type: application/json' {t}/v1/models/{args.model}:predict "
+              "-d '{\"instances\": [{\"customer_id\": \"C0020000\"}]}'")
+        return 0
+    if args.action == "down":
+        stopped = serving.down()
+        print(f"stopped {', '.join(stopped) if stopped else 'nothing (not running)'}")
+        return 0
+    status = serving.status()
+    for name, url in status["urls"].items():
+        print(f"{name:>12}  {url}")
+    for route in status["routes"]:
+        fault = f" fault {route['fault']}" if any(route["fault"].values()) else ""
+        print(f"{'route':>12}  v{route['version']} {route['weight']}%{fault}")
+    return 0 if "transformer" in status["urls"] else 1
+
+
+def _traffic(args: argparse.Namespace) -> int:
+    from mlops.serving.local import LocalServing
+    from mlops.serving.traffic_replay import customer_ids, replay
+
+    url = args.url or LocalServing(args.model).urls().get("transformer")
+    if not url:
+        raise ConfigError(f"no transformer serves {args.model} here: start one with `mlops serve up` or pass --url")
+    if args.requests is None and args.duration is None:
+        args.requests = 100
+    stats = replay(url, args.model, customer_ids(), rate=args.rate, requests=args.requests,
+                   duration_s=args.duration, protocol=args.protocol, seed=args.seed)
+    print(stats.summary())
+    return 0 if set(stats.statuses) <= {200} else 1
+
+
+def parse_fault(text: str) -> tuple[str, dict]:
+    """``VERSION:error_percent=20,delay_ms=50`` -> ("VERSION", {...})."""
+    version, _, spec = text.partition(":")
+    if not version or not spec:
+        raise ConfigError(f"--fault {text!r} must look like VERSION:error_percent=20,delay_ms=50")
+    fault = {}
+    for part in spec.split(","):
+        key, _, value = part.partition("=")
+        if key not in ("error_percent", "delay_ms"):
+            raise ConfigError(f"--fault {text!r}: unknown setting {key!r} (error_percent, delay_ms)")
+        try:
+            fault[key] = float(value)
+        except ValueError:
+            raise ConfigError(f"--fault {text!r}: {key} must be a number, got {value!r}") from None
+    return version, fault
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from mlops import tracking
+    from mlops.audit import default_actor
+    from mlops.gate import resolve_gate
+    from mlops.rollout.controller import PROMOTED, rollout
+    from mlops.rollout.policy import resolve_policy
+    from mlops.rollout.traffic import LocalTraffic
+    from mlops.serving.local import LocalServing
+    from mlops.storage import ObjectStore
+
+    tracking.connect()
+    store = ObjectStore.from_env()
+    candidate = _resolve_version(args.model, args.candidate)
+    policy = resolve_policy(args.policy, Path("."), store)
+    high_stakes = resolve_gate(args.gate_config, Path("."), store).high_stakes
+    faults = dict(parse_fault(f) for f in args.fault)
+    driver = LocalTraffic(LocalServing(args.model), store, faults=faults)
+    result = rollout(store, driver, args.model, candidate, policy, high_stakes=high_stakes,
+                     actor=args.by or default_actor())
+    print("\n" + result.markdown())
+    if result.report_uri:
+        print(f"report: {result.report_uri}")
+    return 0 if result.outcome == PROMOTED else ROLLED_BACK_EXIT
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="serve a model locally: predictor(s), traffic splitter and feature transformer")
+    p.add_argument("action", choices=["up", "status", "down"])
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--version", default="production", help="version number or alias to serve (up)")
+    p.add_argument("--port", type=int, default=8080, help="the transformer's port on 127.0.0.1 (up)")
+    p.add_argument("--no-request-log", action="store_true", help="do not log served rows to S3 (up)")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("traffic", help="replay inference requests for known customers at a steady rate")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--url", help="transformer base URL (default: the local `mlops serve` one)")
+    p.add_argument("--rate", type=float, default=50.0, help="requests per second")
+    p.add_argument("--requests", type=int, help="how many (default 100 unless --duration)")
+    p.add_argument("--duration", type=float, help="for how many seconds")
+    p.add_argument("--protocol", choices=["v1", "v2"], default="v1")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_traffic)
+
+    p = sub.add_parser("rollout", help="shadow -> canary steps -> promote a blessed candidate, or roll back")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--candidate", default="staging", help="version number or alias (default: staging)")
+    p.add_argument("--policy", default="credit_default", help="rollout policy: packaged name, path or s3:// URI")
+    p.add_argument("--gate-config", default="credit_default", help="the gate config that says if it is high-stakes")
+    p.add_argument("--by", help="who runs it (default: your login name)")
+    p.add_argument("--fault", action="append", default=[], metavar="VERSION:error_percent=N,delay_ms=N",
+                   help="rehearsal: inject faults into one version's route at the local splitter")
+    p.set_defaults(func=_rollout)
