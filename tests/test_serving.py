@@ -199,7 +199,7 @@ def wait_for(condition, what: str, timeout_s: float = 15.0, interval_s: float = 
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
-        if value:
+        if value is not None and value is not False:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")

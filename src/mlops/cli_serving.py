@@ -82,24 +82,12 @@ def parse_fault(text: str) -> tuple[str, dict]:
 
 
 def _rollout(args: argparse.Namespace) -> int:
-    from mlops import tracking
-    from mlops.audit import default_actor
-    from mlops.gate import resolve_gate
-    from mlops.rollout.controller import PROMOTED, rollout
-    from mlops.rollout.policy import resolve_policy
-    from mlops.rollout.traffic import LocalTraffic
-    from mlops.serving.local import LocalServing
-    from mlops.storage import ObjectStore
+    from mlops.rollout.controller import PROMOTED
+    from mlops.rollout.run import run_rollout
 
-    tracking.connect()
-    store = ObjectStore.from_env()
-    candidate = _resolve_version(args.model, args.candidate)
-    policy = resolve_policy(args.policy, Path("."), store)
-    high_stakes = resolve_gate(args.gate_config, Path("."), store).high_stakes
-    faults = dict(parse_fault(f) for f in args.fault)
-    driver = LocalTraffic(LocalServing(args.model), store, faults=faults)
-    result = rollout(store, driver, args.model, candidate, policy, high_stakes=high_stakes,
-                     actor=args.by or default_actor())
+    result = run_rollout(args.model, args.candidate, policy=args.policy, gate_config=args.gate_config,
+                         target=args.target, faults=dict(parse_fault(f) for f in args.fault), actor=args.by,
+                         namespace=args.namespace)
     print("\n" + result.markdown())
     if result.report_uri:
         print(f"report: {result.report_uri}")
@@ -131,6 +119,10 @@ def register(sub) -> None:
     p.add_argument("--policy", default="credit_default", help="rollout policy: packaged name, path or s3:// URI")
     p.add_argument("--gate-config", default="credit_default", help="the gate config that says if it is high-stakes")
     p.add_argument("--by", help="who runs it (default: your login name)")
+    p.add_argument("--target", choices=["local", "cluster"], default="local",
+                   help="local `mlops serve` processes, or the model's InferenceService in a cluster")
+    p.add_argument("--namespace", help="cluster: the namespace of the InferenceService named after the model "
+                   "(default: $MLOPS_SERVING_NAMESPACE or mlops)")
     p.add_argument("--fault", action="append", default=[], metavar="VERSION:error_percent=N,delay_ms=N",
-                   help="rehearsal: inject faults into one version's route at the local splitter")
+                   help="local rehearsal: inject faults into one version's route at the splitter")
     p.set_defaults(func=_rollout)

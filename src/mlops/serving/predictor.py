@@ -139,10 +139,16 @@ def warm_up(model: CreditModel, model_dir) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-predictor", description=__doc__.splitlines()[0])
-    p.add_argument("--model-name", required=True, help="registered model name; also the URL path name")
-    p.add_argument("--model-version", help="version number or alias (default: production when using the registry)")
-    p.add_argument("--model-dir", help="a local MLflow model directory (KServe: /mnt/models) instead of the registry")
-    p.add_argument("--model-digest", help="the registered sha256 digest the files in --model-dir must match")
+    env = os.environ.get
+    # Defaults from MLOPS_MODEL_* so an InferenceService sets them per version in its env.
+    p.add_argument("--model-name", default=env("MLOPS_MODEL_NAME"),
+                   help="registered model name; also the URL path name (env MLOPS_MODEL_NAME)")
+    p.add_argument("--model-version", default=env("MLOPS_MODEL_VERSION"),
+                   help="version number or alias (default: production when using the registry)")
+    p.add_argument("--model-dir", default=env("MLOPS_MODEL_DIR"),
+                   help="a local MLflow model directory (KServe: /mnt/models) instead of the registry")
+    p.add_argument("--model-digest", default=env("MLOPS_MODEL_DIGEST"),
+                   help="the registered sha256 digest the files in --model-dir must match")
     p.add_argument("--cache-dir", default=os.environ.get("MLOPS_MODEL_CACHE", "/tmp/mlops-models"))
     p.add_argument("--gate", default="credit_default", help="gate config holding the decision threshold")
     p.add_argument("--host", default=os.environ.get("MLOPS_SERVING_HOST", "0.0.0.0"))
@@ -159,7 +165,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from threadpoolctl import threadpool_limits
 
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:
+        print(f"ignoring arguments meant for stock KServe servers: {' '.join(unknown)}", flush=True)
+    if not args.model_name:
+        parser().error("--model-name (or MLOPS_MODEL_NAME) is required")
     # One row per request: parallel tree traversal only adds OpenMP overhead, and
     # several servers on a few cores would oversubscribe them.
     threadpool_limits(args.threads)

@@ -301,11 +301,13 @@ def _error_message(resp) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-transformer", description=__doc__.splitlines()[0])
-    p.add_argument("--model-name", required=True)
+    # KServe starts a transformer with --model_name, --predictor_host and --http_port: accepted as aliases.
+    p.add_argument("--model-name", "--model_name", required=True)
     p.add_argument("--predictor-url", default=os.environ.get("MLOPS_PREDICTOR_URL"),
                    help="base URL of the predictor (in KServe: http://<isvc>-predictor.<namespace>)")
+    p.add_argument("--predictor_host", help="host[:port] of the predictor, as KServe passes it")
     p.add_argument("--host", default=os.environ.get("MLOPS_SERVING_HOST", "0.0.0.0"))
-    p.add_argument("--http-port", type=int, default=int(os.environ.get("PORT", "8080")))
+    p.add_argument("--http-port", "--http_port", type=int, default=int(os.environ.get("PORT", "8080")))
     p.add_argument("--no-request-log", action="store_true", help="do not log served rows to S3")
     p.add_argument("--routing-poll-s", type=float, default=2.0)
     return p
@@ -318,7 +320,11 @@ def main(argv: list[str] | None = None) -> None:
     from mlops.serving.request_log import RequestLog
     from mlops.storage import ObjectStore
 
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:
+        logger.warning("ignoring arguments meant for stock KServe servers: %s", " ".join(unknown))
+    if args.predictor_host and not args.predictor_url:
+        args.predictor_url = args.predictor_host if "://" in args.predictor_host else f"http://{args.predictor_host}"
     with exit_on_user_error("transformer"):
         if not args.predictor_url:
             raise ConfigError("--predictor-url (or MLOPS_PREDICTOR_URL) is required")
