@@ -7,7 +7,6 @@ adds the commands to the main parser.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mlops.errors import ConfigError
 

@@ -186,11 +186,11 @@ def judge(metrics: dict[str, float | None], conditions: tuple[Condition, ...]) -
 
 
 def hopeless(metrics: dict[str, float | None], requests: float, min_requests: int,
-             conditions: tuple[Condition, ...]) -> bool:
-    """True when the errors seen already exceed what the whole phase may have: stop waiting."""
+             conditions: tuple[Condition, ...]) -> Condition | None:
+    """The error-rate condition the phase can no longer meet (errors seen exceed what all of it may have)."""
     rate = metrics.get("error_rate")
     for c in conditions:
         if c.metric == "error_rate" and c.max is not None and rate is not None:
             if rate * requests > c.max * max(min_requests, requests) and requests >= min(10, min_requests):
-                return True
-    return False
+                return c
+    return None

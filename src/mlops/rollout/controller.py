@@ -116,11 +116,13 @@ def run_phase(driver: TrafficDriver, policy: RolloutPolicy, phase: Phase, name: 
             reason = ("all conditions hold" if not failed else
                       "failed: " + "; ".join(f"{v.condition} (was {_fmt(v.value)})" for v in failed))
             return PhaseResult(name, percent, requests, elapsed, metrics, verdicts, not failed, reason)
-        if analysis.hopeless(metrics, requests, phase.min_requests, phase.success):
+        lost = analysis.hopeless(metrics, requests, phase.min_requests, phase.success)
+        if lost is not None:
             verdicts = analysis.judge(metrics, phase.success)
+            errors = round(metrics["error_rate"] * requests)
             return PhaseResult(name, percent, requests, elapsed, metrics, verdicts, False,
-                               f"failed early: error rate {_fmt(metrics['error_rate'])} after {requests:.0f} "
-                               f"requests already exceeds what the phase allows")
+                               f"failed early: {lost.describe()} cannot hold over {phase.min_requests} requests "
+                               f"after {errors} errors in {requests:.0f}")
         if elapsed > phase.timeout_s:
             return PhaseResult(name, percent, requests, elapsed, metrics, [], False,
                                f"only {requests:.0f} of {phase.min_requests} candidate requests arrived within "

@@ -146,7 +146,7 @@ def serve(models: list, host: str, port: int, *, max_body_bytes: int = DEFAULT_M
             raise RuntimeError(f"model {model.name} is not loaded")
         server.register_model(model)
     rest = _Rest("kserve.model_server:app", server.dataplane, server.model_repository_extension, port,
-                 grace_period=10)
+                 grace_period=3)
     rest.config.host = host
 
     async def main() -> None:

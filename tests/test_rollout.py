@@ -1,0 +1,276 @@
+"""Rollout: the declared policy, the analysis, and whole rollouts against real local serving processes.
+
+A good candidate is promoted (registry and traffic), an erroring one and a
+disagreeing one are rolled back automatically (registry and traffic both
+restored), and callers never see a shadow's answers.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlops.errors import ConfigError, RolloutError
+from mlops.rollout import analysis
+from mlops.rollout.policy import parse_policy, resolve_policy
+
+MODEL = "rollout-tests"
+# Small windows so a rollout takes seconds; latency bounds loose because CI machines are noisy.
+FAST_POLICY = {
+    "shadow": {"min_requests": 40, "timeout_s": 120,
+               "success": [{"metric": "error_rate", "max": 0.01}, {"metric": "agreement", "min": 0.9},
+                           {"metric": "p99_latency_ratio", "max": 20}]},
+    "canary": {"steps": [20, 50], "min_requests": 20, "timeout_s": 120,
+               "success": [{"metric": "error_rate", "max": 0.01}, {"metric": "p99_latency_ms", "max": 5000},
+                           {"metric": "positive_rate_delta", "max": 0.25}]},
+    "poll_s": 0.25,
+}
+
+
+# -- the policy ------------------------------------------------------------------------
+def test_the_packaged_policy_loads(tmp_path):
+    policy = resolve_policy("credit_default", tmp_path)
+    assert policy.canary_steps == (5, 25, 50) and policy.shadow.min_requests == 200
+    assert {c.metric for c in policy.shadow.success} >= {"error_rate", "agreement"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.update(surprise=1), "unknown key"),
+    (lambda p: p["canary"].update(steps=[25, 5]), "must grow"),
+    (lambda p: p["canary"].update(steps=[5, 100]), "in (0, 100)"),
+    (lambda p: p["canary"].update(steps=["5"]), "integer percents"),
+    (lambda p: p["canary"].update(min_requests=0), "positive integer"),
+    (lambda p: p["canary"]["success"].append({"metric": "agreement", "min": 0.9}), "cannot be measured in the canary"),
+    (lambda p: p["shadow"]["success"].append({"metric": "accuracy", "min": 0.9}), "unknown metric 'accuracy'"),
+    (lambda p: p["shadow"]["success"].append({"metric": "error_rate"}), "give a min, a max or both"),
+    (lambda p: p["shadow"]["success"].append({"metric": "error_rate", "max": "low"}), "must be a number"),
+    (lambda p: p.pop("canary"), "missing ['canary']"),
+])
+def test_a_broken_policy_is_refused_with_its_place(change, message):
+    raw = yaml.safe_load(yaml.safe_dump(FAST_POLICY))
+    change(raw)
+    with pytest.raises(ConfigError, match=None) as err:
+        parse_policy(raw, "my-policy.yaml")
+    assert message in str(err.value) and "my-policy.yaml" in str(err.value)
+
+
+# -- the analysis ----------------------------------------------------------------------
+def _histogram(values_s: np.ndarray, buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, float("inf"))):
+    return analysis.Traffic(requests=len(values_s),
+                            latency_buckets={b: float((values_s <= b).sum()) for b in buckets})
+
+
+def test_latency_quantile_is_within_its_bucket_of_the_exact_value():
+    rng = np.random.default_rng(0)
+    values = rng.lognormal(mean=np.log(0.004), sigma=0.5, size=5_000)
+    exact = np.percentile(values, 99) * 1000
+    estimate = _histogram(values).latency_quantile_ms(0.99)
+    buckets_ms = [1, 2, 5, 10, 20, 50, 100]
+    lower = max(b for b in [0, *buckets_ms] if b < exact)
+    upper = min(b for b in buckets_ms if b >= exact)
+    assert lower <= estimate <= upper
+
+
+def test_window_counts_only_new_traffic_and_survives_a_counter_reset():
+    key = ("mlops_upstream_requests_total", frozenset({"role": "primary", "model_version": "2",
+                                                       "outcome": "ok"}.items()))
+    assert analysis.window({key: 100.0}, {key: 130.0})[key] == 30.0
+    assert analysis.window({key: 100.0}, {key: 7.0})[key] == 7.0  # a restarted replica counts from zero
+
+
+def test_unattributed_errors_count_against_the_candidate():
+    def sample(version, outcome, value):
+        return (("mlops_upstream_requests_total",
+                 frozenset({"role": "primary", "model_version": version, "outcome": outcome}.items())), value)
+
+    delta = dict([sample("1", "ok", 90), sample("2", "ok", 9), sample("unknown", "error", 1)])
+    metrics, requests = analysis.measure(delta, "canary", stable="1", candidate="2")
+    assert requests == 10 and metrics["error_rate"] == pytest.approx(0.1)
+
+
+# -- whole rollouts against real serving processes ---------------------------------------------
+pytestmark_platform = pytest.mark.platform
+
+
+@pytest.fixture(scope="module")
+def versions(platform, tmp_path_factory):
+    """Three versions of MODEL on features from the feature store: v_a, a better v_b, and v_bad, trained
+    on flipped labels (fine to serve, wrong to ship: it disagrees with production)."""
+    from mlops import stages
+    from mlops.data.generator import generate_credit_data
+    from mlops.datasets import DatasetInfo, write_table
+    from mlops.storage import ObjectStore
+    from mlops.training import TrainingConfig
+
+    tmp = tmp_path_factory.mktemp("rollout")
+    store = ObjectStore(platform.s3_settings())
+    uri = f"s3://{store.bucket}/datasets/rollout-tests.parquet"
+    write_table(generate_credit_data(4_000, seed=21), uri)
+    features = stages.build_features(uri, "credit_features", tmp / "reports", store)
+    train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, tmp / "train.parquet",
+                                             tmp / "test.parquet", store)
+    flipped = pd.read_parquet(tmp / "train.parquet")
+    flipped["default"] = 1 - flipped["default"]
+    flipped.to_parquet(tmp / "flipped.parquet", index=False)
+    out = []
+    for path, iterations in ((tmp / "train.parquet", 10), (tmp / "train.parquet", 25), (tmp / "flipped.parquet", 25)):
+        info = DatasetInfo(str(path), train.rows, train.columns, train.digest)
+        result = stages.train_and_log(str(path), info, TrainingConfig(max_iter=iterations), "rollout-tests")
+        out.append(stages.register(result.run.model_uri, MODEL, result.run.run_id, train.digest))
+    return out
+
+
+@pytest.fixture(scope="module")
+def topology(versions, platform):
+    """The serving processes of MODEL, started once for the module."""
+    from mlops.local_platform import free_ports
+    from mlops.serving.local import LocalServing
+
+    local = LocalServing(MODEL)
+    local.down()
+    local.up(versions[0], port=free_ports(["t"])["t"], request_log=False, progress=lambda *_: None)
+    try:
+        yield local
+    finally:
+        local.down()
+
+
+@pytest.fixture
+def serving(topology, versions, platform):
+    """v_a in production and serving 100% of traffic, whatever the previous test left."""
+    from mlops import registry
+    from mlops.serving.routing import Routing, write_routing
+    from mlops.storage import ObjectStore
+
+    store = ObjectStore(platform.s3_settings())
+    stable = versions[0]
+    current = registry.alias_version(MODEL, registry.PRODUCTION)
+    if current != stable:
+        registry.promote(store, MODEL, stable, registry.PRODUCTION, expected_current=current, actor="test",
+                         reason="test setup")
+    write_routing(store, MODEL, Routing())
+    topology.deploy(stable)
+    topology.set_routes({stable: 100})
+    for name in topology.urls():
+        if name.startswith("predictor v") and name != f"predictor v{stable}":
+            topology.retire(name.removeprefix("predictor v"))
+    return topology, store
+
+
+def _stage(store, version):
+    from mlops import registry
+
+    registry.promote(store, MODEL, version, registry.STAGING, expected_current=registry.ANY, actor="test",
+                     reason="blessed (test)")
+
+
+class Traffic:
+    """Live traffic during a rollout: a background replay until stopped."""
+
+    def __init__(self, url: str, rate: float = 80.0) -> None:
+        from mlops.serving.traffic_replay import customer_ids, replay
+
+        self.stop, self.stats = threading.Event(), None
+        ids = customer_ids()
+        self.thread = threading.Thread(target=lambda: setattr(self, "stats", replay(
+            url, MODEL, ids, rate=rate, stop=self.stop)), daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+
+
+def _roll(store, local, candidate, faults=None, high_stakes=False):
+    from mlops.rollout.controller import rollout
+    from mlops.rollout.traffic import LocalTraffic
+
+    with Traffic(local.urls()["transformer"]) as traffic:
+        result = rollout(store, LocalTraffic(local, store, faults=faults), MODEL, candidate,
+                         parse_policy(FAST_POLICY, "fast policy"), high_stakes=high_stakes, actor="test",
+                         progress=lambda *_: None)
+    return result, traffic.stats
+
+
+@pytest.mark.platform
+def test_an_erroring_candidate_is_rolled_back_in_its_first_canary_step(serving, versions):
+    from mlops import audit, registry
+
+    local, store = serving
+    stable, candidate, _ = versions
+    _stage(store, candidate)
+    result, stats = _roll(store, local, candidate, faults={candidate: {"error_percent": 50}})
+    assert result.outcome == "rolled_back"
+    assert [p.name for p in result.phases] == ["shadow", "canary 20%"] and not result.phases[-1].passed
+    assert "error_rate" in result.phases[-1].reason
+    # registry and traffic both restored
+    assert registry.alias_version(MODEL, registry.PRODUCTION) == stable
+    assert registry.alias_version(MODEL, registry.STAGING) is None
+    assert local.status()["routes"] == [{"version": stable, "weight": 100, "fault": {}}]
+    assert f"predictor v{candidate}" not in local.urls()
+    event = audit.trail(store, MODEL)[-1]
+    assert event.action == "rollout_rollback" and event.version == candidate
+    assert any("traffic 100%" in step for step in event.details["restored"])
+    assert stats.versions[stable] > 0
+
+
+@pytest.mark.platform
+def test_a_disagreeing_candidate_fails_in_shadow_and_callers_never_see_it(serving, versions):
+    from mlops import registry
+
+    local, store = serving
+    stable, _, flipped = versions
+    _stage(store, flipped)
+    result, stats = _roll(store, local, flipped)
+    assert result.outcome == "rolled_back"
+    [shadow] = result.phases
+    assert shadow.name == "shadow" and shadow.metrics["agreement"] < 0.9
+    assert "agreement" in shadow.reason
+    assert set(stats.statuses) == {200} and set(stats.versions) == {stable}  # no caller saw the shadow
+    assert registry.alias_version(MODEL, registry.PRODUCTION) == stable
+    assert local.status()["routes"] == [{"version": stable, "weight": 100, "fault": {}}]
+
+
+@pytest.mark.platform
+def test_preconditions_are_checked_before_any_traffic_moves(serving, versions):
+    from mlops import registry
+
+    local, store = serving
+    stable, candidate, flipped = versions
+    _stage(store, candidate)
+    with pytest.raises(RolloutError, match="not the blessed staging version"):
+        _roll(store, local, flipped)
+    with pytest.raises(registry.PromotionRefused, match="needs a recorded approval"):
+        _roll(store, local, candidate, high_stakes=True)
+    with pytest.raises(RolloutError, match="already is production"):
+        _roll(store, local, stable)
+    assert local.status()["routes"] == [{"version": stable, "weight": 100, "fault": {}}]
+    assert registry.alias_version(MODEL, registry.PRODUCTION) == stable
+
+
+@pytest.mark.platform
+def test_a_good_candidate_goes_through_shadow_and_canary_to_production(serving, versions):
+    from mlops import audit, registry
+
+    local, store = serving
+    stable, candidate, _ = versions
+    _stage(store, candidate)
+    result, stats = _roll(store, local, candidate)
+    assert result.outcome == "promoted", result.markdown()
+    assert [p.name for p in result.phases] == ["shadow", "canary 20%", "canary 50%"]
+    assert all(p.passed for p in result.phases)
+    assert registry.alias_version(MODEL, registry.PRODUCTION) == candidate
+    assert registry.alias_version(MODEL, registry.ROLLBACK) == stable
+    assert local.status()["routes"] == [{"version": candidate, "weight": 100, "fault": {}}]
+    assert f"predictor v{stable}" not in local.urls()  # the old version was retired
+    assert set(stats.statuses) == {200} and set(stats.versions) == {stable, candidate}
+    actions = [e.action for e in audit.trail(store, MODEL)]
+    assert actions[-2:] == ["rollout_start", "promote"]
+    assert result.report_uri and store.exists(result.report_uri.split("/", 3)[3])
