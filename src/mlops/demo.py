@@ -1,10 +1,13 @@
 """`make demo`: the lifecycle on this machine, told step by step.
 
-For now: platform up -> demo data to S3 -> a broken batch stopped by data
-validation (its report saved locally) -> the training pipeline run from its
-compiled YAML by kfp.local on good data (validate, Feast features, point-in-time
-retrieval, train, register) -> what was registered. Later stages
-extend it.
+Platform up -> demo data to S3 -> a broken batch stopped by data validation
+-> the training pipeline (compiled YAML, run by kfp.local: validate, Feast
+features, point-in-time retrieval, train, gate) -> a first model approved
+into production -> served (predictor, splitter, feature transformer) -> a
+worse candidate rejected by the gate -> a better one whose deployment is
+faulty, rolled back automatically in its first canary step -> the same model
+retrained bit for bit, rolled out through shadow and canary to production
+-> the audit trail and lineage. Monitoring extends it (issue 6).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from mlops.local_platform import LocalPlatform, state_dir
 from mlops.local_run import pipeline_file, run_local
 from mlops.run_summary import describe_training_outputs
 
-STEPS = 8
+STEPS = 9
 MODEL = "credit-default"
 
 
@@ -45,32 +48,28 @@ def _save_report_locally(report_uri: str) -> str:
     return str(target)
 
 
-def _show_online_features(customer_id: str) -> None:
-    from mlops.features import store as feature_store
+def _approve(model: str, version: str, approver: str) -> None:
+    from mlops import registry
+    from mlops.storage import ObjectStore
 
-    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
-    feature_store.online_features(fs, [customer_id])  # first read resolves the feature service
-    start = time.perf_counter()
-    row = feature_store.online_features(fs, [customer_id]).iloc[0]
-    elapsed_ms = (time.perf_counter() - start) * 1000
-    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-    print(f"{shown}\n(read in {elapsed_ms:.2f} ms; try `mlops features online --customer {customer_id}`)")
+    registry.approve(ObjectStore.from_env(), model, version, by=approver,
+                     reason="reviewed the gate report and the fairness slices")
+    print(f"approved by {approver}: {model} v{version} may go to production (through a rollout)")
 
 
 def _promote_after_approval(model: str, version: str, approver: str) -> None:
+    """The first version: nothing serves yet, so approval promotes it directly."""
     from mlflow import MlflowClient
 
     from mlops import registry
     from mlops.storage import ObjectStore
 
-    store = ObjectStore.from_env()
-    registry.approve(store, model, version, by=approver, reason="reviewed the gate report and the fairness slices")
+    _approve(model, version, approver)
     champion = MlflowClient().get_model_version(model, version).tags["mlops.gate.champion"]
-    done = registry.promote(store, model, version, registry.PRODUCTION,
+    done = registry.promote(ObjectStore.from_env(), model, version, registry.PRODUCTION,
                             expected_current=None if champion == "none" else champion, actor=approver,
                             reason="approved for production", require_approval=True)
-    print(f"approved by {approver}; {model} v{version} is production"
-          + (f" (v{done.previous} kept as rollback)" if done.previous else ""))
+    print(f"{model} v{version} is production" + (f" (v{done.previous} kept as rollback)" if done.previous else ""))
 
 
 def _train(data_uri: str, label: str, **params) -> str:
@@ -120,27 +119,42 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     print("credit decisions are high-stakes (gate config): production waits for a human approval")
     _promote_after_approval(MODEL, first, "risk-officer")
 
-    _step(5, "a worse candidate (3 boosting rounds): the gate must reject it against the champion")
+    _step(5, "serve production: predictor, traffic splitter and feature transformer on 127.0.0.1")
+    from mlops.demo_serving import roll_out_under_traffic, serve_production
+
+    serve_production(MODEL, first)
+
+    _step(6, "a worse candidate (3 boosting rounds): the gate must reject it against the champion")
     if _train(good_uri, "worse-model", seed=seed, max_iter=3, learning_rate=0.05):
         raise PipelineError("the worse model was blessed: the gate is not doing its job")
 
-    _step(6, "a better candidate (30 boosting rounds): blessed, staging, then production after approval")
+    _step(7, "a better candidate (30 boosting rounds), approved; its deployment is faulty (30% of its answers "
+             "fail, injected at the splitter as a mesh would): the rollout must roll it back by itself")
     better = _train(good_uri, "better-model", seed=seed, max_iter=30)
     if not better:
         raise PipelineError("the better model was not blessed; see the gate's reasons above")
-    _promote_after_approval(MODEL, better, "risk-officer")
+    _approve(MODEL, better, "risk-officer")
+    if roll_out_under_traffic(MODEL, better, faults={better: {"error_percent": 30}}).outcome != "rolled_back":
+        raise PipelineError("the faulty deployment was promoted: the rollout analysis is not doing its job")
 
-    _step(7, "the registry's story: audit trail and lineage of production")
+    _step(8, "deployment fixed; the pipeline retrains (same data, code and seed: the same predictions, bit for bit), "
+             "the gate blesses it again, and it goes shadow -> canary 5/25/50% -> production")
+    again = _train(good_uri, "better-model-again", seed=seed, max_iter=30)
+    if not again:
+        raise PipelineError("the retrained model was not blessed; see the gate's reasons above")
+    _approve(MODEL, again, "risk-officer")
+    if roll_out_under_traffic(MODEL, again).outcome != "promoted":
+        raise PipelineError("the good candidate was rolled back; see the analysis above")
+
+    _step(9, "the registry's story: audit trail and lineage of production")
     from mlops import audit, registry
     from mlops.storage import ObjectStore
 
     for event in audit.trail(ObjectStore.from_env(), MODEL):
-        print(f"  {event.at}  {event.action:8s} v{event.version} by {event.actor}: {event.reason}")
-    for label, value in registry.lineage(MODEL, better):
+        print(f"  {event.at}  {event.action:16s} v{event.version} by {event.actor}: {event.reason}")
+    for label, value in registry.lineage(MODEL, again):
         print(f"  {label:>19}  {value}")
-
-    _step(8, "the same features, online: what serving will read for a customer")
-    _show_online_features(df["customer_id"].iloc[-1])
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Look around: MLflow UI at "
           f"{os.environ['MLFLOW_TRACKING_URI']}; reports in {state_dir() / 'reports'} and s3://{bucket}/reports/; "
-          "`mlops audit credit-default`; `mlops rollback credit-default --reason ...`; `mlops platform down` to stop.")
+          "`mlops serve status`; `mlops traffic --rate 50 --duration 10`; `mlops audit credit-default`; "
+          "`mlops serve down` and `mlops platform down` to stop.")

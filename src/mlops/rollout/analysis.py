@@ -159,9 +159,12 @@ def measure(delta: dict[Sample, float], phase: str, stable: str, candidate: str)
         # wrongly blaming it costs a retry, wrongly clearing it costs production.
         cand = traffic(delta, "primary", {candidate, UNKNOWN_VERSION})
         base = traffic(delta, "primary", {stable})
+    cand_p50, base_p50 = cand.latency_quantile_ms(0.5), base.latency_quantile_ms(0.5)
     cand_p99, base_p99 = cand.latency_quantile_ms(0.99), base.latency_quantile_ms(0.99)
     metrics = {
         "error_rate": cand.error_rate,
+        "p50_latency_ms": cand_p50,
+        "p50_latency_ratio": _ratio(cand_p50, base_p50),
         "p99_latency_ms": cand_p99,
         "p99_latency_ratio": _ratio(cand_p99, base_p99),
         "positive_rate_delta": _gap(cand.positive_rate, base.positive_rate),

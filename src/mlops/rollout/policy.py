@@ -21,6 +21,8 @@ PACKAGED_POLICIES = Path(__file__).resolve().parent / "policies"
 METRICS = {
     "error_rate": ("shadow", "canary"),
     "agreement": ("shadow",),
+    "p50_latency_ms": ("shadow", "canary"),
+    "p50_latency_ratio": ("shadow", "canary"),
     "p99_latency_ms": ("shadow", "canary"),
     "p99_latency_ratio": ("shadow", "canary"),
     "positive_rate_delta": ("shadow", "canary"),

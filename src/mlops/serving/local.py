@@ -31,7 +31,8 @@ class LocalServing:
 
     def __init__(self, model_name: str, home: Path | None = None) -> None:
         self.model_name = model_name
-        self.dir = (Path(home) if home else state_dir()) / "serving" / model_name
+        self.home = (Path(home) if home else state_dir()).resolve()
+        self.dir = self.home / "serving" / model_name
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -64,7 +65,9 @@ class LocalServing:
         return [sys.executable, "-m", module, *args]
 
     def _launch(self, name: str, cmd: list[str], url: str, ready_path: str) -> Service:
-        service = start_process(name, cmd, url, self.dir / "logs", cwd=self.dir)
+        # The servers find the platform and the feature store through MLOPS_HOME, whatever their cwd.
+        service = start_process(name, cmd, url, self.dir / "logs", cwd=self.dir,
+                                extra_env={"MLOPS_HOME": str(self.home)})
         try:
             wait_until_ready(service, lambda: http_ok(url + ready_path), READY_TIMEOUT_S, ServingError)
         except ServingError:

@@ -151,18 +151,19 @@ class RequestSchema:
     def _frame(self, values: dict[str, list], unit: str) -> pd.DataFrame:
         problems, out = _Problems(), {}
         for name, kind in self.columns:
-            column = values[name]
+            column, before = values[name], len(problems.items) + problems.more
             if kind in NUMERIC_TYPES:
                 for i, v in enumerate(column):
                     if v is not None and (type(v) is bool or not isinstance(v, (int, float))):
                         problems.add(f"{unit} {i}: {name} must be a number or null, got {_describe(v)}")
-                out[name] = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
+                if len(problems.items) + problems.more == before:  # convert only what was checked clean
+                    out[name] = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
             else:
                 for i, v in enumerate(column):
                     if v is not None and not isinstance(v, str):
                         problems.add(f"{unit} {i}: {name} must be text or null, got {_describe(v)}")
                 out[name] = np.array(column, dtype=object)
-            if problems.items and len(problems.items) >= MAX_PROBLEMS:
+            if len(problems.items) >= MAX_PROBLEMS:
                 break
         problems.raise_if_any("wrong value types")
         return pd.DataFrame(out, columns=list(self.names))

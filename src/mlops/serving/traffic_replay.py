@@ -1,8 +1,8 @@
 """`mlops traffic`: replay inference requests for known customers at a steady rate.
 
-Requests go to the transformer (V1 or V2), one customer per request by
-default, paced on a fixed schedule (a late request does not make the next
-one early), from one keep-alive client. It stands in for live traffic so a
+Requests go to the transformer (V1 or V2), one customer per request,
+paced on a fixed schedule shared by a few keep-alive clients (a slow answer
+does not lower the offered rate). It stands in for live traffic so a
 shadow or canary phase has something to judge; it reports status counts,
 model versions answering, and latency percentiles.
 """
@@ -58,10 +58,12 @@ def customer_ids(limit: int = 5_000) -> list[str]:
 
 def replay(url: str, model_name: str, ids: list[str], *, rate: float, requests: int | None = None,
            duration_s: float | None = None, protocol: str = "v1", seed: int = 0,
-           stop: threading.Event | None = None) -> ReplayStats:
-    """Send requests to ``url`` (the transformer) at ``rate`` per second until a count, a duration or ``stop``."""
-    import httpx
+           stop: threading.Event | None = None, concurrency: int = 4) -> ReplayStats:
+    """Send requests to ``url`` (the transformer) at ``rate`` per second until a count, a duration or ``stop``.
 
+    ``concurrency`` clients share the schedule, so a slow answer delays only
+    its own client and the offered rate holds.
+    """
     if rate <= 0 or rate > 10_000:
         raise ConfigError(f"rate must be in (0, 10000] requests/s, got {rate}")
     if requests is None and duration_s is None and stop is None:
@@ -70,30 +72,54 @@ def replay(url: str, model_name: str, ids: list[str], *, rate: float, requests: 
         raise ConfigError("no customer ids to send")
     if protocol not in ("v1", "v2"):
         raise ConfigError(f"protocol must be v1 or v2, got {protocol!r}")
-    rng = random.Random(seed)
-    path = (f"/v1/models/{model_name}:predict" if protocol == "v1" else f"/v2/models/{model_name}/infer")
-    stats, started = ReplayStats(), time.perf_counter()
-    with httpx.Client(base_url=url.rstrip("/"), timeout=30.0) as client:
-        while True:
+    if not 1 <= concurrency <= 64:
+        raise ConfigError(f"concurrency must be in [1, 64], got {concurrency}")
+    stats, lock, started = ReplayStats(), threading.Lock(), time.perf_counter()
+    issued = [0]  # the next slot on the shared schedule
+
+    def next_slot() -> int | None:
+        with lock:
             now = time.perf_counter() - started
-            if ((requests is not None and stats.sent >= requests) or (duration_s is not None and now >= duration_s)
+            if ((requests is not None and issued[0] >= requests) or (duration_s is not None and now >= duration_s)
                     or (stop is not None and stop.is_set())):
-                break
-            due = stats.sent / rate
-            if due > now:
-                time.sleep(due - now)
-            customer = rng.choice(ids)
-            body = ({"instances": [{ENTITY_KEY: customer}]} if protocol == "v1" else
-                    {"inputs": [{"name": ENTITY_KEY, "datatype": "BYTES", "shape": [1], "data": [customer]}]})
-            t0 = time.perf_counter()
-            try:
-                resp = client.post(path, json=body)
-                stats.statuses[resp.status_code] += 1
-                if resp.status_code == 200:
-                    stats.versions[str(resp.json().get("model_version"))] += 1
-            except httpx.HTTPError as exc:
-                stats.statuses[type(exc).__name__] += 1
-            stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
-            stats.sent += 1
+                return None
+            issued[0] += 1
+            return issued[0] - 1
+
+    def client_loop(worker: int) -> None:
+        import httpx
+
+        rng = random.Random(seed * 1000 + worker)
+        path = f"/v1/models/{model_name}:predict" if protocol == "v1" else f"/v2/models/{model_name}/infer"
+        with httpx.Client(base_url=url.rstrip("/"), timeout=30.0) as client:
+            while (slot := next_slot()) is not None:
+                delay = slot / rate - (time.perf_counter() - started)
+                if delay > 0:
+                    time.sleep(delay)
+                customer = rng.choice(ids)
+                body = ({"instances": [{ENTITY_KEY: customer}]} if protocol == "v1" else
+                        {"inputs": [{"name": ENTITY_KEY, "datatype": "BYTES", "shape": [1], "data": [customer]}]})
+                t0 = time.perf_counter()
+                version, status = None, None
+                try:
+                    resp = client.post(path, json=body)
+                    status = resp.status_code
+                    if status == 200:
+                        version = str(resp.json().get("model_version"))
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                elapsed = (time.perf_counter() - t0) * 1000
+                with lock:
+                    stats.statuses[status] += 1
+                    if version is not None:
+                        stats.versions[version] += 1
+                    stats.latencies_ms.append(elapsed)
+                    stats.sent += 1
+
+    workers = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(concurrency)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
     stats.seconds = time.perf_counter() - started
     return stats

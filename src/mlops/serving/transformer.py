@@ -62,7 +62,7 @@ SHADOW_TARGET = Gauge("mlops_shadow_target_info", "The shadow currently mirrored
 FEATURE_LATENCY = Histogram("mlops_feature_lookup_seconds", "Online feature lookup latency", buckets=LATENCY_BUCKETS)
 
 
-def entity_ids(payload) -> list[str]:
+def entity_ids(payload, max_rows: int = 10_000) -> list[str]:
     """Customer ids of a V1 or V2 request; a clear 4xx for anything else."""
     if isinstance(payload, InferRequest):
         tensors = {i.name: i for i in payload.inputs}
@@ -73,6 +73,9 @@ def entity_ids(payload) -> list[str]:
         data = tensor.data.reshape(-1).tolist() if isinstance(tensor.data, np.ndarray) else tensor.data
         if tensor.datatype != "BYTES" or not isinstance(data, list):
             raise BadRequest(f"input {ENTITY_KEY!r} must be a BYTES tensor of shape [n], got {tensor.datatype}")
+        if list(tensor.shape) not in ([len(data)], [len(data), 1]):
+            raise BadRequest(f"input {ENTITY_KEY!r} declares shape {list(tensor.shape)} but carries {len(data)} "
+                             "values")
         ids = [v.decode() if isinstance(v, bytes) else v for v in data]
     else:
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list) or not payload["instances"]:
@@ -84,6 +87,10 @@ def entity_ids(payload) -> list[str]:
                 raise BadRequest(f"instance {i} must be an object with exactly the field {ENTITY_KEY!r}; "
                                  "features come from the feature store, not from the caller")
             ids.append(row[ENTITY_KEY])
+    if not ids:
+        raise BadRequest(f"the request holds no {ENTITY_KEY}")
+    if len(ids) > max_rows:
+        raise BadRequest(f"{len(ids)} customer ids in one request; at most {max_rows} are accepted", status=413)
     bad = [i for i, v in enumerate(ids) if not isinstance(v, str) or not v.strip()]
     if bad:
         raise BadRequest(f"{ENTITY_KEY} must be a non-empty string (rows {bad[:10]})")
@@ -113,11 +120,12 @@ class FeatureTransformer(kserve.Model):
 
     def __init__(self, name: str, predictor_url: str, feature_store, request_log=None, *, routing_store=None,
                  routing_poll_s: float = 2.0, timeout_s: float = 10.0, shadow_timeout_s: float = 5.0,
-                 max_shadow_inflight: int = 64):
-        super().__init__(name)
+                 max_shadow_inflight: int = 64, max_rows: int = 10_000):
+        super().__init__(name, return_response_headers=True)
         self.predictor_url = predictor_url.rstrip("/")
         self.fs, self.log = feature_store, request_log
         self.timeout_s, self.shadow_timeout_s, self.max_shadow_inflight = timeout_s, shadow_timeout_s, max_shadow_inflight
+        self.max_rows = max_rows
         self.routing = Routing()
         self._client = None
         self._shadow_inflight = 0
@@ -179,10 +187,12 @@ class FeatureTransformer(kserve.Model):
     async def predict(self, payload, headers=None, response_headers=None):
         headers = headers or {}
         request_id = headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-        ids = entity_ids(payload)
+        ids = entity_ids(payload, self.max_rows)
         features = self.lookup(ids)
         body = v2_body(features, request_id)
         probability, classes, version = await self._primary(body, request_id)
+        if response_headers is not None:  # which version answered, as the predictor says it
+            response_headers.update({VERSION_HEADER: version, REQUEST_ID_HEADER: request_id})
         if self.log is not None:
             self.log.append(request_id, version, features, probability, classes)
         shadow = self.routing.shadow
@@ -310,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", "--http_port", type=int, default=int(os.environ.get("PORT", "8080")))
     p.add_argument("--no-request-log", action="store_true", help="do not log served rows to S3")
     p.add_argument("--routing-poll-s", type=float, default=2.0)
+    p.add_argument("--max-rows", type=int, default=10_000, help="most customer ids per request")
     return p
 
 
@@ -335,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         feature_store.check_online_store(fs)
         log = None if args.no_request_log else RequestLog(store, args.model_name)
         model = FeatureTransformer(args.model_name, args.predictor_url, fs, log, routing_store=store,
-                                   routing_poll_s=args.routing_poll_s)
+                                   routing_poll_s=args.routing_poll_s, max_rows=args.max_rows)
     serve([model], args.host, args.http_port, on_stop=model.stop)
 
 
