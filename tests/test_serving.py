@@ -678,8 +678,7 @@ def test_predictor_metrics_show_the_served_version_and_count_predictions(served)
     assert delta("mlops_refused_requests_total", status="400") == 1
 
 
-# -- found defects: requests the servers must refuse with a 4xx, not fail on ---------------------
-# (kept last so a run with -x reports everything above first)
+# -- malformed values and batches: refused with a 4xx before any model is blamed --------------------
 
 @pytest.mark.parametrize("protocol, body, message", [
     pytest.param("v1", {"instances": [GOOD_ROW | {"income": "a lot"}]},

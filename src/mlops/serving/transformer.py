@@ -88,7 +88,7 @@ def entity_ids(payload, max_rows: int = 10_000) -> list[str]:
                                  "features come from the feature store, not from the caller")
             ids.append(row[ENTITY_KEY])
     if not ids:
-        raise BadRequest(f"the request holds no {ENTITY_KEY}")
+        raise BadRequest(f"empty request: no {ENTITY_KEY} given")
     if len(ids) > max_rows:
         raise BadRequest(f"{len(ids)} customer ids in one request; at most {max_rows} are accepted", status=413)
     bad = [i for i, v in enumerate(ids) if not isinstance(v, str) or not v.strip()]
