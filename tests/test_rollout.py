@@ -22,7 +22,7 @@ MODEL = "rollout-tests"
 # Small windows so a rollout takes seconds; latency bounds loose because CI machines are noisy.
 FAST_POLICY = {
     "shadow": {"min_requests": 40, "timeout_s": 120,
-               "success": [{"metric": "error_rate", "max": 0.01}, {"metric": "agreement", "min": 0.9},
+               "success": [{"metric": "error_rate", "max": 0.05}, {"metric": "agreement", "min": 0.8},
                            {"metric": "p99_latency_ratio", "max": 20}]},
     "canary": {"steps": [20, 50], "min_requests": 20, "timeout_s": 120,
                "success": [{"metric": "error_rate", "max": 0.01}, {"metric": "p99_latency_ms", "max": 5000},
@@ -208,7 +208,8 @@ def test_an_erroring_candidate_is_rolled_back_in_its_first_canary_step(serving, 
     _stage(store, candidate)
     result, stats = _roll(store, local, candidate, faults={candidate: {"error_percent": 50}})
     assert result.outcome == "rolled_back"
-    assert [p.name for p in result.phases] == ["shadow", "canary 20%"] and not result.phases[-1].passed
+    assert [p.name for p in result.phases] == ["shadow", "canary 20%"], result.markdown()
+    assert not result.phases[-1].passed
     assert "error_rate" in result.phases[-1].reason
     # registry and traffic both restored
     assert registry.alias_version(MODEL, registry.PRODUCTION) == stable
@@ -231,7 +232,7 @@ def test_a_disagreeing_candidate_fails_in_shadow_and_callers_never_see_it(servin
     result, stats = _roll(store, local, flipped)
     assert result.outcome == "rolled_back"
     [shadow] = result.phases
-    assert shadow.name == "shadow" and shadow.metrics["agreement"] < 0.9
+    assert shadow.name == "shadow" and shadow.metrics["agreement"] < 0.8, result.markdown()
     assert "agreement" in shadow.reason
     assert set(stats.statuses) == {200} and set(stats.versions) == {stable}  # no caller saw the shadow
     assert registry.alias_version(MODEL, registry.PRODUCTION) == stable
@@ -256,21 +257,35 @@ def test_preconditions_are_checked_before_any_traffic_moves(serving, versions):
 
 
 @pytest.mark.platform
-def test_a_good_candidate_goes_through_shadow_and_canary_to_production(serving, versions):
+def test_a_good_candidate_goes_through_shadow_and_canary_to_production_via_the_compiled_pipeline(
+        serving, versions, tmp_path):
+    """The very rollout_pipeline.yaml that goes to Kubeflow, run by kfp.local against local serving."""
+    import json
+
     from mlops import audit, registry
+    from mlops.local_run import pipeline_file, run_local
 
     local, store = serving
     stable, candidate, _ = versions
     _stage(store, candidate)
-    result, stats = _roll(store, local, candidate)
-    assert result.outcome == "promoted", result.markdown()
-    assert [p.name for p in result.phases] == ["shadow", "canary 20%", "canary 50%"]
-    assert all(p.passed for p in result.phases)
+    registry.approve(store, MODEL, candidate, by="risk-officer", reason="credit_default is high-stakes")
+    policy = tmp_path / "fast-policy.yaml"
+    policy.write_text(yaml.safe_dump(FAST_POLICY))
+    with Traffic(local.urls()["transformer"]) as traffic:
+        run = run_local(pipeline_file("rollout"),
+                        {"model_name": MODEL, "candidate": "staging", "policy": str(policy), "target": "local"},
+                        tmp_path / "kfp", tmp_path / "rollout.log")
+    assert run.outputs["Output"] == "promoted", (tmp_path / "rollout.log").read_text()[-3000:]
     assert registry.alias_version(MODEL, registry.PRODUCTION) == candidate
     assert registry.alias_version(MODEL, registry.ROLLBACK) == stable
     assert local.status()["routes"] == [{"version": candidate, "weight": 100, "fault": {}}]
     assert f"predictor v{stable}" not in local.urls()  # the old version was retired
+    stats = traffic.stats
     assert set(stats.statuses) == {200} and set(stats.versions) == {stable, candidate}
     actions = [e.action for e in audit.trail(store, MODEL)]
-    assert actions[-2:] == ["rollout_start", "promote"]
-    assert result.report_uri and store.exists(result.report_uri.split("/", 3)[3])
+    assert actions[-3:] == ["approve", "rollout_start", "promote"]
+    [report_key] = [k for k in store.list_keys(f"reports/rollout/{MODEL}") if f"/v{candidate}-" in k][-1:]
+    report = json.loads(store.get_bytes(report_key))
+    assert report["outcome"] == "promoted"
+    assert [p["name"] for p in report["phases"]] == ["shadow", "canary 20%", "canary 50%"]
+    assert all(p["passed"] for p in report["phases"])

@@ -9,6 +9,7 @@ model versions answering, and latency percentiles.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -89,6 +90,7 @@ def replay(url: str, model_name: str, ids: list[str], *, rate: float, requests: 
     def client_loop(worker: int) -> None:
         import httpx
 
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
         rng = random.Random(seed * 1000 + worker)
         path = f"/v1/models/{model_name}:predict" if protocol == "v1" else f"/v2/models/{model_name}/infer"
         with httpx.Client(base_url=url.rstrip("/"), timeout=30.0) as client:

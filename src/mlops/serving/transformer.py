@@ -39,6 +39,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse 
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 
 logger = logging.getLogger("mlops.transformer")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upstream call otherwise
 REQUEST_ID_HEADER = "x-request-id"
 UNKNOWN_VERSION = "unknown"
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015,
