@@ -40,3 +40,16 @@ def fetch_companion(ref: str, name: str, local_config: Path, store=None) -> None
     store = store or ObjectStore.from_env()
     bucket, key = parse_s3_uri(ref)
     store.get_file(join_key(str(Path(key).parent), name), local_config.parent / name, bucket)
+
+
+def read_yaml(path: str | Path, what: str):
+    """The parsed YAML at ``path``; an unreadable or malformed file is a ConfigError naming it."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None

@@ -83,6 +83,21 @@ def _train(data_uri: str, label: str, **params) -> str:
     return str(versions[0].version) if versions else ""
 
 
+def _blessed_rollout(data_uri: str, label: str, seed: int, faults: dict | None, expected: str) -> str:
+    """Train a 30-round candidate, approve it, roll it out under traffic; the outcome must be ``expected``."""
+    from mlops.demo_serving import roll_out_under_traffic
+
+    version = _train(data_uri, label, seed=seed, max_iter=30)
+    if not version:
+        raise PipelineError(f"the {label} candidate was not blessed; see the gate's reasons above")
+    _approve(MODEL, version, "risk-officer")
+    outcome = roll_out_under_traffic(MODEL, version, faults={version: faults} if faults else None).outcome
+    if outcome != expected:
+        raise PipelineError(f"the rollout of the {label} candidate ended {outcome}, not {expected}: "
+                            "see the analysis above")
+    return version
+
+
 def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     from mlops.data.generator import generate_credit_data
 
@@ -120,7 +135,7 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     _promote_after_approval(MODEL, first, "risk-officer")
 
     _step(5, "serve production: predictor, traffic splitter and feature transformer on 127.0.0.1")
-    from mlops.demo_serving import roll_out_under_traffic, serve_production
+    from mlops.demo_serving import serve_production
 
     serve_production(MODEL, first)
 
@@ -130,21 +145,11 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
 
     _step(7, "a better candidate (30 boosting rounds), approved; its deployment is faulty (30% of its answers "
              "fail, injected at the splitter as a mesh would): the rollout must roll it back by itself")
-    better = _train(good_uri, "better-model", seed=seed, max_iter=30)
-    if not better:
-        raise PipelineError("the better model was not blessed; see the gate's reasons above")
-    _approve(MODEL, better, "risk-officer")
-    if roll_out_under_traffic(MODEL, better, faults={better: {"error_percent": 30}}).outcome != "rolled_back":
-        raise PipelineError("the faulty deployment was promoted: the rollout analysis is not doing its job")
+    _blessed_rollout(good_uri, "better-model", seed, faults={"error_percent": 30}, expected="rolled_back")
 
     _step(8, "deployment fixed; the pipeline retrains (same data, code and seed: the same predictions, bit for bit), "
              "the gate blesses it again, and it goes shadow -> canary 5/25/50% -> production")
-    again = _train(good_uri, "better-model-again", seed=seed, max_iter=30)
-    if not again:
-        raise PipelineError("the retrained model was not blessed; see the gate's reasons above")
-    _approve(MODEL, again, "risk-officer")
-    if roll_out_under_traffic(MODEL, again).outcome != "promoted":
-        raise PipelineError("the good candidate was rolled back; see the analysis above")
+    again = _blessed_rollout(good_uri, "better-model-again", seed, faults=None, expected="promoted")
 
     _step(9, "the registry's story: audit trail and lineage of production")
     from mlops import audit, registry

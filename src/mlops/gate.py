@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from mlops.errors import ConfigError, DataError
 from mlops.evaluation import EvaluationResult, fairness
@@ -152,14 +151,9 @@ def parse_gate(raw: Any, where: str = "gate config") -> GateConfig:
 
 
 def load_gate(path: str | Path) -> GateConfig:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read gate config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"gate config {path} is not valid YAML: {exc}") from None
-    return parse_gate(raw, str(path))
+    from mlops.config_files import read_yaml
+
+    return parse_gate(read_yaml(path, "gate config"), str(path))
 
 
 # -- deciding ---------------------------------------------------------------------

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops.errors import ConfigError
 
 PACKAGED_POLICIES = Path(__file__).resolve().parent / "policies"
@@ -121,14 +119,9 @@ def parse_policy(raw: Any, where: str = "rollout policy") -> RolloutPolicy:
 
 
 def load_policy(path: str | Path) -> RolloutPolicy:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read rollout policy {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"rollout policy {path} is not valid YAML: {exc}") from None
-    return parse_policy(raw, str(path))
+    from mlops.config_files import read_yaml
+
+    return parse_policy(read_yaml(path, "rollout policy"), str(path))
 
 
 def resolve_policy(ref: str, cache_dir: Path, store=None) -> RolloutPolicy:

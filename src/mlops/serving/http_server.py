@@ -37,6 +37,13 @@ def import_kserve():
     return kserve
 
 
+def upstream_client(timeout_s: float):
+    """The keep-alive HTTP client a server uses to call the servers behind it."""
+    import httpx
+
+    return httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+
+
 def _error_body(message: str) -> bytes:
     import orjson
 

@@ -21,6 +21,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from mlops.errors import ConfigError
+from mlops.serving.http_server import upstream_client
 
 VERSION_HEADER = "x-mlops-model-version"
 ADMIN_PREFIX = "/splitter/"
@@ -106,11 +107,8 @@ class Splitter:
 
     @property
     def client(self):
-        import httpx
-
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s,
-                                             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+        if self._client is None:  # created lazily, inside the server's event loop
+            self._client = upstream_client(self.timeout_s)
         return self._client
 
     async def __call__(self, scope, receive, send) -> None:

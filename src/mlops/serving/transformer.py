@@ -30,7 +30,7 @@ import pandas as pd
 
 from mlops.errors import BadRequest, UpstreamError
 from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES
-from mlops.serving.http_server import SERVER_TIMING, import_kserve
+from mlops.serving.http_server import SERVER_TIMING, import_kserve, upstream_client
 from mlops.serving.predictor import VERSION_HEADER
 from mlops.serving.routing import Routing, ShadowTarget, read_routing
 
@@ -165,11 +165,8 @@ class FeatureTransformer(kserve.Model):
     # -- serving -----------------------------------------------------------------------
     @property
     def client(self):
-        import httpx
-
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s,
-                                             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+        if self._client is None:  # created lazily, inside the server's event loop
+            self._client = upstream_client(self.timeout_s)
         return self._client
 
     def lookup(self, ids: list[str]) -> pd.DataFrame:
