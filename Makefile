@@ -33,6 +33,7 @@ bench: venv
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_validation.py
 	$(BIN)/python bench/bench_feature_store.py
+	$(BIN)/python bench/bench_serving.py
 
 platform-up: venv
 	$(BIN)/mlops platform up

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import tempfile
 from pathlib import Path
 
@@ -46,5 +48,23 @@ def run_rollout(model: str, candidate: str, *, policy: str = "credit_default", g
         rollout_policy = resolve_policy(policy, Path(tmp), store)
         high_stakes = resolve_gate(gate_config, Path(tmp), store).high_stakes
     driver = make_driver(target, model, store, faults=faults, namespace=namespace)
-    return rollout(store, driver, model, version, rollout_policy, high_stakes=high_stakes,
-                   actor=actor or default_actor(), progress=progress)
+    with _terminate_as_interrupt():
+        return rollout(store, driver, model, version, rollout_policy, high_stakes=high_stakes,
+                       actor=actor or default_actor(), progress=progress)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a stopped pod, `kill`) interrupts like Ctrl-C, so the rollout still rolls back."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
