@@ -122,20 +122,19 @@ class RequestLog:
 
 
 def _to_parquet(model_name: str, batches: list[_Batch]) -> bytes:
-    frames = []
-    for b in batches:
-        n = len(b.features)
-        frame = b.features.reset_index(drop=True).copy()
-        frame.insert(0, "request_id", b.request_id)
-        frame.insert(1, "row", np.arange(n, dtype=np.int32))
-        frame.insert(2, "logged_at", pd.Timestamp(b.at))
-        frame["model_name"] = model_name
-        frame["model_version"] = b.model_version
-        frame["probability"] = b.probability
-        frame["predicted_class"] = b.predicted_class
-        frames.append(frame)
+    """One table for all pending requests, built column-wise (one concat, no per-request frames)."""
+    counts = np.array([len(b.features) for b in batches])
+    frame = pd.concat([b.features for b in batches], ignore_index=True)
+    frame.insert(0, "request_id", np.repeat(np.array([b.request_id for b in batches], dtype=object), counts))
+    frame.insert(1, "row", np.concatenate([np.arange(n, dtype=np.int32) for n in counts]))
+    frame.insert(2, "logged_at", pd.to_datetime(np.repeat([b.at.timestamp() for b in batches], counts), unit="s",
+                                                utc=True))
+    frame["model_name"] = model_name
+    frame["model_version"] = np.repeat(np.array([b.model_version for b in batches], dtype=object), counts)
+    frame["probability"] = np.concatenate([b.probability for b in batches])
+    frame["predicted_class"] = np.concatenate([b.predicted_class for b in batches])
     out = io.BytesIO()
-    pd.concat(frames, ignore_index=True).to_parquet(out, index=False)
+    frame.to_parquet(out, index=False)
     return out.getvalue()
 
 

@@ -98,14 +98,24 @@ def entity_ids(payload, max_rows: int = 10_000) -> list[str]:
     return ids
 
 
+_TEXT = frozenset(CATEGORICAL_FEATURES)
+
+
 def v2_body(features: pd.DataFrame, request_id: str) -> bytes:
-    """The predictor's V2 request: one tensor per feature, nulls for missing values."""
+    """The predictor's V2 request: one tensor per feature, nulls for missing values.
+
+    Built from the columns' NumPy arrays directly: this runs on every request,
+    and pandas' per-column conversions cost more than the rest of the hop.
+    """
     inputs = []
     for name in FEATURE_NAMES:
-        column = features[name]
-        text = name in CATEGORICAL_FEATURES
-        values = column.astype(object).where(column.notna(), None).tolist()
-        inputs.append({"name": name, "datatype": "BYTES" if text else "FP64", "shape": [len(values)], "data": values})
+        values = features[name].to_numpy()
+        if name in _TEXT:
+            data = [None if v is None or v != v else v for v in values.tolist()]
+            inputs.append({"name": name, "datatype": "BYTES", "shape": [len(data)], "data": data})
+        else:
+            data = [None if v != v else v for v in values.tolist()]  # NaN -> null
+            inputs.append({"name": name, "datatype": "FP64", "shape": [len(data)], "data": data})
     return orjson.dumps({"id": request_id, "inputs": inputs})
 
 
@@ -175,7 +185,7 @@ class FeatureTransformer(kserve.Model):
         started = time.perf_counter()
         features = online_features(self.fs, ids)
         FEATURE_LATENCY.observe(time.perf_counter() - started)
-        unknown = features.loc[features[list(FEATURE_NAMES)].isna().all(axis=1), ENTITY_KEY].tolist()
+        unknown = [i for i, row_known in zip(ids, _known_rows(features)) if not row_known]
         if unknown:
             raise BadRequest(f"no online features for {ENTITY_KEY} {', '.join(map(str, unknown[:10]))}"
                              f"{' and more' if len(unknown) > 10 else ''}: unknown customer, or the feature "
@@ -275,6 +285,16 @@ class FeatureTransformer(kserve.Model):
         agree = int((shadow_classes == classes).sum())
         SHADOW_AGREEMENT.labels(shadow.model_version, "yes").inc(agree)
         SHADOW_AGREEMENT.labels(shadow.model_version, "no").inc(len(classes) - agree)
+
+
+def _known_rows(features: pd.DataFrame) -> np.ndarray:
+    """Rows with at least one feature value: the store knows the customer."""
+    known = np.zeros(len(features), dtype=bool)
+    for name in FEATURE_NAMES:
+        values = features[name].to_numpy()
+        known |= ~np.isnan(values) if values.dtype.kind == "f" else np.fromiter(
+            (v is not None for v in values), dtype=bool, count=len(values))
+    return known
 
 
 def _record(role: str, version: str, elapsed: float, probability: np.ndarray, classes: np.ndarray,
