@@ -1,4 +1,4 @@
-"""Benchmark: online serving, single-row requests: our predictor and transformer vs. bare KServe and `mlflow models serve`.
+"""Benchmark: single-row online serving, our predictor and transformer vs. bare KServe and `mlflow models serve`.
 
 ``make bench`` runs ``.venv/bin/python bench/bench_serving.py``. It
 
@@ -22,7 +22,7 @@
    (e) the same transformer with shadow mirroring on (the routing document
    names a second predictor process serving the same version), switched on
    and off between measurements through the routing document, as the rollout
-   controller does;
+   controller does; every server with one OpenMP/BLAS thread (SERVER_ENV);
 4. measures each with one sequential keep-alive HTTP client (stdlib
    ``http.client``), single-row requests with pre-encoded bodies, WARMUP
    warm-up requests then REQUESTS measured ones, rows cycling through a fixed
@@ -80,7 +80,7 @@ REQUESTS = 2_000  # measured requests per server and round
 WARMUP = 200  # unmeasured requests before them
 ROUNDS = 3
 SAMPLE = 200  # distinct rows (and customer ids) the requests cycle through
-INPROCESS_CALLS = 1_000
+INPROCESS_CALLS = 500
 READY_TIMEOUT_S = 180.0
 SWITCH_TIMEOUT_S = 30.0
 
@@ -280,7 +280,8 @@ def evaluate(results: dict[str, list[dict]]) -> dict:
     shadow_pct = 100 * (med["shadow"]["p50"] / med["transformer"]["p50"] - 1)
     goals = [
         ("our predictor's throughput vs the bare KServe ModelServer's", f">= {GOAL_VS_BARE:.2f}x",
-         f"{vs_bare:.2f}x ({med['predictor']['rps']:,.0f} vs {med['bare']['rps']:,.0f} req/s)", vs_bare >= GOAL_VS_BARE),
+         f"{vs_bare:.2f}x ({med['predictor']['rps']:,.0f} vs {med['bare']['rps']:,.0f} req/s)",
+         vs_bare >= GOAL_VS_BARE),
         ("our predictor's throughput vs `mlflow models serve`'s", f">= {GOAL_VS_MLFLOW:.2f}x",
          f"{vs_mlflow:.2f}x ({med['predictor']['rps']:,.0f} vs {med['mlflow']['rps']:,.0f} req/s)",
          vs_mlflow >= GOAL_VS_MLFLOW),
@@ -322,7 +323,7 @@ def floor_table(floor: dict) -> str:
         ("  of which `RequestSchema.from_v1` (validation, typed DataFrame)", floor["from_v1"]),
         ("the transformer's `lookup([id])`: `online_features` + unknown-id check + metric", floor["lookup"]),
         ("  of which `online_features(fs, [id])` (Feast, SQLite, typed DataFrame)", floor["online_features"]),
-        ("the transformer's `v2_body(features, request_id)` (the predictor's V2 request)", floor["v2_body"]),
+        ("the transformer's `predictor_body(features)` (the predictor's V1 request)", floor["predictor_body"]),
         ("`predict_proba` on one row with OpenMP's default threads (one per CPU)",
          floor["predict_proba_default_threads"]),
     ]
@@ -338,7 +339,8 @@ def goal_notes(ev: dict, floor: dict) -> str:
     if med["transformer"]["p50"] > GOAL_TRANSFORMER_P50_MS:
         budget = GOAL_TRANSFORMER_P50_MS - med["predictor"]["p50"]
         notes.append(
-            f"The transformer goal was set against a model that predicts one row in ~0.1 ms in-process; this model's "
+            f"The goals were set from anchor numbers measured on a model that predicts one row in ~0.1 ms "
+            f"in-process (iris); this model's "
             f"one-row `predict_proba` alone takes {floor['predict_proba']:.2f} ms in-process and our predictor "
             f"answers in {med['predictor']['p50']:.2f} ms over HTTP, so the transformer's own share would have to be "
             f"{budget:.2f} ms" + (" (impossible: the model alone is over the goal)" if budget <= 0 else "")
@@ -359,15 +361,25 @@ def shadow_note(med: dict) -> str:
             f"would remain.")
 
 
+def log_note(med: dict) -> str:
+    """Who writes what per request, from this run's counts."""
+    lines = {key: med[key].get("log_lines", math.nan) for key in ("bare", "predictor", "transformer", "mlflow")}
+    return (f"the bare ModelServer writes {lines['bare']:.1f} (stock KServe 0.21: uvicorn's access line, two "
+            f"`kserve.trace` timing lines and, with this FastAPI version, a two-line `FastAPIDeprecationWarning` "
+            f"from its V1 endpoint's ORJSONResponse), our predictor {lines['predictor']:.1f}, our transformer "
+            f"{lines['transformer']:.1f}, mlflow serve {lines['mlflow']:.1f} (uvicorn's access line).")
+
+
 def openmp_note(med: dict, floor: dict) -> str:
     """Why the servers run with one OpenMP thread, with this run's numbers."""
-    return (f"Every server process runs with `OMP_NUM_THREADS=1` (and OpenBLAS/MKL at 1): a request is one row, "
+    one, default = floor["predict_proba"], floor["predict_proba_default_threads"]
+    text = (f"Every server process runs with `OMP_NUM_THREADS=1` (and OpenBLAS/MKL at 1): a request is one row, "
             f"and scikit-learn's HistGradientBoosting otherwise predicts with one OpenMP thread per CPU whose worker "
-            f"spins between requests, burning the CPU the client, the transformer and the other servers on this "
-            f"2-CPU machine need (in-process, one row: {floor['predict_proba_default_threads']:.2f} ms with the "
-            f"default threads vs {floor['predict_proba']:.2f} ms with one). This is what our predictor's "
-            f"`--threads 1` default intends for itself; the anchors get the same setting, which only makes them "
-            f"faster.")
+            f"spins between requests, burning CPU the client, the transformer and the other servers on this "
+            f"2-CPU machine need (in-process, one row: {default:.2f} ms with the default threads vs {one:.2f} ms "
+            f"with one). Our predictor asks for the same limit itself (`--threads`, default 1); the anchors get it "
+            f"through the environment")
+    return text + (", which makes them faster here, not slower." if default > one else ".")
 
 
 def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started: datetime,
@@ -427,24 +439,22 @@ def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started
         f"ModelServer answers in {med['bare']['p50']:.2f} ms, so KServe's HTTP stack (uvicorn, FastAPI routing, "
         f"JSON decode and encode, its own Prometheus timers) and the client add {http_bare:.2f} ms to its in-process "
         f"`predict` ({floor['bare_predict']:.2f} ms). Our predictor answers in {med['predictor']['p50']:.2f} ms: "
-        f"its in-process `predict` costs {floor['our_predict']:.2f} ms ({floor['our_predict'] - floor['bare_predict']:+.2f} ms vs "
+        f"its in-process `predict` costs {floor['our_predict']:.2f} ms "
+        f"({floor['our_predict'] - floor['bare_predict']:+.2f} ms vs "
         f"the bare one: validation against the signature {floor['from_v1']:.2f} ms, which also builds the typed "
         f"DataFrame the bare server builds with `pd.DataFrame(instances)`, plus our metrics), and the same HTTP "
         f"stack with our guard middleware and the version header adds {http_ours:.2f} ms. "
         f"The transformer adds {trans_extra:.2f} ms to the predictor's p50: its own KServe request handling, the "
-        f"feature lookup ({floor['lookup']:.2f} ms in-process), building the predictor's V2 body "
-        f"({floor['v2_body']:.2f} ms in-process), an HTTP call to the predictor (V2, through httpx's async client: "
-        f"the predictor's own latency plus the client side), the request log append and, every 2 s, the request "
+        f"feature lookup ({floor['lookup']:.2f} ms in-process), building the predictor's request body "
+        f"({floor['predictor_body']:.2f} ms in-process), an HTTP call to the predictor (V1, through httpx's async "
+        f"client: the predictor's own latency plus the client side), the request log append and, every 2 s, the request "
         f"log's flush in a background thread (the GIL it holds delays requests). Server CPU per request is the "
         f"user + system CPU time of the server processes (with their children; for the transformer rows the "
         f"transformer, the predictor and, with shadow on, the shadow predictor) over the measured requests, "
         f"divided by their number; the client spent {med['predictor']['client_cpu_ms']:.2f} ms of CPU per request. "
-        f"{shadow_note(med)} {openmp_note(med, floor)} Log lines per request are the lines the measured server (for the transformer "
-        f"rows: the transformer) appended to its output during the measurement, divided by the requests: KServe's "
-        f"REST server writes an access line and two `kserve.trace` timing lines per request, and with this FastAPI "
-        f"version KServe's V1 endpoint triggers a two-line `FastAPIDeprecationWarning` (ORJSONResponse) on every "
-        f"request, in the bare server and ours alike; mlflow serve writes {med['mlflow'].get('log_lines', math.nan):.0f} "
-        f"(its access line).",
+        f"{shadow_note(med)} {openmp_note(med, floor)} Log lines per request are the lines the measured "
+        f"server (for the transformer rows: the transformer) appended to its output during the measurement, "
+        f"divided by the requests: {log_note(med)}",
         "",
         f"What is measured: **bare KServe ModelServer** is `bench/bare_kserve_server.py`: a minimal `kserve.Model` "
         f"whose `predict` returns `predict_proba(pd.DataFrame(instances))[:, 1]` of the model loaded with "
@@ -458,7 +468,7 @@ def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started
         f"({info['threshold']:g}), Prometheus metrics (probability histogram, class counts), the version in the "
         f"body and the `x-mlops-model-version` header, behind our 4xx guard. **ours: transformer + predictor** is "
         f"`python -m mlops.serving.transformer` in front of that predictor, with its request log on (rows batched "
-        f"to S3 every 2 s by a background thread): ids in, Feast online features (SQLite), V2 to the predictor. "
+        f"to S3 every 2 s by a background thread): ids in, Feast online features (SQLite), the features to the predictor over HTTP. "
         f"**shadow mirroring on** is the same transformer after the routing document "
         f"(`write_routing`) named a second predictor process serving the same version, and the transformer's "
         f"`/metrics` showed `mlops_shadow_target_info` 1; it is switched off again (and checked off) before each "
@@ -495,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     for var in ("MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "MLOPS_FEAST_ONLINE_STORE", "MLOPS_FEAST_REDIS", "MLOPS_FEAST_REGISTRY",
                 "MLOPS_FEAST_REPO", "MLOPS_PREDICTOR_URL", "MLOPS_SERVING_HOST", "MLOPS_MODEL_CACHE", "PORT",
+                "MLOPS_MODEL_NAME", "MLOPS_MODEL_VERSION", "MLOPS_MODEL_DIR", "MLOPS_MODEL_DIGEST",
+                "MLOPS_PREDICTOR_THREADS",
                 *(f"MLOPS_PORT_{n.upper()}" for n in DEFAULT_PORTS)):
         os.environ.pop(var, None)
     os.environ["MLOPS_HOME"] = str(home)
@@ -589,7 +601,7 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     progress(f"in-process: {INPROCESS_CALLS:,} calls each of predict_proba, the bare predict, ours, from_v1, "
              "online_features ...")
     est = loaded.estimator
-    from mlops.serving.transformer import FeatureTransformer, v2_body
+    from mlops.serving.transformer import FeatureTransformer, predictor_body
 
     transformer = FeatureTransformer(MODEL_NAME, "http://127.0.0.1:9", fs)  # lookup only: never calls out
     looked_up = [transformer.lookup([c]) for c in customers]
@@ -603,8 +615,7 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
         "online_features": median_of_calls(lambda c: feature_store.online_features(fs, [c]), customers,
                                            INPROCESS_CALLS),
         "lookup": median_of_calls(lambda c: transformer.lookup([c]), customers, INPROCESS_CALLS),
-        "v2_body": median_of_calls(lambda f: v2_body(f, "0f8e2b1c-5d4a-4e6f-9a7b-3c2d1e0f9a8b"), looked_up,
-                                   INPROCESS_CALLS),
+        "predictor_body": median_of_calls(predictor_body, looked_up, INPROCESS_CALLS),
     })
     floor["predict_proba_default_threads"] = median_of_calls(lambda f: est.predict_proba(f)[:, 1], frames,
                                                              INPROCESS_CALLS)
@@ -713,9 +724,9 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
             r = measure(port[target[key]], paths[key], bodies[key], WARMUP, args.requests, pids[key])
             r["log_lines"] = (log_lines(services[target[key]].log) - lines0) / (WARMUP + args.requests)
             results[key].append(r)
+            split = f" ({', '.join(f'{k} {v:.2f}' for k, v in r['cpu_ms'].items())})" if len(r["cpu_ms"]) > 1 else ""
             progress(f"  {key}: {r['rps']:,.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, "
-                     f"max {r['max']:.1f} ms; server CPU {r['server_cpu_ms']:.2f} ms/request"
-                     + (f" ({', '.join(f'{k} {v:.2f}' for k, v in r['cpu_ms'].items())})" if len(r["cpu_ms"]) > 1 else ""))
+                     f"max {r['max']:.1f} ms; server CPU {r['server_cpu_ms']:.2f} ms/request{split}")
     load = (load_before, os.getloadavg())
     set_shadow(False)
     time.sleep(0.5)  # the last mirrors settle
