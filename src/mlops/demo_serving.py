@@ -8,7 +8,7 @@ import urllib.request
 
 from mlops.serving.local import LocalServing
 
-TRAFFIC_RATE = 100.0  # requests/s of replayed "live" traffic during a rollout
+TRAFFIC_RATE = 60.0  # requests/s of replayed "live" traffic during a rollout: what 2 cores serve with a shadow
 
 
 def _post(url: str, body: dict) -> dict:

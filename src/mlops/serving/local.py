@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +25,7 @@ from mlops.processes import Service, http_ok, start_process, stop_processes, wai
 
 DEFAULT_TRANSFORMER_PORT = 8080
 READY_TIMEOUT_S = 120.0
+DRAIN_S = 2.0  # after traffic leaves a version, requests already routed to it finish before it stops
 
 
 class LocalServing:
@@ -100,6 +102,8 @@ class LocalServing:
             raise ServingError(f"v{version} still receives traffic; route it away before retiring it")
         service = state["predictors"].pop(version, None)
         if service is not None:
+            if self._alive(service):
+                time.sleep(DRAIN_S)  # as Knative drains a revision: no caller sees its connection refused
             stop_processes([service])
         self._save(state)
 
