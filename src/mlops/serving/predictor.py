@@ -166,15 +166,19 @@ def main(argv: list[str] | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
     args, unknown = parser().parse_known_args(argv)
+    # OpenMP reads this when scikit-learn first loads it (at model load, below).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
     if unknown:
         print(f"ignoring arguments meant for stock KServe servers: {' '.join(unknown)}", flush=True)
     if not args.model_name:
         parser().error("--model-name (or MLOPS_MODEL_NAME) is required")
-    # One row per request: parallel tree traversal only adds OpenMP overhead, and
-    # several servers on a few cores would oversubscribe them.
-    threadpool_limits(args.threads)
     with exit_on_user_error("predictor"):
         model = build_model(args)
+    # One row per request: parallel tree traversal only adds OpenMP overhead, and
+    # several servers on a few cores would oversubscribe them. Applied after the
+    # model is loaded: only then are scikit-learn's OpenMP runtimes there to limit.
+    model.thread_limits = threadpool_limits(args.threads)
     serve([model], args.host, args.http_port, response_headers={VERSION_HEADER: model.version})
 
 
