@@ -34,7 +34,8 @@ from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE
 from mlops.local_platform import free_ports
 from mlops.serving import model_files, request_log, routing
 from mlops.serving.local import LocalServing
-from mlops.serving.predictor import VERSION_HEADER, decision_threshold
+from mlops.serving.http_server import VERSION_HEADER
+from mlops.serving.predictor import decision_threshold
 from mlops.storage import ObjectStore
 from mlops.training import TrainingConfig
 

@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlops.errors import RolloutError
 from mlops.rollout.policy import Condition
+from mlops.serving.http_server import UNKNOWN_VERSION
 
-UNKNOWN_VERSION = "unknown"
 
 Sample = tuple[str, frozenset]  # (sample name, frozenset of label items)
 

@@ -21,6 +21,8 @@ from mlops.errors import BadRequest, HttpError
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 SERVER_TIMING = "server-timing"
+VERSION_HEADER = "x-mlops-model-version"  # which model version answered, on every answer
+UNKNOWN_VERSION = "unknown"  # the version of an answer nobody could attribute (the predictor never answered)
 _INFERENCE_SUFFIXES = (":predict", ":explain", "/infer")
 _JSON_TYPES = ("application/json", "application/cloudevents+json")
 

@@ -171,11 +171,6 @@ class LocalServing:
         return {"urls": self.urls(), "routes": [{k: r[k] for k in ("version", "weight", "fault")}
                                                 for r in state["routes"]]}
 
-    def stable_version(self) -> str | None:
-        """The version taking the largest share of traffic."""
-        routes = self._load()["routes"]
-        return max(routes, key=lambda r: r["weight"])["version"] if routes else None
-
     def down(self) -> list[str]:
         state = self._load()
         services = [*state["predictors"].values(), state.get("splitter"), state.get("transformer")]

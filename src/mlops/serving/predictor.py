@@ -19,7 +19,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from mlops.serving.http_server import import_kserve
+from mlops.serving.http_server import VERSION_HEADER, import_kserve
 from mlops.serving.model_files import LoadedModel, fetch_model, load_model, resolve_model
 from mlops.errors import BadRequest
 from mlops.serving.request_schema import RequestSchema
@@ -28,7 +28,6 @@ kserve = import_kserve()
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 
-VERSION_HEADER = "x-mlops-model-version"
 PROBABILITY_BUCKETS = tuple(round(b, 2) for b in np.linspace(0.05, 1.0, 20))
 
 MODEL_INFO = Gauge("mlops_model_info", "The model version this server serves (value 1)",

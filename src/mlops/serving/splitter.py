@@ -21,9 +21,8 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from mlops.errors import ConfigError
-from mlops.serving.http_server import upstream_client
+from mlops.serving.http_server import VERSION_HEADER, upstream_client
 
-VERSION_HEADER = "x-mlops-model-version"
 ADMIN_PREFIX = "/splitter/"
 _HOP_HEADERS = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
 ROUTED = Counter("mlops_splitter_requests_total", "Requests routed, by model version and status",

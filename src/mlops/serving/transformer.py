@@ -30,8 +30,7 @@ import pandas as pd
 
 from mlops.errors import BadRequest, UpstreamError
 from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES
-from mlops.serving.http_server import SERVER_TIMING, import_kserve, upstream_client
-from mlops.serving.predictor import VERSION_HEADER
+from mlops.serving.http_server import SERVER_TIMING, UNKNOWN_VERSION, VERSION_HEADER, import_kserve, upstream_client
 from mlops.serving.routing import Routing, ShadowTarget, read_routing
 
 kserve = import_kserve()
@@ -41,7 +40,6 @@ from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 logger = logging.getLogger("mlops.transformer")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upstream call otherwise
 REQUEST_ID_HEADER = "x-request-id"
-UNKNOWN_VERSION = "unknown"
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015,
                    0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UPSTREAM_REQUESTS = Counter("mlops_upstream_requests_total", "Predictor calls by role, version and outcome",
