@@ -50,9 +50,7 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -64,7 +62,7 @@ import psutil
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, progress, write_results  # noqa: E402
+from common import RESULTS, machine, progress, start_private_platform, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -499,30 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests < 100:
         parser.error("--requests must be >= 100 (p99 needs samples)")
 
-    from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
-
     started = datetime.now(timezone.utc)
-    home = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
-    # The benchmark's own platform and feature store: nothing from a user's platform or shell may leak in.
-    for var in ("MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY", "MLOPS_FEAST_ONLINE_STORE", "MLOPS_FEAST_REDIS", "MLOPS_FEAST_REGISTRY",
-                "MLOPS_FEAST_REPO", "MLOPS_PREDICTOR_URL", "MLOPS_SERVING_HOST", "MLOPS_MODEL_CACHE", "PORT",
-                "MLOPS_MODEL_NAME", "MLOPS_MODEL_VERSION", "MLOPS_MODEL_DIR", "MLOPS_MODEL_DIGEST",
-                "MLOPS_PREDICTOR_THREADS",
-                *(f"MLOPS_PORT_{n.upper()}" for n in DEFAULT_PORTS)):
-        os.environ.pop(var, None)
-    os.environ["MLOPS_HOME"] = str(home)
-    ports = free_ports(DEFAULT_PORTS)
-    plat = LocalPlatform(home=home, ports=ports, bucket="mlops")
-
     with ExitStack() as cleanup:
-        if args.keep:
-            cleanup.callback(progress, f"kept the benchmark's MLOPS_HOME: {home}")
-        else:
-            cleanup.callback(shutil.rmtree, home, ignore_errors=True)
-        cleanup.callback(lambda: plat.down(progress=lambda msg: progress(f"platform {msg}")))
-        progress(f"starting a private local platform in {home} (S3 port {ports['s3']}, MLflow port {ports['mlflow']})")
-        os.environ.update(plat.up(progress=progress))
+        # The benchmark's own platform and feature store: nothing from a user's platform or shell may leak in.
+        home, _ = start_private_platform(cleanup, "mlops-bench-serving-", args.keep, clear_vars=(
+            "MLOPS_FEAST_ONLINE_STORE", "MLOPS_FEAST_REDIS", "MLOPS_FEAST_REGISTRY", "MLOPS_FEAST_REPO",
+            "MLOPS_PREDICTOR_URL", "MLOPS_SERVING_HOST", "MLOPS_MODEL_CACHE", "PORT", "MLOPS_MODEL_NAME",
+            "MLOPS_MODEL_VERSION", "MLOPS_MODEL_DIR", "MLOPS_MODEL_DIGEST", "MLOPS_PREDICTOR_THREADS"))
         return _run(args, started, home, cleanup)
 
 

@@ -22,11 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -38,7 +36,7 @@ import psutil
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, progress, write_results  # noqa: E402
+from common import RESULTS, machine, progress, start_private_platform, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -267,28 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
 
-    from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
-
     started = datetime.now(timezone.utc)
-    home = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
-    # The benchmark's own platform: nothing from a user's platform or shell may leak in.
-    for var in ("MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY", *(f"MLOPS_PORT_{n.upper()}" for n in DEFAULT_PORTS)):
-        os.environ.pop(var, None)
-    os.environ["MLOPS_HOME"] = str(home)
-    ports = free_ports(DEFAULT_PORTS)
-    plat = LocalPlatform(home=home, ports=ports, bucket="mlops")
-
     with ExitStack() as cleanup:
-        if args.keep:
-            cleanup.callback(progress, f"kept the benchmark's MLOPS_HOME: {home}")
-        else:
-            cleanup.callback(shutil.rmtree, home, ignore_errors=True)
-        cleanup.callback(lambda: plat.down(progress=lambda msg: progress(f"platform {msg}")))
-
-        progress(f"starting a private local platform in {home} (S3 port {ports['s3']}, MLflow port {ports['mlflow']})")
-        env = plat.up(progress=lambda msg: progress(msg))
-        os.environ.update(env)
+        home, ports = start_private_platform(cleanup, "mlops-bench-", args.keep)
         child_env = {**os.environ, **{f"MLOPS_PORT_{n.upper()}": str(p) for n, p in ports.items()}}
 
         from mlops.data.generator import generate_credit_data

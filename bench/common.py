@@ -76,3 +76,33 @@ def work_dir(prefix: str, keep: bool, what: str) -> Iterator[Path]:
             progress(f"kept the benchmark's {what}: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+# The settings through which a user's platform or shell could leak into a benchmark's own.
+PLATFORM_VARS = ("MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY")
+
+
+def start_private_platform(cleanup, prefix: str, keep: bool, clear_vars: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """Start a local platform of the benchmark's own in a fresh MLOPS_HOME, on free ports.
+
+    Its settings replace any in os.environ (``clear_vars`` are dropped too);
+    ``cleanup`` (an ExitStack) stops it and removes the directory unless ``keep``.
+    Returns the directory and the ports.
+    """
+    from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
+
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    for var in (*PLATFORM_VARS, *clear_vars, *(f"MLOPS_PORT_{n.upper()}" for n in DEFAULT_PORTS)):
+        os.environ.pop(var, None)
+    os.environ["MLOPS_HOME"] = str(home)
+    ports = free_ports(DEFAULT_PORTS)
+    plat = LocalPlatform(home=home, ports=ports, bucket="mlops")
+    if keep:
+        cleanup.callback(progress, f"kept the benchmark's MLOPS_HOME: {home}")
+    else:
+        cleanup.callback(shutil.rmtree, home, ignore_errors=True)
+    cleanup.callback(lambda: plat.down(progress=lambda msg: progress(f"platform {msg}")))
+    progress(f"starting a private local platform in {home} (S3 port {ports['s3']}, MLflow port {ports['mlflow']})")
+    os.environ.update(plat.up(progress=progress))
+    return home, ports
