@@ -35,13 +35,9 @@ where neither the suite nor psutil is installed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import resource
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -49,7 +45,8 @@ from pathlib import Path
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, progress, work_dir, write_results  # noqa: E402
+from common import (RESULTS, ensure_side_env, machine, peak_rss_bytes, progress, rel, run_worker_process,  # noqa: E402
+                    work_dir, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -65,7 +62,6 @@ DERIVED = ("loan_to_income", "log_income", "utilization_x_late")
 GX_VENV = BENCH_DIR / ".venv-gx"
 GX_REQUIREMENTS = BENCH_DIR / "gx-requirements.txt"
 GX_LOCK = BENCH_DIR / "gx-requirements.lock"
-GX_STAMP = GX_VENV / ".installed-from"
 # GX 1.x sends usage analytics unless told not to; a benchmark must not talk to the network.
 GX_ENV = {"GX_ANALYTICS_ENABLED": "false"}
 
@@ -73,22 +69,6 @@ GX_ENV = {"GX_ANALYTICS_ENABLED": "false"}
 # pandas dtype for non-object columns; for object columns it checks each value's Python type).
 INT_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
 FLOAT_TYPES = ["float16", "float32", "float64", *INT_TYPES]
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident set size so far.
-
-    Linux's VmHWM, the high-water mark of this process image's memory. Not ru_maxrss: that
-    one survives fork and exec, so a worker would report the benchmark parent's peak (the
-    child's copy of the parent's pages counts until exec replaces them).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux, bytes on macOS
 
 
 # =============================================================================================
@@ -312,40 +292,9 @@ def row_group_shape(path: Path) -> tuple[int, int]:
 
 
 # -- the GX environment ---------------------------------------------------------------------
-def _rel(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def gx_python() -> Path:
-    return GX_VENV / "bin" / "python"
-
-
 def ensure_gx_env() -> dict:
-    """Build (or reuse) bench/.venv-gx; returns what happened, or the exact error."""
-    source = GX_LOCK if GX_LOCK.exists() else GX_REQUIREMENTS
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    stamp = f"{source.name} sha256:{digest}"
-    if gx_python().exists() and GX_STAMP.exists() and GX_STAMP.read_text().strip() == stamp:
-        return {"ok": True, "built": False, "seconds": 0.0, "source": source.name}
-    progress(f"building Great Expectations' own environment {_rel(GX_VENV)} from "
-             f"{_rel(source)} (once; not part of any measurement) ...")
-    start = time.perf_counter()
-    shutil.rmtree(GX_VENV, ignore_errors=True)
-    base = getattr(sys, "_base_executable", None) or sys.executable
-    steps = [[base, "-m", "venv", str(GX_VENV)],
-             [str(gx_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-              *(["--require-hashes"] if source == GX_LOCK else []), "-r", str(source)]]
-    for cmd in steps:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines()
-                     if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln]
-            return {"ok": False, "built": True, "seconds": time.perf_counter() - start, "source": source.name,
-                    "error": f"`{' '.join(cmd)}` exited with {proc.returncode}: " + "\n".join(lines[-15:])}
-    # Keep the environment out of version control, as virtualenv and uv do.
-    (GX_VENV / ".gitignore").write_text("# created by bench/bench_validation.py\n*\n")
-    GX_STAMP.write_text(stamp + "\n")
-    return {"ok": True, "built": True, "seconds": time.perf_counter() - start, "source": source.name}
+    """Build (or reuse) bench/.venv-gx from its lock; returns what happened, or the exact error."""
+    return ensure_side_env(GX_VENV, GX_REQUIREMENTS, GX_LOCK, "Great Expectations")
 
 
 # -- running the workers ------------------------------------------------------------------
@@ -353,22 +302,10 @@ def run_side(tool: str, data: Path, contract_path: Path, expectations_path: Path
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     out = OUT_DIR / f"validation-{label}.json"
     log = OUT_DIR / f"validation-{label}.log"
-    out.unlink(missing_ok=True)
-    python = sys.executable if tool == "ours" else str(gx_python())
+    python = sys.executable if tool == "ours" else str(GX_VENV / "bin" / "python")
     cmd = [python, str(Path(__file__).resolve()), "--worker", tool, "--data", str(data), "--out", str(out)]
     cmd += ["--contract", str(contract_path)] if tool == "ours" else ["--expectations", str(expectations_path)]
-    env = {**os.environ, **(GX_ENV if tool == "gx" else {})}
-    with open(log, "w") as fh:
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL)
-        wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"{tool} worker exited with {proc.returncode}; see {log}. Last lines:\n{tail}")
-    result = json.loads(out.read_text())
-    result["process_seconds"] = wall
-    return result
+    return run_worker_process(cmd, out, log, tool, env={**os.environ, **(GX_ENV if tool == "gx" else {})})
 
 
 def describe(run: dict) -> str:
@@ -733,7 +670,7 @@ def _run(args, started: datetime, work: Path) -> int:
         print(line)
     print()
     if ROWS == FULL_ROWS:
-        progress(f"wrote {_rel(RESULTS)}")
+        progress(f"wrote {rel(RESULTS)}")
     return 0
 
 

@@ -2,22 +2,29 @@
 
 The scripts are run as ``.venv/bin/python bench/<script>.py`` and import this file as the
 top-level module ``common`` (each puts bench/ on ``sys.path`` first). It imports nothing but
-the standard library at the top: bench_validation.py's worker imports it in Great
-Expectations' own venv, where neither the suite nor psutil is installed.
+the standard library at the top: the workers of bench_validation.py and bench_drift.py import
+it in the side tools' own venvs (Great Expectations', Evidently's), where neither the suite nor
+psutil is installed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "RESULTS.md"
 RESULTS_TITLE = "# Benchmarks"
 
 
@@ -106,3 +113,82 @@ def start_private_platform(cleanup, prefix: str, keep: bool, clear_vars: tuple[s
     progress(f"starting a private local platform in {home} (S3 port {ports['s3']}, MLflow port {ports['mlflow']})")
     os.environ.update(plat.up(progress=progress))
     return home, ports
+
+
+def rel(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (for messages and RESULTS.md)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far.
+
+    Linux's VmHWM, the high-water mark of this process image's memory. Not ru_maxrss: that
+    one survives fork and exec, so a worker would report the benchmark parent's peak (the
+    child's copy of the parent's pages counts until exec replaces them).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux, bytes on macOS
+
+
+def ensure_side_env(venv: Path, requirements: Path, lock: Path, label: str) -> dict:
+    """Build (or reuse) a benchmark-only virtualenv for a side tool (Great Expectations, Evidently).
+
+    The tool is kept apart from the suite's pinned stack: ``venv`` is built from ``lock``
+    (hash-checked), or from ``requirements`` while there is no lock, and reused as long as a
+    stamp in it names the same file with the same SHA-256. Returns what happened
+    (``ok``, ``built``, ``seconds``, ``source``, the venv's ``python``) or the exact error.
+    """
+    python = venv / "bin" / "python"
+    stamp_file = venv / ".installed-from"
+    source = lock if lock.exists() else requirements
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    stamp = f"{source.name} sha256:{digest}"
+    done = {"ok": True, "built": False, "seconds": 0.0, "source": source.name, "python": str(python)}
+    if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
+        return done
+    progress(f"building {label}'s own environment {rel(venv)} from {rel(source)} "
+             f"(once; not part of any measurement) ...")
+    start = time.perf_counter()
+    shutil.rmtree(venv, ignore_errors=True)
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    steps = [[base, "-m", "venv", str(venv)],
+             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+              *(["--require-hashes"] if source == lock else []), "-r", str(source)]]
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines()
+                     if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln]
+            return {**done, "ok": False, "built": True, "seconds": time.perf_counter() - start,
+                    "error": f"`{' '.join(cmd)}` exited with {proc.returncode}: " + "\n".join(lines[-15:])}
+    # Keep the environment out of version control, as virtualenv and uv do.
+    (venv / ".gitignore").write_text(f"# {label}'s benchmark environment, created by bench/common.py\n*\n")
+    stamp_file.write_text(stamp + "\n")
+    return {**done, "built": True, "seconds": time.perf_counter() - start}
+
+
+def run_worker_process(cmd: list[str], out: Path, log: Path, what: str, env: dict | None = None) -> dict:
+    """Run one benchmark worker process and return the JSON it wrote to ``out``.
+
+    Its output goes to ``log``; a failure raises with the log's last lines. The result gets
+    ``process_seconds``, the worker's wall time start-up included.
+    """
+    import json
+
+    out.unlink(missing_ok=True)
+    with open(log, "w") as fh:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"{what} worker exited with {proc.returncode}; see {log}. Last lines:\n{tail}")
+    result = json.loads(out.read_text())
+    result["process_seconds"] = wall
+    return result
