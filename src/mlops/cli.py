@@ -342,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mlops.cli_serving import register as register_serving
 
     register_serving(sub)
+    from mlops.cli_monitoring import register as register_monitoring
+
+    register_monitoring(sub)
 
     p = sub.add_parser("demo", help="the end-to-end story on this machine: platform, data, training, registry")
     p.add_argument("--rows", type=int, default=20_000)

@@ -9,6 +9,7 @@ and an s3:// URI is fetched (checksum-verified) into a local cache.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mlops.errors import ConfigError
 
@@ -53,3 +54,23 @@ def read_yaml(path: str | Path, what: str):
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+
+
+def mapping(raw: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    """``raw`` as a mapping with only ``allowed`` keys and every ``required`` one, else a ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    missing = sorted(required - set(raw))
+    if missing:
+        raise ConfigError(f"{where}: missing {missing}")
+    return raw
+
+
+def number(raw: Any, where: str, low: float, high: float = float("inf")) -> float:
+    """``raw`` as a float in [low, high] (a bool is not a number), else a ConfigError."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not low <= raw <= high:
+        raise ConfigError(f"{where} must be a number in [{low:g}, {high:g}], got {raw!r}")
+    return float(raw)

@@ -85,6 +85,21 @@ def read_table(uri: str, store: ObjectStore | None = None) -> pd.DataFrame:
         return read_parquet(fetch(uri, Path(tmp) / "data.parquet", store), uri)
 
 
+def read_tables(uri: str, store: ObjectStore | None = None) -> pd.DataFrame:
+    """One Parquet file, or every ``*.parquet`` under a prefix/folder ending in "/" (e.g. a label feed)."""
+    if not uri.endswith("/"):
+        return read_table(uri, store)
+    if is_s3_uri(uri):
+        bucket, prefix = parse_s3_uri(uri)
+        store = store or ObjectStore.from_env()
+        uris = [f"s3://{bucket}/{k}" for k in sorted(store.list_keys(prefix, bucket)) if k.endswith(".parquet")]
+    else:
+        uris = sorted(str(p) for p in Path(uri).glob("*.parquet"))
+    if not uris:
+        raise DataError(f"no Parquet files under {uri}")
+    return pd.concat([read_table(u, store) for u in uris], ignore_index=True)
+
+
 def write_table(df: pd.DataFrame, uri: str, store: ObjectStore | None = None) -> str:
     """Write ``df`` as Parquet to ``uri`` atomically; returns its content digest."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from typing import Iterable
 
 _CSS = """
@@ -24,6 +25,15 @@ th{background:#f6f8fa}.grid{display:flex;flex-wrap:wrap;gap:12px}.card{border:1p
 
 def esc(value: object) -> str:
     return html.escape(str(value))
+
+
+def fmt(value) -> str:
+    """A table cell's number: 4 significant digits; nothing for None or NaN."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
 
 
 def figure_png(fig) -> str:

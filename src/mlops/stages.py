@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mlops import tracking
 from mlops.datasets import DatasetInfo, fetch, read_parquet, require_columns
+from mlops.monitoring.reference import reference_profile
 from mlops.storage import ObjectStore, sha256_file
 from mlops.training import TrainedModel, TrainingConfig, train
 
@@ -35,7 +36,9 @@ def train_and_log(dataset_path: str, dataset: DatasetInfo, config: TrainingConfi
     tracking.connect()  # fail before spending minutes on training
     df = read_parquet(dataset_path, dataset.uri)
     trained = train(df, config, source=dataset.uri)
-    run = tracking.log_training_run(trained, config, dataset, experiment, sample=df.head(100), tags=tags)
+    profile = reference_profile(trained, df, metadata={"dataset_uri": dataset.uri, "dataset_digest": dataset.digest})
+    run = tracking.log_training_run(trained, config, dataset, experiment, sample=df.head(100), tags=tags,
+                                    profile=profile)
     return TrainStageResult(run, trained)
 
 

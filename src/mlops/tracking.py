@@ -87,8 +87,9 @@ def model_requirements() -> list[str]:
 
 
 def log_training_run(trained: TrainedModel, config: TrainingConfig, dataset: DatasetInfo, experiment: str,
-                     sample: pd.DataFrame, tags: dict[str, str] | None = None) -> TrainingRun:
-    """Record one training run with everything needed to reproduce it."""
+                     sample: pd.DataFrame, tags: dict[str, str] | None = None, profile=None) -> TrainingRun:
+    """Record one training run with everything needed to reproduce it (and ``profile``, the
+    monitoring reference profile, when given)."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -110,6 +111,10 @@ def log_training_run(trained: TrainedModel, config: TrainingConfig, dataset: Dat
             info = mlflow.sklearn.log_model(trained.pipeline, name=MODEL_ARTIFACT, signature=signature,
                                             input_example=features.head(3), pip_requirements=model_requirements(),
                                             skops_trusted_types=SKOPS_TRUSTED_TYPES)
+            if profile is not None:
+                from mlops.monitoring.reference import log_reference_profile
+
+                log_reference_profile(profile)
     return TrainingRun(run.info.run_id, exp.experiment_id, info.model_uri,
                        f"{uri}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}")
 

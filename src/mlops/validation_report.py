@@ -7,18 +7,10 @@ import math
 import numpy as np
 
 from mlops import stats
-from mlops.html_report import esc, figure_png, page, table
+from mlops.html_report import esc, figure_png, fmt, page, table
 from mlops.validation import ValidationResult
 
 _MAX_BARS = 12
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
 
 
 def _bin_labels(edges: list[float]) -> list[str]:
@@ -78,9 +70,9 @@ def validation_html(result: ValidationResult) -> str:
         body += ["<h2>Findings</h2><p>None: the batch meets its contract.</p>"]
     col_rows = []
     for c in result.columns.values():
-        drift = f"{c.drift_method} {_fmt(c.drift_value)} (threshold {_fmt(c.drift_threshold)})" if c.drift_method else ""
+        drift = f"{c.drift_method} {fmt(c.drift_value)} (threshold {fmt(c.drift_threshold)})" if c.drift_method else ""
         col_rows.append((c.name, c.type, c.arrow_type or "missing", c.rows, f"{c.missing_fraction:.2%}",
-                         _fmt(c.minimum), _fmt(c.maximum), drift + (" DRIFT" if c.drifted else "")))
+                         fmt(c.minimum), fmt(c.maximum), drift + (" DRIFT" if c.drifted else "")))
     body += ["<h2>Columns</h2>", table(["column", "contract type", "file type", "rows", "missing", "min", "max",
                                          "drift vs reference"], col_rows)]
     plots = [p for name, profile in result.profiles.items()

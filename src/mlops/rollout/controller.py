@@ -221,3 +221,17 @@ def _publish(store: ObjectStore, result: RolloutResult) -> str | None:
     except Exception:  # noqa: BLE001 - the audit trail already holds the outcome
         return None
     return f"s3://{store.bucket}/{key}"
+
+
+def revert_production(store: ObjectStore, driver: TrafficDriver, model: str, actor: str, reason: str,
+                      progress=print) -> registry.Promotion:
+    """Production back to the version it replaced, traffic first, then the registry (monitoring's
+    rollback when realized performance fell below the previous version's)."""
+    current = registry.alias_version(model, registry.PRODUCTION)
+    previous = registry.alias_version(model, registry.ROLLBACK)
+    if previous is None or current is None:
+        raise registry.PromotionRefused(f"{model} has no previous production version to return to")
+    progress(f"reverting production v{current} -> v{previous}: {reason}")
+    driver.deploy(previous)
+    driver.finish(winner=previous, loser=current)
+    return registry.rollback(store, model, actor, reason)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops.config_files import mapping, number
 from mlops.errors import ConfigError
 
 PACKAGED_POLICIES = Path(__file__).resolve().parent / "policies"
@@ -61,33 +62,15 @@ class RolloutPolicy:
     source: str = field(default="", compare=False)
 
 
-def _mapping(raw: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    missing = sorted(required - set(raw))
-    if missing:
-        raise ConfigError(f"{where}: missing {missing}")
-    return raw
-
-
-def _number(raw: Any, where: str, low: float, high: float = float("inf")) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not low <= raw <= high:
-        raise ConfigError(f"{where} must be a number in [{low:g}, {high:g}], got {raw!r}")
-    return float(raw)
-
-
 def _phase(raw: Any, where: str, name: str) -> Phase:
-    raw = _mapping(raw, where, {"min_requests", "timeout_s", "success", "steps"} if name == "canary"
+    raw = mapping(raw, where, {"min_requests", "timeout_s", "success", "steps"} if name == "canary"
                    else {"min_requests", "timeout_s", "success"}, {"min_requests", "timeout_s", "success"})
     if not isinstance(raw["success"], list) or not raw["success"]:
         raise ConfigError(f"{where}.success must be a non-empty list of conditions")
     conditions = []
     for i, item in enumerate(raw["success"]):
         at = f"{where}.success[{i}]"
-        item = _mapping(item, at, {"metric", "min", "max"}, {"metric"})
+        item = mapping(item, at, {"metric", "min", "max"}, {"metric"})
         metric = item["metric"]
         if metric not in METRICS:
             raise ConfigError(f"{at}: unknown metric {metric!r}; known: {sorted(METRICS)}")
@@ -95,17 +78,17 @@ def _phase(raw: Any, where: str, name: str) -> Phase:
             raise ConfigError(f"{at}: {metric} cannot be measured in the {name} phase (only in {METRICS[metric]})")
         if "min" not in item and "max" not in item:
             raise ConfigError(f"{at}: give a min, a max or both")
-        conditions.append(Condition(metric, *(_number(item[k], f"{at}.{k}", 0.0) if k in item else None
+        conditions.append(Condition(metric, *(number(item[k], f"{at}.{k}", 0.0) if k in item else None
                                               for k in ("min", "max"))))
     min_requests = raw["min_requests"]
     if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 1:
         raise ConfigError(f"{where}.min_requests must be a positive integer, got {min_requests!r}")
-    return Phase(min_requests, _number(raw["timeout_s"], f"{where}.timeout_s", 1.0), tuple(conditions))
+    return Phase(min_requests, number(raw["timeout_s"], f"{where}.timeout_s", 1.0), tuple(conditions))
 
 
 def parse_policy(raw: Any, where: str = "rollout policy") -> RolloutPolicy:
-    raw = _mapping(raw, where, {"shadow", "canary", "poll_s"}, {"canary"})
-    canary = _mapping(raw["canary"], f"{where}: canary", {"steps", "min_requests", "timeout_s", "success"}, {"steps"})
+    raw = mapping(raw, where, {"shadow", "canary", "poll_s"}, {"canary"})
+    canary = mapping(raw["canary"], f"{where}: canary", {"steps", "min_requests", "timeout_s", "success"}, {"steps"})
     steps = canary["steps"]
     if (not isinstance(steps, list) or not steps
             or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s < 100 for s in steps)):
@@ -115,7 +98,7 @@ def parse_policy(raw: Any, where: str = "rollout policy") -> RolloutPolicy:
         raise ConfigError(f"{where}: canary.steps must grow, got {steps}")
     shadow = _phase(raw["shadow"], f"{where}: shadow", "shadow") if raw.get("shadow") is not None else None
     return RolloutPolicy(shadow, tuple(steps), _phase(canary, f"{where}: canary", "canary"),
-                         _number(raw.get("poll_s", 1.0), f"{where}: poll_s", 0.05, 60.0), where)
+                         number(raw.get("poll_s", 1.0), f"{where}: poll_s", 0.05, 60.0), where)
 
 
 def load_policy(path: str | Path) -> RolloutPolicy:

@@ -138,12 +138,24 @@ def _to_parquet(model_name: str, batches: list[_Batch]) -> bytes:
     return out.getvalue()
 
 
+def _read(store: ObjectStore, keys: list[str]) -> pd.DataFrame:
+    if not keys:
+        return pd.DataFrame()
+    frame = pd.concat([pd.read_parquet(io.BytesIO(store.get_bytes(k))) for k in keys], ignore_index=True)
+    return frame.sort_values(["logged_at", "request_id", "row"], kind="stable", ignore_index=True)
+
+
 def read_log(store: ObjectStore, model_name: str, date: str | None = None) -> pd.DataFrame:
     """All logged rows of a model (optionally one UTC day), oldest first."""
     prefix = log_prefix(model_name) + (f"/date={date}/" if date else "/")
-    keys = sorted(k for k in store.list_keys(prefix) if k.endswith(".parquet"))
-    if not keys:
-        return pd.DataFrame()
-    frames = [pd.read_parquet(io.BytesIO(store.get_bytes(k))) for k in keys]
-    return pd.concat(frames, ignore_index=True).sort_values(["logged_at", "request_id", "row"], kind="stable",
-                                                            ignore_index=True)
+    return _read(store, sorted(k for k in store.list_keys(prefix) if k.endswith(".parquet")))
+
+
+def read_window(store: ObjectStore, model_name: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Logged rows with ``start <= logged_at < end`` (UTC), reading only the days the window touches."""
+    first, last = start.strftime("%Y-%m-%d"), end.strftime("%Y-%m-%d")
+    frame = _read(store, sorted(k for k in store.list_keys(log_prefix(model_name) + "/") if k.endswith(".parquet")
+                                and first <= k.rpartition("/date=")[2][:10] <= last))
+    if frame.empty:
+        return frame
+    return frame[(frame["logged_at"] >= start) & (frame["logged_at"] < end)].reset_index(drop=True)
