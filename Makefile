@@ -32,6 +32,7 @@ compile: venv
 bench: venv
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_validation.py
+	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_feature_store.py
 	$(BIN)/python bench/bench_serving.py
 

@@ -152,14 +152,23 @@ def ensure_side_env(venv: Path, requirements: Path, lock: Path, label: str) -> d
     done = {"ok": True, "built": False, "seconds": 0.0, "source": source.name, "python": str(python)}
     if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
         return done
-    progress(f"building {label}'s own environment {rel(venv)} from {rel(source)} "
+    progress(f"building the benchmark-only {label} environment {rel(venv)} from {rel(source)} "
              f"(once; not part of any measurement) ...")
     start = time.perf_counter()
     shutil.rmtree(venv, ignore_errors=True)
     base = getattr(sys, "_base_executable", None) or sys.executable
-    steps = [[base, "-m", "venv", str(venv)],
-             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-              *(["--require-hashes"] if source == lock else []), "-r", str(source)]]
+    pip = [str(python), "-m", "pip"]
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    steps = [[base, "-m", "venv", str(venv)]]
+    if source == lock:
+        # The lock is a whole resolution, so it is installed as it stands (--no-deps) and checked
+        # afterwards: the venv's pip (23.2, from ensurepip) would otherwise resolve the dependencies
+        # again and, in --require-hashes mode, refuse one asked with extras (Evidently's
+        # pandas[parquet]) that the lock pins without them.
+        steps += [[*pip, "install", *quiet, "--require-hashes", "--no-deps", "-r", str(source)],
+                  [*pip, "check", "--disable-pip-version-check"]]
+    else:
+        steps += [[*pip, "install", *quiet, "-r", str(source)]]
     for cmd in steps:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -168,7 +177,7 @@ def ensure_side_env(venv: Path, requirements: Path, lock: Path, label: str) -> d
             return {**done, "ok": False, "built": True, "seconds": time.perf_counter() - start,
                     "error": f"`{' '.join(cmd)}` exited with {proc.returncode}: " + "\n".join(lines[-15:])}
     # Keep the environment out of version control, as virtualenv and uv do.
-    (venv / ".gitignore").write_text(f"# {label}'s benchmark environment, created by bench/common.py\n*\n")
+    (venv / ".gitignore").write_text(f"# the benchmark-only {label} environment, created by bench/common.py\n*\n")
     stamp_file.write_text(stamp + "\n")
     return {**done, "built": True, "seconds": time.perf_counter() - start}
 
