@@ -18,9 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def targets():
     """(object to compile, output path relative to the project root) for every artifact."""
+    from components.batch_predict import commit_batch_predictions, plan_batch_prediction, score_batch_shard
     from components.evaluate import evaluate_model
     from components.features import build_features
     from components.ingest import ingest_data
+    from components.monitor import act_on_monitoring, check_model
     from components.promote import promote_model
     from components.register import register_model
     from components.retrieve import retrieve_training_data
@@ -28,22 +30,31 @@ def targets():
     from components.skew import check_feature_skew
     from components.train import train_model
     from components.validate import validate_data
+    from pipelines.monitoring import monitoring_pipeline
+    from pipelines.batch_prediction import batch_prediction_pipeline
     from pipelines.rollout import rollout_pipeline
     from pipelines.training import training_pipeline
 
     return [
         (training_pipeline, "pipelines/compiled/training_pipeline.yaml"),
         (rollout_pipeline, "pipelines/compiled/rollout_pipeline.yaml"),
+        (batch_prediction_pipeline, "pipelines/compiled/batch_prediction_pipeline.yaml"),
+        (monitoring_pipeline, "pipelines/compiled/monitoring_pipeline.yaml"),
         (validate_data, "components/validate/component.yaml"),
         (build_features, "components/features/component.yaml"),
         (retrieve_training_data, "components/retrieve/component.yaml"),
         (evaluate_model, "components/evaluate/component.yaml"),
         (promote_model, "components/promote/component.yaml"),
         (roll_out_model, "components/rollout/component.yaml"),
+        (check_model, "components/monitor/check_component.yaml"),
+        (act_on_monitoring, "components/monitor/act_component.yaml"),
         (check_feature_skew, "components/skew/component.yaml"),
         (ingest_data, "components/ingest/component.yaml"),
         (train_model, "components/train/component.yaml"),
         (register_model, "components/register/component.yaml"),
+        (plan_batch_prediction, "components/batch_predict/plan_component.yaml"),
+        (score_batch_shard, "components/batch_predict/score_component.yaml"),
+        (commit_batch_predictions, "components/batch_predict/commit_component.yaml"),
     ]
 
 

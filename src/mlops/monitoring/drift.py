@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlops.errors import ConfigError, DataError
@@ -39,6 +40,10 @@ class DriftOptions:
                             ("numeric_method", self.numeric_method), ("categorical_method", self.categorical_method)]:
             if name is not None and name not in METHODS:
                 raise ConfigError(f"drift option {where}: unknown method {name!r}; known: {sorted(METHODS)}")
+        for column, threshold in self.thresholds.items():
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < np.inf:
+                raise ConfigError(f"drift option thresholds.{column}: a threshold must be a positive number, "
+                                  f"got {threshold!r}")
         if not 0 < self.drift_share <= 1:
             raise ConfigError(f"drift option drift_share must be in (0, 1], got {self.drift_share}")
         if not 0 < self.missing_change <= 1 or not 0 < self.missing_p_value < 1:
@@ -133,6 +138,9 @@ def column_drift(name: str, reference: Summary, current: Summary, options: Drift
                            note=f"no values in the {side}: only the missing rate is compared", **base)
     method = options.method_for(name, kind, reference, current)
     threshold = options.thresholds.get(name, method.threshold)
+    if method.is_p_value and not threshold < 1:
+        raise ConfigError(f"drift option thresholds.{name}: {method.name} gives a p-value, so its threshold must be "
+                          f"below 1 (got {threshold:g}: every window would drift)")
     value = method.compute(reference, current)
     return ColumnDrift(method=method.name, method_label=method.label, value=value, threshold=threshold,
                        drifted=method.drifted(value, threshold), **base)

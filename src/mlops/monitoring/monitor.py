@@ -64,6 +64,14 @@ class MonitorResult:
     def overall(self, version: str) -> WindowPerformance | None:
         return next((w for w in self.performance if w.window == "all" and w.model_version == version), None)
 
+    @classmethod
+    def from_dict(cls, doc: dict) -> "MonitorResult":
+        """What acting needs of a published result (drift details stay in the report)."""
+        return cls(doc["model"], doc["production"], doc.get("previous"), doc["window"]["start"],
+                   doc["window"]["end"], doc["window"]["rows"], None, doc.get("drift_note", ""), doc.get("labels"),
+                   [], [Alert(**a) for a in doc.get("alerts", [])], list(doc.get("actions", [])),
+                   doc.get("report_uri"))
+
     def to_dict(self) -> dict:
         return {"model": self.model, "production": self.production, "previous": self.previous,
                 "window": {"start": self.window_start, "end": self.window_end, "rows": self.rows},
@@ -177,24 +185,39 @@ class ActContext:
     namespace: str | None = None
     launch: bool = True  # False: decide and record, but launch nothing (a dry run)
     progress: object = print
+    decision_threshold: float = 0.5  # the gate's: realized metrics judge the classes the model served
 
 
 def act(result: MonitorResult, ctx: ActContext) -> MonitorResult:
+    """Record the decision, then carry it out (the CLI's path; the pipeline runs the two as separate steps)."""
+    record_decision(result, ctx)
+    return carry_out(result, ctx)
+
+
+def record_decision(result: MonitorResult, ctx: ActContext) -> None:
+    """An audit event for any decision beyond "none": what was seen and what it calls for."""
     decision = result.decision
     if decision in ("none", IGNORE):
-        return result
+        return
     reasons = [f"{a.name}: {a.reason}" for a in result.alerts if a.action == decision]
-    event = "monitoring_" + decision
-    audit.record(ctx.store, audit.AuditEvent(event, result.model, result.production, ctx.actor, "; ".join(reasons),
+    audit.record(ctx.store, audit.AuditEvent("monitoring_" + decision, result.model, result.production, ctx.actor,
+                                             "; ".join(reasons),
                                              details={"alerts": [asdict(a) for a in result.alerts],
-                                                      "window": [result.window_start, result.window_end]}))
-    if decision == NOTIFY or not ctx.launch:
-        result.actions.append(f"recorded {event}" + ("" if ctx.launch else " (dry run: nothing launched)"))
-        return result
-    if decision == ROLLBACK:
-        _roll_back(result, ctx, reasons)
+                                                      "window": [result.window_start, result.window_end],
+                                                      "report": result.report_uri}))
+
+
+def carry_out(result: MonitorResult, ctx: ActContext) -> MonitorResult:
+    """Roll back or retrain as decided (a notification is the recorded decision itself)."""
+    decision = result.decision
+    if decision in (ROLLBACK, RETRAIN) and not ctx.launch:
+        result.actions.append(f"{decision} warranted (dry run: nothing launched or changed)")
+    elif decision == ROLLBACK:
+        _roll_back(result, ctx, [f"{a.name}: {a.reason}" for a in result.alerts if a.action == ROLLBACK])
     elif decision == RETRAIN:
         _retrain(result, ctx)
+    elif decision == NOTIFY:
+        result.actions.append("alert recorded in the audit trail (monitoring_notify)")
     return result
 
 
@@ -255,6 +278,10 @@ def _retrain(result: MonitorResult, ctx: ActContext) -> None:
 def _roll_out(result: MonitorResult, ctx: ActContext, version: str, outcome: dict) -> None:
     from mlops.monitoring.trigger import launch_pipeline
 
+    if registry.alias_version(result.model, registry.PRODUCTION) == version:
+        result.actions.append(f"v{version} is production already (the gate is not high-stakes: the training "
+                              "pipeline promoted it)")
+        return
     if not ctx.policy.rollout:
         result.actions.append(f"v{version} waits on staging (policy: no automatic rollout)")
         return

@@ -106,7 +106,8 @@ def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame, spec: LabelSpec
     frame[LOGGED_AT] = _utc(frame[LOGGED_AT], "the prediction log's logged_at")
     frame["_order"] = np.arange(len(frame))
     if by_request:
-        labels = labels.sort_values("label_known_at", kind="stable").drop_duplicates(list(REQUEST_KEYS))
+        # A corrected label for the same request replaces the earlier one: the latest known wins.
+        labels = labels.sort_values("label_known_at", kind="stable").drop_duplicates(list(REQUEST_KEYS), keep="last")
         joined = frame.merge(labels, on=list(REQUEST_KEYS), how="left")
         matched = joined["label"].notna().sum()
     else:

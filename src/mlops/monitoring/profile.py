@@ -8,6 +8,7 @@ Parquet file is profiled batch by batch in bounded memory.
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
 import tempfile
@@ -17,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops.errors import DataError
+from mlops.errors import ConfigError, DataError
 from mlops.monitoring.statistics import CATEGORICAL, NUMERIC
-from mlops.monitoring.summaries import (MAX_POINTS, CategoricalSummary, NumericSummary, Summary,
+from mlops.monitoring.summaries import (MAX_CATEGORIES, MAX_POINTS, CategoricalSummary, NumericSummary, Summary,
                                         summary_from_json)
 
 FORMAT = "mlops-reference-profile/1"
@@ -31,7 +32,8 @@ def summarise(column: pd.Series, kind: str, max_points: int | None = MAX_POINTS)
         # Nullable integer columns (pandas.NA) become float64 with NaN, remembered as integers.
         return NumericSummary.of(column.to_numpy(dtype=np.float64, na_value=np.nan), max_points,
                                  integer=pd.api.types.is_integer_dtype(column.dtype))
-    return CategoricalSummary.of(column)
+    # Exact summaries (max_points None) keep every category too.
+    return CategoricalSummary.of(column, MAX_CATEGORIES if max_points is not None else None)
 
 
 def kind_of(summary: Summary) -> str:
@@ -63,7 +65,7 @@ class Profile:
             raise DataError(f"{source}: column(s) {missing} to monitor are missing (has {list(df.columns)})")
         for name, kind in kinds.items():
             if kind not in (NUMERIC, CATEGORICAL):
-                raise ValueError(f"column {name!r}: kind must be {NUMERIC!r} or {CATEGORICAL!r}, got {kind!r}")
+                raise ConfigError(f"column {name!r}: kind must be {NUMERIC!r} or {CATEGORICAL!r}, got {kind!r}")
             if kind == NUMERIC and not (pd.api.types.is_numeric_dtype(df[name]) or df[name].isna().all()):
                 raise DataError(f"{source}: column {name!r} should be numeric but holds {df[name].dtype} values")
         features = {name: summarise(df[name], kind, max_points) for name, kind in kinds.items()}
@@ -73,7 +75,8 @@ class Profile:
     def merge(self, other: "Profile", max_points: int | None = MAX_POINTS) -> "Profile":
         """The profile of both partitions together (same columns and kinds required)."""
         if self.kinds() != other.kinds() or set(self.outputs) != set(other.outputs):
-            raise ValueError("profiles merge only over the same columns of the same kinds")
+            raise ConfigError("profiles merge only over the same columns of the same kinds "
+                              f"({self.kinds()} vs {other.kinds()})")
         return Profile({n: s.merge(other.features[n], max_points) for n, s in self.features.items()},
                        {n: s.merge(other.outputs[n], max_points) for n, s in self.outputs.items()},
                        {**other.metadata, **self.metadata})
@@ -92,10 +95,13 @@ class Profile:
         parts: dict[str, dict[str, Summary]] = {}
         for part in ("features", "outputs"):
             parts[part] = {}
-            for name, summary in (doc.get(part) or {}).items():
+            raw = doc.get(part) or {}
+            if not isinstance(raw, dict):
+                raise DataError(f"{source}: {part} must map column names to summaries, got {type(raw).__name__}")
+            for name, summary in raw.items():
                 try:
                     parts[part][name] = summary_from_json(summary)
-                except (KeyError, TypeError, ValueError) as exc:
+                except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
                     raise DataError(f"{source}: {part}.{name} is malformed: {exc!r}") from None
         if not parts["features"]:
             raise DataError(f"{source}: the profile has no features")
@@ -118,7 +124,7 @@ class Profile:
             doc = json.loads(path.read_text())
         except OSError as exc:
             raise DataError(f"cannot read reference profile {path}: {exc.strerror or exc}") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DataError(f"reference profile {path} is not JSON: {exc}") from None
         return cls.from_json(doc, source=f"reference profile {path}")
 

@@ -1,12 +1,21 @@
-"""One entry for a monitoring run, shared by `mlops monitor` and the KFP monitoring component."""
+"""Entries for a monitoring run, shared by `mlops monitor` and the KFP monitoring components.
+
+The CLI runs everything in one process: evaluate, record the decision, carry
+it out, publish the reports. The pipeline splits it in two steps so the
+dashboard shows the decision and the action as separate tasks:
+:func:`check` (evaluate, record, publish, hand on the result) and
+:func:`carry_out_decision` (roll back or retrain).
+"""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.monitoring.monitor import ActContext, MonitorResult, act, evaluate, publish, report_prefix
+from mlops.monitoring.monitor import (ActContext, MonitorResult, carry_out, evaluate, publish, record_decision,
+                                      report_prefix)
 from mlops.monitoring.performance import LabelSpec
 from mlops.monitoring.report import monitoring_html, monitoring_markdown
 
@@ -18,14 +27,10 @@ class MonitorRun:
     markdown: str
 
 
-def run_monitor(model: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
-                rollout_policy: str = "credit_default", labels_uri: str | None = None,
-                training_data: str | None = None, target: str = "local", namespace: str | None = None,
-                now=None, launch: bool = True, actor: str | None = None, progress=print) -> MonitorRun:
-    """Evaluate the latest window of ``model`` against its policy, act on the alerts, publish the reports."""
+def _context(policy: str, gate_config: str, rollout_policy: str, target: str, training_data: str | None,
+             namespace: str | None, launch: bool, actor: str | None, progress) -> ActContext:
     from mlops import tracking
     from mlops.audit import default_actor
-    from mlops.datasets import read_tables
     from mlops.gate import resolve_gate
     from mlops.monitoring.policy import resolve_policy
     from mlops.storage import ObjectStore
@@ -35,22 +40,72 @@ def run_monitor(model: str, *, policy: str = "credit_default", gate_config: str 
     with tempfile.TemporaryDirectory(prefix="mlops-monitor-") as tmp:
         monitoring_policy = resolve_policy(policy, Path(tmp), store)
         gate = resolve_gate(gate_config, Path(tmp), store)
-    labels = read_tables(labels_uri, store) if labels_uri else None
-    progress(f"monitoring {model}: window of {monitoring_policy.window_hours:g} h"
-             + (f", labels from {labels_uri}" if labels_uri else ", no label feed"))
-    result = evaluate(store, model, monitoring_policy, now=now, labels=labels, label_spec=LabelSpec(),
-                      threshold=gate.decision_threshold)
+    return ActContext(store, monitoring_policy, target, actor or default_actor(), training_data or None, gate_config,
+                      rollout_policy, gate.high_stakes, namespace, launch, progress, gate.decision_threshold)
+
+
+def _evaluate(model: str, ctx: ActContext, labels_uri: str | None, now) -> MonitorResult:
+    from mlops.datasets import read_tables
+
+    labels = read_tables(labels_uri, ctx.store) if labels_uri else None
+    ctx.progress(f"monitoring {model}: window of {ctx.policy.window_hours:g} h"
+                 + (f", labels from {labels_uri}" if labels_uri else ", no label feed"))
+    result = evaluate(ctx.store, model, ctx.policy, now=now, labels=labels, label_spec=LabelSpec(),
+                      threshold=ctx.decision_threshold)
     for alert in result.alerts:
-        progress(f"  alert {alert.name} -> {alert.action}: {alert.reason}")
+        ctx.progress(f"  alert {alert.name} -> {alert.action}: {alert.reason}")
     if not result.alerts:
-        progress("  no alerts")
-    act(result, ActContext(store, monitoring_policy, target, actor or default_actor(), training_data, gate_config,
-                           rollout_policy, gate.high_stakes, namespace, launch, progress))
-    for action in result.actions:
-        progress(f"  {action}")
-    metric = monitoring_policy.performance.metric
-    prefix = report_prefix(store, result)
+        ctx.progress("  no alerts")
+    return result
+
+
+def _render_and_publish(result: MonitorResult, ctx: ActContext, prefix: str) -> MonitorRun:
+    metric = ctx.policy.performance.metric
     run = MonitorRun(result, monitoring_html(result, result.reference, result.current, metric),
                      monitoring_markdown(result, metric))
-    publish(store, result, prefix, run.html, run.markdown)
+    publish(ctx.store, result, prefix, run.html, run.markdown)
     return run
+
+
+def run_monitor(model: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
+                rollout_policy: str = "credit_default", labels_uri: str | None = None,
+                training_data: str | None = None, target: str = "local", namespace: str | None = None,
+                now=None, launch: bool = True, actor: str | None = None, progress=print) -> MonitorRun:
+    """Evaluate the latest window of ``model``, act on the alerts, publish the reports."""
+    ctx = _context(policy, gate_config, rollout_policy, target, training_data, namespace, launch, actor, progress)
+    result = _evaluate(model, ctx, labels_uri, now)
+    prefix = report_prefix(ctx.store, result)
+    record_decision(result, ctx)
+    carry_out(result, ctx)
+    for action in result.actions:
+        progress(f"  {action}")
+    return _render_and_publish(result, ctx, prefix)
+
+
+def check(model: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
+          labels_uri: str | None = None, now=None, actor: str | None = None, progress=print) -> MonitorRun:
+    """The pipeline's first step: evaluate, record the decision, publish the reports; nothing launched."""
+    ctx = _context(policy, gate_config, "credit_default", "local", None, None, False, actor, progress)
+    result = _evaluate(model, ctx, labels_uri, now)
+    prefix = report_prefix(ctx.store, result)
+    record_decision(result, ctx)
+    return _render_and_publish(result, ctx, prefix)
+
+
+def carry_out_decision(result_json: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
+                       rollout_policy: str = "credit_default", training_data: str | None = None,
+                       target: str = "local", namespace: str | None = None, actor: str | None = None,
+                       progress=print) -> MonitorResult:
+    """The pipeline's second step: roll back or retrain as the published result decided."""
+    ctx = _context(policy, gate_config, rollout_policy, target, training_data, namespace, True, actor, progress)
+    result = MonitorResult.from_dict(json.loads(result_json))
+    carry_out(result, ctx)
+    for action in result.actions:
+        progress(f"  {action}")
+    if result.report_uri:
+        from mlops.storage import parse_s3_uri
+
+        bucket, prefix = parse_s3_uri(result.report_uri + "actions.json")
+        ctx.store.put_bytes(json.dumps({"decision": result.decision, "actions": result.actions}, indent=2).encode(),
+                            prefix, bucket, content_type="application/json")
+    return result

@@ -63,7 +63,10 @@ def _categories(summary: Summary) -> dict:
 
 
 def aligned_counts(reference: Summary, current: Summary) -> tuple[list, np.ndarray, np.ndarray]:
-    """Both counts over the union of the observed categories (sorted)."""
+    """Both counts over the union of the observed categories (sorted); a current window is pooled
+    the way a reference with more categories than it names was."""
+    if isinstance(reference, CategoricalSummary) and isinstance(current, CategoricalSummary):
+        current = current.pooled_like(reference)
     ref, cur = _categories(reference), _categories(current)
     keys = sorted(set(ref) | set(cur))
     return (keys, np.array([ref.get(k, 0) for k in keys], dtype=float),

@@ -164,9 +164,13 @@ class NumericSummary:
         values, weights = _decode(doc["values_f64"]), _decode(doc["weights_f64"])
         if values.size != weights.size or np.any(np.diff(values) < 0) or np.any(weights < 0):
             raise ValueError("values and weights must be equally long, values sorted, weights non-negative")
+        if _not_count(doc["missing"]) or _not_count(doc["count"]):
+            raise ValueError("missing and count must be non-negative integers")
+        if not np.isclose(weights.sum(), doc["count"], rtol=1e-9, atol=1e-6):
+            raise ValueError(f"count {doc['count']} disagrees with the points' total weight {weights.sum():g}")
         mean, lowest, highest = (float("nan") if doc[k] is None else float(doc[k]) for k in ("mean", "min", "max"))
-        return cls(values, weights, int(doc["missing"]), bool(doc["exact"]), bool(doc["integer"]),
-                   int(doc["count"]), mean, float(doc["m2"]), lowest, highest)
+        return cls(values, weights, doc["missing"], bool(doc["exact"]), bool(doc["integer"]),
+                   doc["count"], mean, float(doc["m2"]), lowest, highest)
 
 
 def _floats(values: np.ndarray) -> np.ndarray:
@@ -203,29 +207,50 @@ def _equal_mass_points(values: np.ndarray, weights: np.ndarray, points: int) -> 
 
 @dataclass(eq=False)
 class CategoricalSummary:
-    """Counts per category (at most MAX_CATEGORIES by name, the rest as OTHER) and missing values."""
+    """Counts per category and missing values.
+
+    A stored reference keeps at most ``limit`` categories by name (the most
+    frequent first) and pools the rest as OTHER; a window compared with it is
+    counted exactly and pooled the same way at comparison time.
+    """
 
     counts: dict[str, int] = field(default_factory=dict)
     missing: int = 0
+    limit: int | None = MAX_CATEGORIES
 
     @classmethod
-    def of(cls, column) -> "CategoricalSummary":
+    def of(cls, column, limit: int | None = MAX_CATEGORIES) -> "CategoricalSummary":
         import pandas as pd
 
         series = pd.Series(column, copy=False)
-        counts = series.value_counts(dropna=True)
-        return cls().add_counts({str(k): int(n) for k, n in counts.items()}, int(series.isna().sum()))
+        counts = series.value_counts(dropna=True)  # most frequent first: those keep their names
+        return cls(limit=limit).add_counts({str(k): int(n) for k, n in counts.items()}, int(series.isna().sum()))
 
     def add_counts(self, counts: dict[str, int], missing: int = 0) -> "CategoricalSummary":
         for key, n in counts.items():
-            if key not in self.counts and len(self.counts) >= MAX_CATEGORIES:
+            if key not in self.counts and self.limit is not None and len(self.counts) >= self.limit:
                 key = OTHER
             self.counts[key] = self.counts.get(key, 0) + int(n)
         self.missing += int(missing)
         return self
 
     def merge(self, other: "CategoricalSummary", max_points: int | None = None) -> "CategoricalSummary":
-        return CategoricalSummary(dict(self.counts), self.missing).add_counts(other.counts, other.missing)
+        limit = None if self.limit is None and other.limit is None else max(self.limit or 0, other.limit or 0)
+        return CategoricalSummary(dict(self.counts), self.missing, limit).add_counts(other.counts, other.missing)
+
+    @property
+    def pooled(self) -> bool:
+        return OTHER in self.counts
+
+    def pooled_like(self, reference: "CategoricalSummary") -> "CategoricalSummary":
+        """These counts with every category the (pooled) reference does not name moved to OTHER."""
+        if not reference.pooled:
+            return self
+        counts: dict[str, int] = {}
+        for key, n in self.counts.items():
+            key = key if key in reference.counts else OTHER
+            counts[key] = counts.get(key, 0) + n
+        return CategoricalSummary(counts, self.missing, None)
 
     @property
     def count(self) -> int:
@@ -243,20 +268,28 @@ class CategoricalSummary:
         return sum(1 for n in self.counts.values() if n)
 
     def to_json(self) -> dict:
-        return {"kind": "categorical", "missing": self.missing, "counts": dict(self.counts)}
+        return {"kind": "categorical", "missing": self.missing, "limit": self.limit, "counts": dict(self.counts)}
 
     @classmethod
     def from_json(cls, doc: dict) -> "CategoricalSummary":
-        counts = doc["counts"]
-        if not isinstance(counts, dict) or any(not isinstance(n, int) or n < 0 for n in counts.values()):
+        counts, missing, limit = doc["counts"], doc["missing"], doc.get("limit", MAX_CATEGORIES)
+        if not isinstance(counts, dict) or any(_not_count(n) for n in counts.values()):
             raise ValueError("counts must map category names to non-negative integers")
-        return cls({str(k): n for k, n in counts.items()}, int(doc["missing"]))
+        if _not_count(missing) or (limit is not None and _not_count(limit)):
+            raise ValueError("missing and limit must be non-negative integers")
+        return cls({str(k): n for k, n in counts.items()}, missing, limit)
+
+
+def _not_count(value) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or value < 0
 
 
 Summary = NumericSummary | CategoricalSummary
 
 
 def summary_from_json(doc: dict) -> Summary:
+    if not isinstance(doc, dict):
+        raise ValueError(f"a column summary must be a mapping, got {type(doc).__name__}")
     kind = doc.get("kind")
     if kind == "numeric":
         return NumericSummary.from_json(doc)
