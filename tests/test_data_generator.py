@@ -76,6 +76,7 @@ def test_constants() -> None:
         "null_column",
         "wrong_units",
         "new_category",
+        "recession",
     )
     assert (MIN_ROWS, MAX_ROWS) == (1_000, 1_000_000)
     assert (ENTITY_COLUMN, TIMESTAMP_COLUMN, LABEL_TIMESTAMP_COLUMN) == (
@@ -248,7 +249,7 @@ def test_different_seed_gives_different_data(base: pd.DataFrame) -> None:
         (
             {"rows": 1000, "scenario": "drift"},
             r"scenario must be one of none, covariate_shift, concept_shift, "
-            r"null_column, wrong_units, new_category; got 'drift'",
+            r"null_column, wrong_units, new_category, recession; got 'drift'",
         ),
         ({"rows": 1000, "days": 0}, r"days must be an integer in \[1, .*\]; got 0"),
         ({"rows": 1000, "days": -5}, r"days must be .*got -5"),
@@ -309,6 +310,17 @@ def test_concept_shift(frames: dict[str, pd.DataFrame], base: pd.DataFrame) -> N
     util_new = shifted[LABEL_COLUMN].corr(shifted["credit_utilization"])
     assert util_new < util_base - 0.05
     assert shifted[LABEL_COLUMN].mean() > base[LABEL_COLUMN].mean() + 0.02
+
+
+def test_recession_is_both_shifts_at_once(frames: dict[str, pd.DataFrame]) -> None:
+    recession = frames["recession"]
+    covariate = frames["covariate_shift"]
+    # The inputs of covariate_shift exactly...
+    pd.testing.assert_frame_equal(recession[INPUTS], covariate[INPUTS])
+    # ...with the label drawn by the concept-shift rule on them (so it differs from both).
+    assert not recession[LABEL_COLUMN].equals(covariate[LABEL_COLUMN])
+    late_cov = covariate[LABEL_COLUMN].corr(covariate["num_late_payments_12m"])
+    assert recession[LABEL_COLUMN].corr(recession["num_late_payments_12m"]) > late_cov + 0.05
 
 
 def test_null_column(frames: dict[str, pd.DataFrame], base: pd.DataFrame) -> None:

@@ -49,6 +49,10 @@ Scenarios (named drifts used by monitoring tests):
 ``new_category``
     ``loan_purpose`` is ``"crypto"`` (never seen in ``none``) for ~15% of
     rows; labels are those of ``none``.
+``recession``
+    ``covariate_shift`` and ``concept_shift`` at once, as a downturn brings
+    both: the inputs move and the label follows the changed rule, so a
+    model retrained on recession data beats one trained before it.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ SCENARIOS: tuple[str, ...] = (
     "null_column",
     "wrong_units",
     "new_category",
+    "recession",
 )
 """Names accepted by the ``scenario`` argument of :func:`generate_credit_data`."""
 
@@ -277,7 +282,7 @@ def generate_credit_data(
 
     root = np.random.default_rng(int(seed))
     rng = dict(zip(_STREAMS, root.spawn(len(_STREAMS)), strict=True))
-    covariate = scenario == "covariate_shift"
+    covariate = scenario in ("covariate_shift", "recession")
 
     # --- time ------------------------------------------------------------
     offsets = np.sort(rng["timestamp"].integers(0, days * _NS_PER_DAY, size=n))
@@ -375,7 +380,7 @@ def generate_credit_data(
     debt_to_income = np.round(np.minimum(debt_to_income, 3.0), 4)
 
     # --- label -------------------------------------------------------------
-    rule = _CONCEPT_RULE if scenario == "concept_shift" else _BASE_RULE
+    rule = _CONCEPT_RULE if scenario in ("concept_shift", "recession") else _BASE_RULE
     late_capped = np.minimum(late_payments, 8).astype(np.float64)
     logit = (
         rule.intercept
