@@ -15,11 +15,6 @@ record.
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -43,28 +38,9 @@ class PromotionRefused(MlopsError):
 def registry_lock(store: ObjectStore, model: str, wait_s: float = 30.0,
                   lease_s: float = LOCK_LEASE_S) -> Iterator[str]:
     """Hold the model's registry lock; a lock whose lease ran out (a crashed holder) is taken over."""
-    key = safe_key(f"locks/registry/{model}.json")
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    deadline = time.monotonic() + wait_s
-    while True:
-        body = json.dumps({"owner": owner, "expires": time.time() + lease_s}).encode()
-        if store.put_bytes_if(body, key, if_none_match=True) is not None:
-            break
-        held = store.get_with_etag(key)
-        if held is not None:
-            data, etag = held
-            if json.loads(data).get("expires", 0) < time.time() and store.put_bytes_if(body, key, if_match=etag):
-                break  # took over an expired lease
-        if time.monotonic() > deadline:
-            holder = json.loads(held[0]).get("owner") if held else "?"
-            raise PromotionRefused(f"the registry lock of {model!r} is held by {holder}; gave up after {wait_s:.0f} s")
-        time.sleep(0.1)
-    try:
+    with store.lease_lock(safe_key(f"locks/registry/{model}.json"), f"the registry lock of {model!r}",
+                          wait_s=wait_s, lease_s=lease_s, refused=PromotionRefused) as owner:
         yield owner
-    finally:
-        held = store.get_with_etag(key)
-        if held is not None and json.loads(held[0]).get("owner") == owner:
-            store.client.remove_object(store.bucket, key)
 
 
 # -- MLflow access ----------------------------------------------------------------

@@ -8,7 +8,9 @@ Rules this module is the one home of:
   included, is atomic); a multi-file artifact (a *prefix*) is published by
   uploading its files first and its ``_MANIFEST.json`` last, and readers only
   trust what the manifest lists, so nobody sees a half-written prefix;
-* keys never escape their prefix (no ``..``, no absolute keys).
+* keys never escape their prefix (no ``..``, no absolute keys);
+* writers that must not interleave (registry moves, batch prediction
+  commits) take a lease lock: an object created with ``If-None-Match: *``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ import hashlib
 import io
 import json
 import os
+import socket
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.error import S3Error
 
 from mlops.errors import StorageError
@@ -43,7 +49,8 @@ class StoredObject:
     bucket: str
     key: str
     size: int
-    sha256: str
+    sha256: str  # "" when unknown: not recorded, or a listing (listings carry no metadata)
+    etag: str = ""  # changes whenever the object is replaced: what a fingerprint of inputs we did not write uses
 
     @property
     def uri(self) -> str:
@@ -57,6 +64,10 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _etag(value: str | None) -> str:
+    return (value or "").strip('"')
 
 
 def is_s3_uri(uri: str) -> bool:
@@ -233,7 +244,8 @@ class ObjectStore:
             if "does not exist" in str(exc):
                 return None
             raise
-        return StoredObject(bucket, key, st.size or 0, (st.metadata or {}).get(f"x-amz-meta-{_CHECKSUM_META}", ""))
+        return StoredObject(bucket, key, st.size or 0, (st.metadata or {}).get(f"x-amz-meta-{_CHECKSUM_META}", ""),
+                            _etag(st.etag))
 
     def exists(self, key: str, bucket: str | None = None) -> bool:
         return self.stat(key, bucket) is not None
@@ -279,19 +291,87 @@ class ObjectStore:
             raise StorageError(f"s3://{bucket}/{key} is corrupt or was tampered with: its content does not match its recorded sha256")
         return data
 
-    def list_keys(self, prefix: str, bucket: str | None = None) -> list[str]:
+    def get_range(self, key: str, offset: int, length: int, bucket: str | None = None,
+                  etag: str | None = None) -> bytes:
+        """``length`` bytes of an object from ``offset``; with ``etag``, only from that version of it.
+
+        For reading parts of large objects (a Parquet footer, some row groups)
+        without downloading them whole; such a read cannot be checked against
+        the whole object's digest, so pass the ``etag`` of the version you
+        listed: a replaced object then fails instead of mixing versions.
+        """
+        bucket, key = bucket or self.bucket, safe_key(key)
+        headers = {"If-Match": f'"{etag}"'} if etag else None
+        with self._errors("read", f"bytes {offset}-{offset + length - 1} of s3://{bucket}/{key}"):
+            resp = self.client.get_object(bucket, key, offset=offset, length=length, request_headers=headers)
+            try:
+                return resp.read()
+            finally:
+                resp.close()
+                resp.release_conn()
+
+    def list_objects(self, prefix: str, bucket: str | None = None) -> list[StoredObject]:
+        """Every object under ``prefix`` (a folder: ``prefix/...``), sorted by key, with size and ETag."""
         bucket = bucket or self.bucket
         prefix = safe_key(prefix.rstrip("/")) + "/" if prefix.strip("/") else ""
         with self._errors("list", f"s3://{bucket}/{prefix}"):
-            return sorted(o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True))
+            found = [StoredObject(bucket, o.object_name, o.size or 0, "", _etag(o.etag))
+                     for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)]
+        return sorted(found, key=lambda o: o.key)
+
+    def list_keys(self, prefix: str, bucket: str | None = None) -> list[str]:
+        return [o.key for o in self.list_objects(prefix, bucket)]
+
+    def copy(self, source_key: str, key: str, bucket: str | None = None) -> None:
+        """Server-side copy within a bucket (metadata, hence the recorded digest, included); atomic like a PUT."""
+        bucket = bucket or self.bucket
+        source_key, key = safe_key(source_key), safe_key(key)
+        with self._errors("copy", f"s3://{bucket}/{source_key} to {key}"):
+            self.client.copy_object(bucket, key, CopySource(bucket, source_key))
+
+    def delete_keys(self, keys: list[str], bucket: str | None = None) -> None:
+        bucket = bucket or self.bucket
+        for key in keys:
+            with self._errors("delete", f"s3://{bucket}/{key}"):
+                self.client.remove_object(bucket, safe_key(key))
 
     def delete_prefix(self, prefix: str, bucket: str | None = None) -> int:
-        bucket = bucket or self.bucket
         keys = self.list_keys(prefix, bucket)
-        with self._errors("delete", f"s3://{bucket}/{prefix}"):
-            for key in keys:
-                self.client.remove_object(bucket, key)
+        self.delete_keys(keys, bucket)
         return len(keys)
+
+    # -- a lease lock ------------------------------------------------------
+    @contextlib.contextmanager
+    def lease_lock(self, key: str, what: str, *, wait_s: float = 30.0, lease_s: float = 60.0,
+                   bucket: str | None = None, refused: type[Exception] = StorageError) -> Iterator[str]:
+        """Hold the lock object at ``key`` (created with ``If-None-Match: *``), waiting up to ``wait_s``.
+
+        A lock whose lease ran out (a crashed holder) is taken over with
+        ``If-Match``; giving up raises ``refused`` naming ``what`` and its holder.
+        """
+        bucket = bucket or self.bucket
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        deadline = time.monotonic() + wait_s
+        while True:
+            body = json.dumps({"owner": owner, "expires": time.time() + lease_s}).encode()
+            if self.put_bytes_if(body, key, if_none_match=True, bucket=bucket) is not None:
+                break
+            held = self.get_with_etag(key, bucket)
+            if held is not None:
+                data, etag = held
+                if (json.loads(data).get("expires", 0) < time.time()
+                        and self.put_bytes_if(body, key, if_match=etag, bucket=bucket)):
+                    break  # took over an expired lease
+            if time.monotonic() > deadline:
+                holder = json.loads(held[0]).get("owner") if held else "?"
+                raise refused(f"{what} is held by {holder}; gave up after {wait_s:.0f} s")
+            time.sleep(0.1)
+        try:
+            yield owner
+        finally:
+            held = self.get_with_etag(key, bucket)
+            if held is not None and json.loads(held[0]).get("owner") == owner:
+                self.delete_keys([key], bucket)
 
     # -- multi-file artifacts ----------------------------------------------
     def publish_dir(self, local_dir: str | os.PathLike, prefix: str, bucket: str | None = None) -> StoredObject:
