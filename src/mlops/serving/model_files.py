@@ -20,6 +20,23 @@ from mlops.storage import ObjectStore, parse_s3_uri, sha256_file
 
 MODEL_DIGEST_TAG = "mlops.model_digest"
 _PROXY_SCHEME = "mlflow-artifacts:/"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def model_cache_dir() -> Path:
+    """Where fetched model files are kept between loads (``MLOPS_MODEL_CACHE``)."""
+    return Path(os.environ.get("MLOPS_MODEL_CACHE", "/tmp/mlops-models"))
+
+
+def request_scoring_threads(threads: int) -> None:
+    """Ask OpenMP and BLAS for ``threads`` threads when scikit-learn loads them.
+
+    They read these variables once, when first loaded, so this must run
+    before anything imports scikit-learn; follow the model's load with
+    ``threadpoolctl.threadpool_limits(threads)`` for runtimes already there.
+    """
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(threads)
 
 
 def model_digest(model_dir: str | os.PathLike) -> str:

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from mlops.serving.http_server import VERSION_HEADER, import_kserve
-from mlops.serving.model_files import LoadedModel, fetch_model, load_model, resolve_model
+from mlops.serving.model_files import (LoadedModel, fetch_model, load_model, model_cache_dir,
+                                       request_scoring_threads, resolve_model)
 from mlops.errors import BadRequest
 from mlops.serving.request_schema import RequestSchema
 
@@ -148,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
                    help="a local MLflow model directory (KServe: /mnt/models) instead of the registry")
     p.add_argument("--model-digest", default=env("MLOPS_MODEL_DIGEST"),
                    help="the registered sha256 digest the files in --model-dir must match")
-    p.add_argument("--cache-dir", default=os.environ.get("MLOPS_MODEL_CACHE", "/tmp/mlops-models"))
+    p.add_argument("--cache-dir", default=str(model_cache_dir()))
     p.add_argument("--gate", default="credit_default", help="gate config holding the decision threshold")
     p.add_argument("--host", default=os.environ.get("MLOPS_SERVING_HOST", "0.0.0.0"))
     p.add_argument("--http-port", type=int, default=int(os.environ.get("PORT", "8080")))
@@ -165,9 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
     args, unknown = parser().parse_known_args(argv)
-    # OpenMP reads this when scikit-learn first loads it (at model load, below).
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    request_scoring_threads(args.threads)  # before scikit-learn loads (at model load, below)
     if unknown:
         print(f"ignoring arguments meant for stock KServe servers: {' '.join(unknown)}", flush=True)
     if not args.model_name:

@@ -149,24 +149,28 @@ class RequestSchema:
 
     # -- shared ---------------------------------------------------------------------------
     def _frame(self, values: dict[str, list], unit: str) -> pd.DataFrame:
-        problems, out = _Problems(), {}
+        problems = _Problems()
         for name, kind in self.columns:
-            column, before = values[name], len(problems.items) + problems.more
-            if kind in NUMERIC_TYPES:
-                for i, v in enumerate(column):
-                    if v is not None and (type(v) is bool or not isinstance(v, (int, float))):
-                        problems.add(f"{unit} {i}: {name} must be a number or null, got {_describe(v)}")
-                if len(problems.items) + problems.more == before:  # convert only what was checked clean
-                    out[name] = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
-            else:
-                for i, v in enumerate(column):
-                    if v is not None and not isinstance(v, str):
-                        problems.add(f"{unit} {i}: {name} must be text or null, got {_describe(v)}")
-                out[name] = np.array(column, dtype=object)
+            for i, v in enumerate(values[name]):
+                if kind in NUMERIC_TYPES and v is not None and (type(v) is bool or not isinstance(v, (int, float))):
+                    problems.add(f"{unit} {i}: {name} must be a number or null, got {_describe(v)}")
+                elif kind in TEXT_TYPES and v is not None and not isinstance(v, str):
+                    problems.add(f"{unit} {i}: {name} must be text or null, got {_describe(v)}")
             if len(problems.items) >= MAX_PROBLEMS:
                 break
         problems.raise_if_any("wrong value types")
-        return pd.DataFrame(out, columns=list(self.names))
+        return model_frame(self.columns, values)
+
+
+def model_frame(columns: Sequence[tuple[str, str]], values: Mapping[str, Sequence]) -> pd.DataFrame:
+    """The frame a model scores, whoever built the values (a request, a batch of Parquet rows).
+
+    The signature's columns in order; numbers as float64 (integers too, so a
+    missing value is NaN: None becomes NaN), text as objects (None when
+    missing). Values must already be checked against their column's type.
+    """
+    return pd.DataFrame({name: np.asarray(values[name], dtype=np.float64 if kind in NUMERIC_TYPES else object)
+                         for name, kind in columns}, columns=[name for name, _ in columns])
 
 
 def _flatten(data: object) -> list | None:
