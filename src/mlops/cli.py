@@ -342,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     from mlops.cli_serving import register as register_serving
 
     register_serving(sub)
+
+    from mlops.cli_batch import register as register_batch
+
+    register_batch(sub)
+
     from mlops.cli_monitoring import register as register_monitoring
 
     register_monitoring(sub)
