@@ -83,8 +83,7 @@ def score_shard(store: ObjectStore, job: Job, index: int, model: LoadedModel, *,
                 if writer is None:
                     schema = frames.output_schema(parquet.schema_arrow, job.keep)
                     writer = pq.ParquetWriter(local, schema)
-                for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=list(piece.row_groups),
-                                                  columns=needed, use_threads=False):
+                for batch in _batches(parquet, piece.row_groups, needed, chunk_rows):
                     probability = model.estimator.predict_proba(frames.features(batch, job.columns))[:, 1]
                     writer.write_batch(frames.scored(batch, job.keep, probability, job.threshold, job.model.name,
                                                      job.model.version, scored_at, schema))
@@ -96,3 +95,14 @@ def score_shard(store: ObjectStore, job: Job, index: int, model: LoadedModel, *,
                 writer.close()
         staged = store.put_file(local, out.staged_part(job.attempt, index), out.bucket)
     return ShardResult(index, rows, time.perf_counter() - started, staged.uri)
+
+
+def _batches(parquet: pq.ParquetFile, row_groups: tuple[int, ...], columns: list[str], chunk_rows: int):
+    """The rows of ``row_groups`` in chunks, one row group at a time.
+
+    One reader per row group: given several, pyarrow's reader reads ahead
+    and holds more as the file grows (measured: 46 MiB of Arrow memory and a
+    peak 50 MiB higher on a 31-row-group file, against 10 MiB and flat).
+    """
+    for group in row_groups:
+        yield from parquet.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=columns, use_threads=False)
