@@ -208,8 +208,16 @@ def _run(args: argparse.Namespace) -> int:
     print(f"running {path} with kfp.local (SubprocessRunner)"
           + (f"; task logs in {log_file}" if log_file else "") + " ...", flush=True)
     result = run_local(path, arguments, state_dir() / "kfp-local", log_file)
-    model_name = arguments.get("model_name") or pipeline_parameters(path).get("model_name", {}).get("defaultValue")
-    _print_run_summary(result, model_name)
+    params = {name: spec.get("defaultValue") for name, spec in pipeline_parameters(path).items()} | arguments
+    if args.pipeline == "batch_prediction":
+        from mlops.batch.report import describe_output
+
+        lines = describe_output(params["output_uri"])
+    else:
+        from mlops.run_summary import describe_training_outputs
+
+        lines = describe_training_outputs(result.outputs, params.get("model_name"))
+    _print_run_summary(result, lines)
     if args.json:
         Path(args.json).write_text(json.dumps({"outputs": result.outputs, "seconds": result.seconds,
                                                "task_seconds": result.task_seconds}, indent=2, default=str))
@@ -225,13 +233,11 @@ def _preflight() -> None:
     tracking.connect()
 
 
-def _print_run_summary(result, model_name: str) -> None:
-    from mlops.run_summary import describe_training_outputs
-
+def _print_run_summary(result, lines: list[str]) -> None:
     print()
     print(f"pipeline {result.pipeline} succeeded in {result.seconds:.1f} s "
           f"({', '.join(f'{k} {v:.1f} s' for k, v in result.task_seconds.items())})")
-    for line in describe_training_outputs(result.outputs, model_name):
+    for line in lines:
         print(line)
 
 

@@ -17,11 +17,23 @@ def _facts(manifest: dict) -> list[tuple[str, str]]:
     ]
 
 
-def summary(output_uri: str, manifest: dict, already_complete: bool) -> str:
-    head = (f"already complete: {output_uri} holds these predictions; nothing to do" if already_complete
-            else f"committed {output_uri}/_MANIFEST.json")
+def summary(output_uri: str, manifest: dict, already_complete: bool | None) -> str:
+    """``already_complete``: True, False (this run committed it), or None (not known: what the output holds)."""
+    head = {True: f"already complete: {output_uri} holds these predictions; nothing to do",
+            False: f"committed {output_uri}/_MANIFEST.json",
+            None: f"predictions: {output_uri}/_MANIFEST.json"}[already_complete]
     width = max(len(label) for label, _ in _facts(manifest))
     return "\n".join([head, *(f"  {label:>{width}}  {value}" for label, value in _facts(manifest))])
+
+
+def describe_output(output_uri: str) -> list[str]:
+    """What an output prefix holds, from its manifest (after a pipeline run, for people)."""
+    from mlops.batch.output import read_manifest
+
+    manifest = read_manifest(output_uri)
+    if manifest is None:
+        return [f"{output_uri} holds no committed batch predictions"]
+    return summary(output_uri.rstrip("/"), manifest, None).splitlines()
 
 
 def markdown(output_uri: str, manifest: dict, already_complete: bool) -> str:
