@@ -387,31 +387,36 @@ def test_bad_arguments_exit_with_a_one_line_error(models, small, capsys, argv, c
 
 
 # -- the compiled pipeline ---------------------------------------------------------------------------
-def plain(log: Path) -> str:
-    """A kfp.local log without its terminal colours."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", log.read_text())
+def plain(text: str) -> str:
+    """kfp.local's output without its terminal colours."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
-def test_the_compiled_pipeline_runs_end_to_end_with_kfp_local(models, small, tmp_path):
-    """The very batch_prediction_pipeline.yaml that goes to Kubeflow: plan -> ParallelFor shards -> commit."""
+def test_the_compiled_pipeline_runs_end_to_end_with_kfp_local(models, small, tmp_path, capsys):
+    """The very batch_prediction_pipeline.yaml that goes to Kubeflow: plan -> ParallelFor shards -> commit;
+    rerun through `mlops run batch_prediction --local`, it stops after the plan."""
+    from mlops.cli import main
     from mlops.local_run import pipeline_file, run_local
 
     source, rows = small
     output = out_uri(models, "pipeline")
     params = {"input_uri": source, "output_uri": output, "model_name": MODEL, "shards": 3, "chunk_rows": 1000}
     run_local(pipeline_file("batch_prediction"), params, tmp_path / "kfp", tmp_path / "run.log")
-    log = plain(tmp_path / "run.log")
+    log = plain((tmp_path / "run.log").read_text())
     assert log.count("Executing task 'score-batch-shard'") == 3, log[-3000:]
     manifest = read_manifest(output, models.store)
     assert manifest["model"]["version"] == models.v1 and len(manifest["parts"]) == 3  # production, by alias
     got = read_predictions(output, models.store)
     assert_scored_like_in_process(models, got, rows, models.v1)
 
-    run_local(pipeline_file("batch_prediction"), params, tmp_path / "kfp", tmp_path / "rerun.log")
-    rerun = plain(tmp_path / "rerun.log")
-    assert "complete: 6,000 rows, 0 shard(s) to score" in rerun
-    assert "Executing task 'score-batch-shard'" not in rerun and "commit-batch-predictions" not in rerun
-    assert read_manifest(output, models.store) == manifest
+    capsys.readouterr()
+    argv = [a for name, value in params.items() for a in ("--param", f"{name}={value}")]
+    assert main(["run", "batch_prediction", "--local", *argv]) == 0
+    rerun = plain(capsys.readouterr().out)
+    assert "Executing task 'plan-batch-prediction'" in rerun and "score-batch-shard" not in rerun
+    assert "commit-batch-predictions" not in rerun
+    assert f"predictions: {output}/_MANIFEST.json" in rerun and "6,000 in 3 part(s)" in rerun
+    assert read_manifest(output, models.store) == manifest  # the same run's output: nothing scored again
 
 
 def test_the_pipeline_reports_a_bad_input_by_its_step(models, tmp_path, bad):
