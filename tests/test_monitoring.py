@@ -142,23 +142,16 @@ def test_bad_label_feeds_are_refused_with_what_is_wrong():
 def runs(platform, tmp_path_factory):
     """Two training runs on feature-store rows: a good model, and one trained on flipped labels."""
     from mlops import stages
-    from mlops.data.generator import generate_credit_data
-    from mlops.datasets import DatasetInfo, write_table
+    from mlops.datasets import DatasetInfo
     from mlops.storage import ObjectStore
     from mlops.training import TrainingConfig
+    from tests.feature_rows import training_rows
 
-    tmp = tmp_path_factory.mktemp("monitoring")
     store = ObjectStore(platform.s3_settings())
-    uri = f"s3://{store.bucket}/datasets/monitoring-tests.parquet"
-    write_table(generate_credit_data(6_000, seed=31), uri)
-    features = stages.build_features(uri, "credit_features", tmp / "reports", store)
-    train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, tmp / "train.parquet",
-                                             tmp / "test.parquet", store)
-    flipped = pd.read_parquet(tmp / "train.parquet")
-    flipped["default"] = 1 - flipped["default"]
-    flipped.to_parquet(tmp / "flipped.parquet", index=False)
+    train, rows, flipped = training_rows(store, tmp_path_factory.mktemp("monitoring"), "monitoring-tests",
+                                         6_000, 31)
     out = []
-    for path in (tmp / "train.parquet", tmp / "flipped.parquet"):
+    for path in (rows, flipped):
         info = DatasetInfo(str(path), train.rows, train.columns, train.digest)
         out.append(stages.train_and_log(str(path), info, TrainingConfig(max_iter=40), "monitoring-tests"))
     return out, train.digest

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -101,23 +100,15 @@ def versions(platform, tmp_path_factory):
     """Three versions of MODEL on features from the feature store: v_a, a better v_b, and v_bad, trained
     on flipped labels (fine to serve, wrong to ship: it disagrees with production)."""
     from mlops import stages
-    from mlops.data.generator import generate_credit_data
-    from mlops.datasets import DatasetInfo, write_table
+    from mlops.datasets import DatasetInfo
     from mlops.storage import ObjectStore
     from mlops.training import TrainingConfig
+    from tests.feature_rows import training_rows
 
-    tmp = tmp_path_factory.mktemp("rollout")
     store = ObjectStore(platform.s3_settings())
-    uri = f"s3://{store.bucket}/datasets/rollout-tests.parquet"
-    write_table(generate_credit_data(4_000, seed=21), uri)
-    features = stages.build_features(uri, "credit_features", tmp / "reports", store)
-    train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, tmp / "train.parquet",
-                                             tmp / "test.parquet", store)
-    flipped = pd.read_parquet(tmp / "train.parquet")
-    flipped["default"] = 1 - flipped["default"]
-    flipped.to_parquet(tmp / "flipped.parquet", index=False)
+    train, rows, flipped = training_rows(store, tmp_path_factory.mktemp("rollout"), "rollout-tests", 4_000, 21)
     out = []
-    for path, iterations in ((tmp / "train.parquet", 10), (tmp / "train.parquet", 25), (tmp / "flipped.parquet", 25)):
+    for path, iterations in ((rows, 10), (rows, 25), (flipped, 25)):
         info = DatasetInfo(str(path), train.rows, train.columns, train.digest)
         result = stages.train_and_log(str(path), info, TrainingConfig(max_iter=iterations), "rollout-tests")
         out.append(stages.register(result.run.model_uri, MODEL, result.run.run_id, train.digest))

@@ -134,7 +134,8 @@ def evaluate(store: ObjectStore, model: str, policy: MonitoringPolicy, *, now=No
 
 def _label_summary(joined: LabelJoin) -> dict:
     return {"predictions": joined.predictions, "labeled": joined.labeled, "coverage": joined.coverage,
-            "pending_labels": joined.pending_labels, "unmatched_labels": joined.unmatched_labels, "joined_by": joined.by}
+            "pending_labels": joined.pending_labels, "unmatched_labels": joined.unmatched_labels,
+            "joined_by": joined.by}
 
 
 def alerts(result: MonitorResult, policy: MonitoringPolicy) -> list[Alert]:
@@ -298,8 +299,9 @@ def _roll_out(result: MonitorResult, ctx: ActContext, version: str, outcome: dic
     outcome["rollout"] = {"succeeded": rollout.succeeded, "run": rollout.run, "output": rollout.outputs.get("Output"),
                           "detail": rollout.detail}
     promoted = registry.alias_version(result.model, registry.PRODUCTION) == version
+    why = rollout.outputs.get("Output") or rollout.detail
     result.actions.append(f"rolled out: v{version} is production" if promoted else
-                          f"rollout of v{version} did not promote it ({rollout.outputs.get('Output') or rollout.detail})")
+                          f"rollout of v{version} did not promote it ({why})")
 
 
 def report_prefix(store: ObjectStore, result: MonitorResult) -> str:

@@ -38,8 +38,23 @@ def _decode(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f8").copy()
 
 
+class _Counted:
+    """Rows and the missing share, from ``count`` (present values) and ``missing``."""
+
+    count: int
+    missing: int
+
+    @property
+    def rows(self) -> int:
+        return self.count + self.missing
+
+    @property
+    def missing_fraction(self) -> float:
+        return self.missing / self.rows if self.rows else 0.0
+
+
 @dataclass(eq=False)
-class NumericSummary:
+class NumericSummary(_Counted):
     """Sorted values (``weights`` None means one each) plus exact moments of the present values."""
 
     values: np.ndarray
@@ -73,14 +88,6 @@ class NumericSummary:
         return summary.limited(max_points)
 
     # -- sizes and moments ------------------------------------------------------------------
-    @property
-    def rows(self) -> int:
-        return self.count + self.missing
-
-    @property
-    def missing_fraction(self) -> float:
-        return self.missing / self.rows if self.rows else 0.0
-
     @property
     def std(self) -> float:
         """Population standard deviation (ddof 0, numpy's default, what Evidently norms by)."""
@@ -206,7 +213,7 @@ def _equal_mass_points(values: np.ndarray, weights: np.ndarray, points: int) -> 
 
 
 @dataclass(eq=False)
-class CategoricalSummary:
+class CategoricalSummary(_Counted):
     """Counts per category and missing values.
 
     A stored reference keeps at most ``limit`` categories by name (the most
@@ -255,14 +262,6 @@ class CategoricalSummary:
     @property
     def count(self) -> int:
         return sum(self.counts.values())
-
-    @property
-    def rows(self) -> int:
-        return self.count + self.missing
-
-    @property
-    def missing_fraction(self) -> float:
-        return self.missing / self.rows if self.rows else 0.0
 
     def n_distinct(self) -> int:
         return sum(1 for n in self.counts.values() if n)
