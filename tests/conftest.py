@@ -37,3 +37,35 @@ def store(platform):
     from mlops.storage import ObjectStore
 
     return ObjectStore(platform.s3_settings())
+
+
+@pytest.fixture(scope="session")
+def train_versions(platform):
+    """Register versions of a model the way production makes them, for tests that serve or score one.
+
+    ``make(model, raw, work, iterations)``: the raw applications to S3, Feast
+    features (snapshot, apply, materialize), point-in-time training rows
+    (``work/train.parquet``, ``work/test.parquet``), then one registered
+    version per ``max_iter`` in ``iterations``. Returns the versions and the
+    features stage's result.
+    """
+    from mlops import stages
+    from mlops.datasets import write_table
+    from mlops.storage import ObjectStore
+    from mlops.training import TrainingConfig
+
+    def make(model: str, raw, work, iterations=(5, 15)):
+        store = ObjectStore(platform.s3_settings())
+        uri = f"s3://{platform.bucket}/datasets/{model}.parquet"
+        write_table(raw, uri, store)
+        features = stages.build_features(uri, "credit_features", work / "feature-reports", store)
+        train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, work / "train.parquet",
+                                                 work / "test.parquet", store)
+        versions = []
+        for max_iter in iterations:
+            run = stages.train_and_log(str(work / "train.parquet"), train, TrainingConfig(max_iter=max_iter),
+                                       model).run
+            versions.append(stages.register(run.model_uri, model, run.run_id, train.digest))
+        return versions, features
+
+    return make

@@ -91,24 +91,13 @@ class Models:
 
 
 @pytest.fixture(scope="module")
-def models(platform, tmp_path_factory):
-    from mlops import registry, stages
+def models(platform, tmp_path_factory, train_versions):
+    from mlops import registry
     from mlops.data.generator import generate_credit_data
-    from mlops.datasets import write_table
-    from mlops.training import TrainingConfig
 
     work = tmp_path_factory.mktemp("batch")
     store = ObjectStore(platform.s3_settings())
-    uri = f"s3://{store.bucket}/datasets/batch-tests.parquet"
-    write_table(generate_credit_data(3_000, seed=61), uri, store)
-    features = stages.build_features(uri, "credit_features", work / "feature-reports", store)
-    train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, work / "train.parquet",
-                                             work / "test.parquet", store)
-    versions = []
-    for max_iter in (5, 15):
-        run = stages.train_and_log(str(work / "train.parquet"), train, TrainingConfig(max_iter=max_iter),
-                                   "batch-tests").run
-        versions.append(stages.register(run.model_uri, MODEL, run.run_id, train.digest))
+    versions, _ = train_versions(MODEL, generate_credit_data(3_000, seed=61), work)
     registry.promote(store, MODEL, versions[0], registry.PRODUCTION, expected_current=None, actor="test",
                      reason="batch tests")
     return Models(store, versions[0], versions[1], work, {})

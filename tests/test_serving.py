@@ -25,9 +25,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops import stages
 from mlops.data.generator import generate_credit_data
-from mlops.datasets import write_table
 from mlops.errors import ModelIntegrityError
 from mlops.features import store as feature_store
 from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES, NUMERIC_FEATURES
@@ -37,7 +35,6 @@ from mlops.serving.local import LocalServing
 from mlops.serving.http_server import VERSION_HEADER
 from mlops.serving.predictor import decision_threshold
 from mlops.storage import ObjectStore
-from mlops.training import TrainingConfig
 
 pytestmark = pytest.mark.platform
 
@@ -95,20 +92,11 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(platform, tmp_path_factory):
+def served(platform, tmp_path_factory, train_versions):
     work = tmp_path_factory.mktemp("serving")
     store = ObjectStore(platform.s3_settings())
     raw = generate_credit_data(4_000, seed=41)
-    uri = f"s3://{platform.bucket}/datasets/serving-tests.parquet"
-    write_table(raw, uri, store)
-    features = stages.build_features(uri, "credit_features", work / "feature-reports", store)
-    train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, work / "train.parquet",
-                                             work / "test.parquet", store)
-    versions = []
-    for max_iter in (5, 15):
-        run = stages.train_and_log(str(work / "train.parquet"), train, TrainingConfig(max_iter=max_iter),
-                                   "serving-tests").run
-        versions.append(stages.register(run.model_uri, MODEL, run.run_id, train.digest))
+    versions, features = train_versions(MODEL, raw, work)
     routing.write_routing(store, MODEL, routing.Routing())
     local = LocalServing(MODEL)
     try:
