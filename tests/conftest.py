@@ -50,21 +50,15 @@ def train_versions(platform):
     features stage's result.
     """
     from mlops import stages
-    from mlops.datasets import write_table
     from mlops.storage import ObjectStore
     from mlops.training import TrainingConfig
+    from tests.feature_rows import training_rows
 
     def make(model: str, raw, work, iterations=(5, 15)):
-        store = ObjectStore(platform.s3_settings())
-        uri = f"s3://{platform.bucket}/datasets/{model}.parquet"
-        write_table(raw, uri, store)
-        features = stages.build_features(uri, "credit_features", work / "feature-reports", store)
-        train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, work / "train.parquet",
-                                                 work / "test.parquet", store)
+        train, features, rows, _ = training_rows(ObjectStore(platform.s3_settings()), work, model, raw)
         versions = []
         for max_iter in iterations:
-            run = stages.train_and_log(str(work / "train.parquet"), train, TrainingConfig(max_iter=max_iter),
-                                       model).run
+            run = stages.train_and_log(str(rows), train, TrainingConfig(max_iter=max_iter), model).run
             versions.append(stages.register(run.model_uri, model, run.run_id, train.digest))
         return versions, features
 

@@ -8,18 +8,21 @@ from pathlib import Path
 import pandas as pd
 
 
-def training_rows(store, tmp: Path, name: str, rows: int, seed: int):
-    """(info of the retrieved training rows, their path, the flipped-label copy's path)."""
+def training_rows(store, work: Path, name: str, raw: pd.DataFrame):
+    """``raw`` applications to S3 -> Feast features (snapshot, apply, materialize) -> point-in-time rows.
+
+    Returns (info of the training rows, the features stage's result, the rows' path, a flipped-label copy's
+    path); the rows are ``work/train.parquet``, the held-out ones ``work/test.parquet``.
+    """
     from mlops import stages
-    from mlops.data.generator import generate_credit_data
     from mlops.datasets import write_table
 
     uri = f"s3://{store.bucket}/datasets/{name}.parquet"
-    write_table(generate_credit_data(rows, seed=seed), uri)
-    features = stages.build_features(uri, "credit_features", tmp / "reports", store)
-    train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, tmp / "train.parquet",
-                                             tmp / "test.parquet", store)
-    flipped = pd.read_parquet(tmp / "train.parquet")
+    write_table(raw, uri, store)
+    features = stages.build_features(uri, "credit_features", work / "feature-reports", store)
+    train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, work / "train.parquet",
+                                             work / "test.parquet", store)
+    flipped = pd.read_parquet(work / "train.parquet")
     flipped["default"] = 1 - flipped["default"]
-    flipped.to_parquet(tmp / "flipped.parquet", index=False)
-    return train, tmp / "train.parquet", tmp / "flipped.parquet"
+    flipped.to_parquet(work / "flipped.parquet", index=False)
+    return train, features, work / "train.parquet", work / "flipped.parquet"

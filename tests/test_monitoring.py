@@ -145,11 +145,12 @@ def runs(platform, tmp_path_factory):
     from mlops.datasets import DatasetInfo
     from mlops.storage import ObjectStore
     from mlops.training import TrainingConfig
+    from mlops.data.generator import generate_credit_data
     from tests.feature_rows import training_rows
 
     store = ObjectStore(platform.s3_settings())
-    train, rows, flipped = training_rows(store, tmp_path_factory.mktemp("monitoring"), "monitoring-tests",
-                                         6_000, 31)
+    train, _, rows, flipped = training_rows(store, tmp_path_factory.mktemp("monitoring"), "monitoring-tests",
+                                            generate_credit_data(6_000, seed=31))
     out = []
     for path in (rows, flipped):
         info = DatasetInfo(str(path), train.rows, train.columns, train.digest)

@@ -103,10 +103,12 @@ def versions(platform, tmp_path_factory):
     from mlops.datasets import DatasetInfo
     from mlops.storage import ObjectStore
     from mlops.training import TrainingConfig
+    from mlops.data.generator import generate_credit_data
     from tests.feature_rows import training_rows
 
     store = ObjectStore(platform.s3_settings())
-    train, rows, flipped = training_rows(store, tmp_path_factory.mktemp("rollout"), "rollout-tests", 4_000, 21)
+    train, _, rows, flipped = training_rows(store, tmp_path_factory.mktemp("rollout"), "rollout-tests",
+                                            generate_credit_data(4_000, seed=21))
     out = []
     for path, iterations in ((rows, 10), (rows, 25), (flipped, 25)):
         info = DatasetInfo(str(path), train.rows, train.columns, train.digest)
