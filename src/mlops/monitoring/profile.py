@@ -136,7 +136,10 @@ def summarise_parquet_column(path: str | Path, name: str, kind: str, max_points:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    column = pq.read_table(path, columns=[name]).column(0)
+    stored = pq.ParquetFile(path).schema_arrow.field(name).type
+    # Text read dictionary-encoded: counting a million strings becomes counting their codes.
+    text = pa.types.is_string(stored) or pa.types.is_large_string(stored)
+    column = pq.read_table(path, columns=[name], read_dictionary=[name] if text else None).column(0)
     if kind == NUMERIC:
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_null(column.type)):
             raise DataError(f"{path}: column {name!r} should be numeric but holds {column.type} values")
@@ -144,8 +147,9 @@ def summarise_parquet_column(path: str | Path, name: str, kind: str, max_points:
         return NumericSummary.of(values, max_points, integer=pa.types.is_integer(column.type))
     counts = pc.value_counts(column.cast(pa.string()) if not pa.types.is_dictionary(column.type) else column)
     values, numbers = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
-    present = {str(v): n for v, n in zip(values, numbers) if v is not None}
-    return CategoricalSummary().add_counts(present, column.null_count)
+    present = {str(v): n for v, n in sorted(zip(values, numbers), key=lambda vn: -vn[1]) if v is not None}
+    return CategoricalSummary(limit=MAX_CATEGORIES if max_points is not None else None).add_counts(
+        present, column.null_count)
 
 
 def profile_parquet(path: str | Path, kinds: dict[str, str], batch_rows: int = 262_144,
