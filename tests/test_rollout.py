@@ -74,6 +74,26 @@ def test_latency_quantile_is_within_its_bucket_of_the_exact_value():
     assert lower <= estimate <= upper
 
 
+def test_one_slow_request_among_few_does_not_make_a_tail_but_a_slow_tail_does():
+    def delta(candidate_ms: list[float], stable_ms: list[float]):
+        out = {}
+        for version, values in (("2", candidate_ms), ("1", stable_ms)):
+            labels = {"role": "primary", "model_version": version}
+            out[("mlops_upstream_requests_total", frozenset({**labels, "outcome": "ok"}.items()))] = len(values)
+            for bound in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, float("inf")):
+                key = ("mlops_upstream_latency_seconds_bucket", frozenset({**labels, "le": str(bound)}.items()))
+                out[key] = float(sum(v / 1000 <= bound for v in values))
+        return out
+
+    stable = [8.0] * 1_000 + [15.0] * 10
+    hiccup, _ = analysis.measure(delta([8.0] * 59 + [150.0], stable), "canary", stable="1", candidate="2")
+    assert hiccup["tail_quantile"] == pytest.approx(1 - 2 / 60) and hiccup["p99_latency_ratio"] < 2
+    slow, _ = analysis.measure(delta([8.0] * 54 + [150.0] * 6, stable), "canary", stable="1", candidate="2")
+    assert slow["p99_latency_ratio"] > 5
+    many, _ = analysis.measure(delta([8.0] * 400, stable), "canary", stable="1", candidate="2")
+    assert many["tail_quantile"] == 0.99
+
+
 def test_window_counts_only_new_traffic_and_survives_a_counter_reset():
     key = ("mlops_upstream_requests_total", frozenset({"role": "primary", "model_version": "2",
                                                        "outcome": "ok"}.items()))

@@ -147,6 +147,13 @@ def _gap(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else abs(a - b)
 
 
+def tail_quantile(requests: float) -> float:
+    """The tail quantile ``p99_*`` metrics use: 0.99, or 1 - 2/n when the candidate served fewer than
+    200 requests. With 60 requests a "p99" is their slowest one, and one scheduling hiccup would fail
+    the step; both sides are read at the same quantile, so the ratio stays like for like."""
+    return min(0.99, max(0.5, 1.0 - 2.0 / requests)) if requests > 0 else 0.99
+
+
 def measure(delta: dict[Sample, float], phase: str, stable: str, candidate: str) -> tuple[dict[str, float | None], float]:
     """The policy's metrics for ``phase`` and the number of candidate requests they rest on."""
     if phase == "shadow":
@@ -160,7 +167,8 @@ def measure(delta: dict[Sample, float], phase: str, stable: str, candidate: str)
         cand = traffic(delta, "primary", {candidate, UNKNOWN_VERSION})
         base = traffic(delta, "primary", {stable})
     cand_p50, base_p50 = cand.latency_quantile_ms(0.5), base.latency_quantile_ms(0.5)
-    cand_p99, base_p99 = cand.latency_quantile_ms(0.99), base.latency_quantile_ms(0.99)
+    tail = tail_quantile(cand.requests + cand.errors)
+    cand_p99, base_p99 = cand.latency_quantile_ms(tail), base.latency_quantile_ms(tail)
     metrics = {
         "error_rate": cand.error_rate,
         "p50_latency_ms": cand_p50,
@@ -170,6 +178,7 @@ def measure(delta: dict[Sample, float], phase: str, stable: str, candidate: str)
         "positive_rate_delta": _gap(cand.positive_rate, base.positive_rate),
         "mean_score_delta": _gap(cand.mean_score, base.mean_score),
         "stable_p99_latency_ms": base_p99,
+        "tail_quantile": tail,
         "stable_requests": base.requests + base.errors,
     }
     if phase == "shadow":
