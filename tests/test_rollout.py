@@ -94,6 +94,16 @@ def test_one_slow_request_among_few_does_not_make_a_tail_but_a_slow_tail_does():
     assert many["tail_quantile"] == 0.99
 
 
+def test_a_positive_rate_gap_counts_only_beyond_its_sampling_noise():
+    # 60 canary rows at 0.45 against 1,000 stable rows at 0.27: a 0.18 gap, half of it noise
+    assert analysis.significant_gap(0.45, 60, 0.27, 1_000) == pytest.approx(
+        0.18 - 2 * np.sqrt(0.45 * 0.55 / 60 + 0.27 * 0.73 / 1_000))
+    assert analysis.significant_gap(0.45, 60, 0.27, 1_000) < 0.1
+    assert analysis.significant_gap(0.45, 20_000, 0.27, 20_000) > 0.16  # well measured: nearly all of it
+    assert analysis.significant_gap(0.30, 60, 0.31, 1_000) == 0.0
+    assert analysis.significant_gap(None, 60, 0.3, 10) is None
+
+
 def test_window_counts_only_new_traffic_and_survives_a_counter_reset():
     key = ("mlops_upstream_requests_total", frozenset({"role": "primary", "model_version": "2",
                                                        "outcome": "ok"}.items()))

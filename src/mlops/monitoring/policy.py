@@ -98,7 +98,7 @@ def parse_policy(raw: Any, where: str = "monitoring policy") -> MonitoringPolicy
     if not isinstance(rollout, bool):
         raise ConfigError(f"{where}: retraining.rollout must be true or false, got {rollout!r}")
     return MonitoringPolicy(
-        number(window["hours"], f"{where}: window.hours", 0.01), _count(window.get("min_rows", 500),
+        number(window["hours"], f"{where}: window.hours", 0.0001), _count(window.get("min_rows", 500),
                                                                         f"{where}: window.min_rows"),
         _drift(raw.get("drift"), f"{where}: drift"), _performance(raw.get("performance"), f"{where}: performance"),
         dict(actions), number(retraining.get("cooldown_hours", 24.0), f"{where}: retraining.cooldown_hours", 0.0),

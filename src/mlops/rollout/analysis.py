@@ -10,6 +10,8 @@ that went down (a restarted replica) counts from zero.
 
 from __future__ import annotations
 
+import math
+
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
@@ -147,6 +149,16 @@ def _gap(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else abs(a - b)
 
 
+def significant_gap(p1: float | None, n1: float, p2: float | None, n2: float) -> float | None:
+    """|p1 - p2| less two standard errors of that difference, floored at 0: the smallest gap between
+    the two positive rates the samples support. Over 60 canary rows the raw gap swings by +-0.1 on
+    sampling alone; over thousands this is the raw gap."""
+    if p1 is None or p2 is None or not n1 or not n2:
+        return None
+    error = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    return max(0.0, abs(p1 - p2) - 2 * error)
+
+
 def tail_quantile(requests: float) -> float:
     """The tail quantile ``p99_*`` metrics use: 0.99, or 1 - 2/n when the candidate served fewer than
     200 requests. With 60 requests a "p99" is their slowest one, and one scheduling hiccup would fail
@@ -175,7 +187,7 @@ def measure(delta: dict[Sample, float], phase: str, stable: str, candidate: str)
         "p50_latency_ratio": _ratio(cand_p50, base_p50),
         "p99_latency_ms": cand_p99,
         "p99_latency_ratio": _ratio(cand_p99, base_p99),
-        "positive_rate_delta": _gap(cand.positive_rate, base.positive_rate),
+        "positive_rate_delta": significant_gap(cand.positive_rate, cand.rows, base.positive_rate, base.rows),
         "mean_score_delta": _gap(cand.mean_score, base.mean_score),
         "stable_p99_latency_ms": base_p99,
         "tail_quantile": tail,
