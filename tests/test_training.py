@@ -99,3 +99,22 @@ def test_thread_count_does_not_change_the_model(credit, holdout, monkeypatch):
     double = train(credit, TrainingConfig(max_iter=40))
     assert np.array_equal(predict_scores(single.pipeline, holdout, single.features.all),
                           predict_scores(double.pipeline, holdout, double.features.all))
+
+
+def test_log_loss_skill_does_not_move_with_the_base_rate():
+    """A model as informative about each label in a period with twice the defaults keeps its skill; its log
+    loss does not (the reason the gate bounds skill, not log loss)."""
+    from sklearn.metrics import log_loss
+
+    from mlops.training import log_loss_skill
+
+    rng = np.random.default_rng(5)
+    for rate in (0.17, 0.36):
+        y = (rng.random(20_000) < rate).astype(int)
+        baseline = log_loss(y, np.full(len(y), y.mean()))
+        assert log_loss_skill(y, np.full(len(y), y.mean())) == pytest.approx(0.0, abs=1e-12)
+        perfect = np.where(y == 1, 1 - 1e-9, 1e-9)
+        assert log_loss_skill(y, perfect) == pytest.approx(1.0, abs=1e-6)
+        assert log_loss_skill(y, np.where(y == 1, 0.8, 0.2)) == pytest.approx(
+            1 - log_loss(y, np.where(y == 1, 0.8, 0.2)) / baseline)
+    assert np.isnan(log_loss_skill(np.zeros(10, dtype=int), np.full(10, 0.1)))

@@ -26,7 +26,7 @@ from mlops.errors import ConfigError, DataError
 from mlops.evaluation import EvaluationResult, fairness
 
 BLESSED, NOT_BLESSED = "BLESSED", "NOT_BLESSED"
-METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier")
+METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "log_loss_skill", "brier")
 LOWER_IS_BETTER = {"log_loss", "brier"}
 
 

@@ -155,6 +155,17 @@ def build_pipeline(features: FeatureColumns, config: TrainingConfig) -> Pipeline
     return Pipeline([("columns", columns), ("model", model)])
 
 
+def log_loss_skill(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """1 - log loss / log loss of always predicting the base rate: how much of the label's uncertainty the
+    model removes. Unlike log loss itself it does not move with the base rate (a downturn that doubles
+    defaults raises every model's log loss), so a fixed bound on it means the same in any period."""
+    if len(np.unique(y_true)) < 2:
+        return float("nan")
+    clipped = np.clip(scores, 1e-15, 1 - 1e-15)
+    baseline = log_loss(y_true, np.full(len(y_true), np.mean(y_true)), labels=[0, 1])
+    return float(1.0 - log_loss(y_true, clipped, labels=[0, 1]) / baseline)
+
+
 def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """Standard binary-classification metrics from positive-class scores."""
     y_pred = (scores >= threshold).astype(int)
@@ -167,6 +178,7 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: fl
         "recall": float(recall_score(y_true, y_pred, zero_division=0)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "log_loss": float(log_loss(y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "log_loss_skill": log_loss_skill(y_true, scores),
         "brier": float(brier_score_loss(y_true, scores)),
         "positive_rate": float(np.mean(y_true)),
     }
