@@ -21,7 +21,7 @@ def monitoring_pipeline(
     model_name: str = "credit-default",
     policy: str = "credit_default",
     gate_config: str = "credit_default",
-    rollout_policy: str = "credit_default",
+    rollout_policy: str = "",
     labels_uri: str = "s3://mlops/labels/credit-default/",
     training_data_uri: str = "s3://mlops/datasets/credit/train.parquet",
     target: str = "cluster",

@@ -36,6 +36,7 @@ def test_the_packaged_policy_loads(tmp_path):
     ({"performance": {"kpi": "nowhere:nothing"}}, "cannot load the KPI hook"),
     ({"performance": {"min_labeled": 0}}, "min_labeled"),
     ({"retraining": {"rollout": "yes"}}, "retraining.rollout"),
+    ({"retraining": {"rollout_policy": ""}}, "retraining.rollout_policy"),
 ])
 def test_a_broken_policy_is_refused_with_its_place(tmp_path, change, message):
     with open(resolve_policy("credit_default", tmp_path).source) as fh:
@@ -330,3 +331,18 @@ def test_production_worse_than_the_previous_version_is_reverted_by_the_compiled_
     assert actions[-2:] == ["monitoring_rollback", "rollback"]
     report = [k for k in store.list_keys(f"reports/monitoring/{name}/") if k.endswith("actions.json")]
     assert report and "reverted" in json.loads(store.get_bytes(report[-1]))["actions"][-1]
+
+
+@pytest.mark.platform
+@pytest.mark.parametrize("args, message", [
+    (["--model", "never-registered"], "never-registered has no production version to monitor"),
+    (["--policy", "strictest"], "no packaged monitoring policy named 'strictest'"),
+    (["--gate-config", "nowhere.yaml"], "cannot read gate config nowhere.yaml"),
+    (["--labels", "s3://mlops/labels/none-here/"], "no Parquet files under s3://mlops/labels/none-here/"),
+])
+def test_mlops_monitor_names_what_is_wrong_without_a_traceback(platform, args, message):
+    from tests.test_cli import mlops
+
+    result = mlops("monitor", "--model", "monitor-quiet", *args)
+    assert result.returncode == 1, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr

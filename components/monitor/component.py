@@ -75,7 +75,7 @@ def act_on_monitoring(
         result_json = fh.read()
     with exit_on_user_error("act on monitoring"):
         result = carry_out_decision(result_json, policy=policy, gate_config=gate_config,
-                                    rollout_policy=rollout_policy, training_data=training_data_uri or None,
+                                    rollout_policy=rollout_policy or None, training_data=training_data_uri or None,
                                     target=target, namespace=namespace or None)
     with open(summary.path, "w") as fh:
         fh.write(f"# Monitoring decision: {result.decision}\n\n" + "".join(f"- {a}\n" for a in result.actions))

@@ -35,7 +35,8 @@ def register(sub) -> None:
                    "label_timestamp; request_id + row for an exact join")
     p.add_argument("--training-data", help="fresh labeled applications to retrain on when retraining is warranted")
     p.add_argument("--gate-config", default="credit_default", help="the gate config (decision threshold, stakes)")
-    p.add_argument("--rollout-policy", default="credit_default", help="rollout policy for a retrained model")
+    p.add_argument("--rollout-policy", help="rollout policy for a retrained model (default: the monitoring "
+                   "policy's retraining.rollout_policy)")
     p.add_argument("--target", choices=["local", "cluster"], default="local",
                    help="where pipelines run and traffic moves: kfp.local and `mlops serve`, or Kubeflow and KServe")
     p.add_argument("--namespace", help="cluster: namespace of the model's InferenceService")

@@ -7,7 +7,10 @@ into production -> served (predictor, splitter, feature transformer) -> a
 worse candidate rejected by the gate -> a better one whose deployment is
 faulty, rolled back automatically in its first canary step -> the same model
 retrained bit for bit, rolled out through shadow and canary to production
--> the audit trail and lineage. Monitoring extends it (issue 6).
+-> monitoring of a quiet window (no alert) -> a recession served, detected as
+drift, the training pipeline launched by monitoring, the new model blessed,
+approved and rolled out -> batch scoring with the compiled batch pipeline
+-> the audit trail and lineage.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from mlops.local_platform import LocalPlatform, state_dir
 from mlops.local_run import pipeline_file, run_local
 from mlops.run_summary import describe_training_outputs
 
-STEPS = 9
+STEPS = 13
 MODEL = "credit-default"
 
 
@@ -99,6 +102,7 @@ def _blessed_rollout(data_uri: str, label: str, seed: int, faults: dict | None, 
 
 
 def run_demo(rows: int = 20_000, seed: int = 42) -> None:
+    from mlops import audit, registry
     from mlops.data.generator import generate_credit_data
 
     started = time.perf_counter()
@@ -151,13 +155,57 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
              "the gate blesses it again, and it goes shadow -> canary 5/25/50% -> production")
     again = _blessed_rollout(good_uri, "better-model-again", seed, faults=None, expected="promoted")
 
-    _step(9, "the registry's story: audit trail and lineage of production")
-    from mlops import audit, registry
+    _step(9, "monitoring a quiet window: live traffic from the customers the model knows, their outcomes "
+             "arriving late; feature drift, prediction drift and realized performance: no alert expected")
+    from mlops import demo_monitoring as mon
     from mlops.storage import ObjectStore
 
-    for event in audit.trail(ObjectStore.from_env(), MODEL):
+    store = ObjectStore.from_env()
+    started, callers = mon.serve_window(MODEL)
+    print(f"  callers: {callers}")
+    quiet = mon.monitor_since(MODEL, started, labels_uri=mon.label_feed(store, bucket, df, MODEL))
+    if quiet.decision not in ("none", "notify"):
+        raise PipelineError(f"a quiet window raised {quiet.decision}: {[a.reason for a in quiet.alerts]}")
+
+    _step(10, "a recession: new applications (lower incomes, higher utilization, more late payments, and defaults "
+              "that follow a changed rule) are served; monitoring detects the drift and launches the training "
+              "pipeline on them; the gate judges the new model against production")
+    recession_uri = f"s3://{bucket}/datasets/credit/incoming-recession.parquet"
+    recession = generate_credit_data(max(rows // 3, 3_000), seed=seed + 7, scenario="recession", start="2025-07-01",
+                                     days=60)
+    print(f"  {recession_uri}: {len(recession)} rows, default rate {recession['default'].mean():.3f} "
+          f"(was {df['default'].mean():.3f}), {write_table(recession, recession_uri)}")
+    snapshot = mon.ingest_applications(recession_uri, store)
+    started, callers = mon.serve_window(MODEL)
+    print(f"  callers: {callers}")
+    drifted = mon.monitor_since(MODEL, started, labels_uri=mon.label_feed(store, bucket, recession, MODEL),
+                                training_data=recession_uri, target="local")
+    if drifted.decision != "retrain":
+        raise PipelineError(f"the recession was not detected as drift to retrain for (decision {drifted.decision})")
+    retrained = registry.alias_version(MODEL, registry.STAGING)
+    if retrained in (None, again):
+        raise PipelineError("the retrained model was not blessed by the gate: see the monitoring actions above")
+
+    _step(11, f"v{retrained} is high-stakes: a human approves it, then it goes shadow -> canary -> production "
+              "under recession traffic, by the monitoring policy's rollout policy for retrained models "
+              "(it is meant to decide differently: agreement and positive-rate bounds only catch a broken model)")
+    from mlops.demo_serving import roll_out_under_traffic
+    from mlops.monitoring.policy import resolve_policy
+
+    _approve(MODEL, retrained, "risk-officer")
+    retrained_policy = resolve_policy("credit_default", state_dir()).rollout_policy
+    if roll_out_under_traffic(MODEL, retrained, policy=retrained_policy).outcome != "promoted":
+        raise PipelineError(f"the rollout of retrained v{retrained} did not promote it: see the analysis above")
+
+    _step(12, f"batch scoring: the recession applications' features scored by production v{retrained} with the "
+              "compiled batch prediction pipeline (plan -> shards in parallel -> commit through a manifest); "
+              "run twice: the rerun finds the output complete")
+    mon.batch_score(MODEL, snapshot, f"s3://{bucket}/predictions/{MODEL}/recession")
+
+    _step(STEPS, "the registry's story: audit trail and lineage of production")
+    for event in audit.trail(store, MODEL):
         print(f"  {event.at}  {event.action:16s} v{event.version} by {event.actor}: {event.reason}")
-    for label, value in registry.lineage(MODEL, again):
+    for label, value in registry.lineage(MODEL, retrained):
         print(f"  {label:>19}  {value}")
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Look around: MLflow UI at "
           f"{os.environ['MLFLOW_TRACKING_URI']}; reports in {state_dir() / 'reports'} and s3://{bucket}/reports/; "

@@ -42,8 +42,10 @@ def serve_production(model: str, version: str, port: int = 8080) -> LocalServing
     return serving
 
 
-def roll_out_under_traffic(model: str, candidate: str, faults: dict[str, dict] | None = None):
-    """`mlops rollout` of ``candidate`` while replayed traffic flows; prints what callers saw."""
+def roll_out_under_traffic(model: str, candidate: str, faults: dict[str, dict] | None = None,
+                           policy: str = "credit_default"):
+    """`mlops rollout` of ``candidate`` (by rollout ``policy``) while replayed traffic flows; prints what callers
+    saw."""
     from mlops.rollout.run import run_rollout
     from mlops.serving.traffic_replay import customer_ids, replay
 
@@ -54,7 +56,8 @@ def roll_out_under_traffic(model: str, candidate: str, faults: dict[str, dict] |
         serving.urls()["transformer"], model, ids, rate=TRAFFIC_RATE, stop=stop)), daemon=True)
     thread.start()
     try:
-        result = run_rollout(model, candidate, faults=faults, actor="demo", progress=lambda m: print(f"  {m}"))
+        result = run_rollout(model, candidate, policy=policy, faults=faults, actor="demo",
+                             progress=lambda m: print(f"  {m}"))
     finally:
         stop.set()
         thread.join(30)

@@ -44,6 +44,7 @@ class MonitoringPolicy:
     actions: dict[str, str]
     cooldown_hours: float = 24.0
     rollout: bool = True
+    rollout_policy: str = "credit_default"  # the rollout policy a retrained model goes through
     source: str = field(default="", compare=False)
 
     def action(self, alert: str) -> str:
@@ -93,16 +94,20 @@ def parse_policy(raw: Any, where: str = "monitoring policy") -> MonitoringPolicy
     for alert, action in actions.items():
         if action not in ACTIONS:
             raise ConfigError(f"{where}: actions.{alert}: unknown action {action!r}; known: {list(ACTIONS)}")
-    retraining = mapping(raw.get("retraining") or {}, f"{where}: retraining", {"cooldown_hours", "rollout"})
+    retraining = mapping(raw.get("retraining") or {}, f"{where}: retraining",
+                         {"cooldown_hours", "rollout", "rollout_policy"})
     rollout = retraining.get("rollout", True)
     if not isinstance(rollout, bool):
         raise ConfigError(f"{where}: retraining.rollout must be true or false, got {rollout!r}")
+    rollout_policy = retraining.get("rollout_policy", "credit_default")
+    if not isinstance(rollout_policy, str) or not rollout_policy:
+        raise ConfigError(f"{where}: retraining.rollout_policy must name a rollout policy, got {rollout_policy!r}")
     return MonitoringPolicy(
         number(window["hours"], f"{where}: window.hours", 0.0001), _count(window.get("min_rows", 500),
                                                                         f"{where}: window.min_rows"),
         _drift(raw.get("drift"), f"{where}: drift"), _performance(raw.get("performance"), f"{where}: performance"),
         dict(actions), number(retraining.get("cooldown_hours", 24.0), f"{where}: retraining.cooldown_hours", 0.0),
-        rollout, where)
+        rollout, rollout_policy, where)
 
 
 def load_policy(path: str | Path) -> MonitoringPolicy:

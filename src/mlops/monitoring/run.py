@@ -27,7 +27,7 @@ class MonitorRun:
     markdown: str
 
 
-def _context(policy: str, gate_config: str, rollout_policy: str, target: str, training_data: str | None,
+def _context(policy: str, gate_config: str, rollout_policy: str | None, target: str, training_data: str | None,
              namespace: str | None, launch: bool, actor: str | None, progress) -> ActContext:
     from mlops import tracking
     from mlops.audit import default_actor
@@ -41,7 +41,8 @@ def _context(policy: str, gate_config: str, rollout_policy: str, target: str, tr
         monitoring_policy = resolve_policy(policy, Path(tmp), store)
         gate = resolve_gate(gate_config, Path(tmp), store)
     return ActContext(store, monitoring_policy, target, actor or default_actor(), training_data or None, gate_config,
-                      rollout_policy, gate.high_stakes, namespace, launch, progress, gate.decision_threshold)
+                      rollout_policy or monitoring_policy.rollout_policy, gate.high_stakes, namespace, launch,
+                      progress, gate.decision_threshold)
 
 
 def _evaluate(model: str, ctx: ActContext, labels_uri: str | None, now) -> MonitorResult:
@@ -68,7 +69,7 @@ def _render_and_publish(result: MonitorResult, ctx: ActContext, prefix: str) -> 
 
 
 def run_monitor(model: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
-                rollout_policy: str = "credit_default", labels_uri: str | None = None,
+                rollout_policy: str | None = None, labels_uri: str | None = None,
                 training_data: str | None = None, target: str = "local", namespace: str | None = None,
                 now=None, launch: bool = True, actor: str | None = None, progress=print) -> MonitorRun:
     """Evaluate the latest window of ``model``, act on the alerts, publish the reports."""
@@ -85,7 +86,7 @@ def run_monitor(model: str, *, policy: str = "credit_default", gate_config: str 
 def check(model: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
           labels_uri: str | None = None, now=None, actor: str | None = None, progress=print) -> MonitorRun:
     """The pipeline's first step: evaluate, record the decision, publish the reports; nothing launched."""
-    ctx = _context(policy, gate_config, "credit_default", "local", None, None, False, actor, progress)
+    ctx = _context(policy, gate_config, None, "local", None, None, False, actor, progress)
     result = _evaluate(model, ctx, labels_uri, now)
     prefix = report_prefix(ctx.store, result)
     record_decision(result, ctx)
@@ -93,7 +94,7 @@ def check(model: str, *, policy: str = "credit_default", gate_config: str = "cre
 
 
 def carry_out_decision(result_json: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
-                       rollout_policy: str = "credit_default", training_data: str | None = None,
+                       rollout_policy: str | None = None, training_data: str | None = None,
                        target: str = "local", namespace: str | None = None, actor: str | None = None,
                        progress=print) -> MonitorResult:
     """The pipeline's second step: roll back or retrain as the published result decided."""
