@@ -161,9 +161,9 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     from mlops.storage import ObjectStore
 
     store = ObjectStore.from_env()
-    started, callers = mon.serve_window(MODEL)
+    window_start, callers = mon.serve_window(MODEL)
     print(f"  callers: {callers}")
-    quiet = mon.monitor_since(MODEL, started, labels_uri=mon.label_feed(store, bucket, df, MODEL))
+    quiet = mon.monitor_since(MODEL, window_start, labels_uri=mon.label_feed(store, bucket, df, MODEL))
     if quiet.decision not in ("none", "notify"):
         raise PipelineError(f"a quiet window raised {quiet.decision}: {[a.reason for a in quiet.alerts]}")
 
@@ -176,9 +176,9 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     print(f"  {recession_uri}: {len(recession)} rows, default rate {recession['default'].mean():.3f} "
           f"(was {df['default'].mean():.3f}), {write_table(recession, recession_uri)}")
     snapshot = mon.ingest_applications(recession_uri, store)
-    started, callers = mon.serve_window(MODEL)
+    window_start, callers = mon.serve_window(MODEL)
     print(f"  callers: {callers}")
-    drifted = mon.monitor_since(MODEL, started, labels_uri=mon.label_feed(store, bucket, recession, MODEL),
+    drifted = mon.monitor_since(MODEL, window_start, labels_uri=mon.label_feed(store, bucket, recession, MODEL),
                                 training_data=recession_uri, target="local")
     if drifted.decision != "retrain":
         raise PipelineError(f"the recession was not detected as drift to retrain for (decision {drifted.decision})")
@@ -204,7 +204,7 @@ def run_demo(rows: int = 20_000, seed: int = 42) -> None:
 
     _step(STEPS, "the registry's story: audit trail and lineage of production")
     for event in audit.trail(store, MODEL):
-        print(f"  {event.at}  {event.action:16s} v{event.version} by {event.actor}: {event.reason}")
+        print(f"  {event.at}  {event.action:19s} v{event.version} by {event.actor}: {event.reason}")
     for label, value in registry.lineage(MODEL, retrained):
         print(f"  {label:>19}  {value}")
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Look around: MLflow UI at "
