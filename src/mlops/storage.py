@@ -224,10 +224,15 @@ class ObjectStore:
     def get_with_etag(self, key: str, bucket: str | None = None) -> tuple[bytes, str] | None:
         """An object's bytes and ETag (for a later If-Match), or None when absent."""
         bucket, key = bucket or self.bucket, safe_key(key)
-        if self.stat(key, bucket) is None:
-            return None
         with self._errors("download", f"s3://{bucket}/{key}"):
-            resp = self.client.get_object(bucket, key)
+            try:
+                resp = self.client.get_object(bucket, key)
+            except S3Error as exc:
+                # Absent, or deleted since the caller last looked (a lock released between its
+                # holder's two calls): one GET, no stat-then-get race.
+                if exc.code in ("NoSuchKey", "NoSuchObject"):
+                    return None
+                raise
             try:
                 return resp.read(), resp.headers.get("ETag", "")
             finally:
