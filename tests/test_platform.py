@@ -1,6 +1,5 @@
 """`mlops platform up | status | down` with real servers on free 127.0.0.1 ports."""
 
-import json
 import os
 import socket
 import subprocess

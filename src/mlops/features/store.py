@@ -44,7 +44,7 @@ from redis.retry import Retry
 
 from mlops.errors import ConfigError, DataError, FeatureStoreError, StorageError
 from mlops.features.definitions import (DEFAULT_TTL, ENTITY, ENTITY_KEY, EVENT_TIMESTAMP,
-                                        FEATURE_NAMES, FEATURE_TYPES, LABEL, NUMERIC_FEATURES, SERVICE_NAME,
+                                        FEATURE_NAMES, FEATURE_TYPES, NUMERIC_FEATURES, SERVICE_NAME,
                                         VIEW_NAME, definitions_version, feature_service, feature_view)
 from mlops.features.engineering import FEATURE_TABLE_COLUMNS, entity_ids, utc_timestamps
 from mlops.settings import s3_settings
