@@ -81,12 +81,6 @@ class MonitorResult:
                 "report_uri": self.report_uri}
 
 
-def _window(store: ObjectStore, model: str, end: pd.Timestamp, hours: float) -> pd.DataFrame:
-    from mlops.serving.request_log import read_window
-
-    return read_window(store, model, end - pd.Timedelta(hours=hours), end)
-
-
 def _run_id(model: str, version: str) -> str:
     from mlflow import MlflowClient
 
@@ -104,15 +98,19 @@ def evaluate(store: ObjectStore, model: str, policy: MonitoringPolicy, *, now=No
              label_spec: LabelSpec = LabelSpec(), threshold: float = 0.5) -> MonitorResult:
     """Drift and performance of the window ending ``now``, and the alerts they raise (no action taken)."""
     from mlops.monitoring.reference import load_reference_profile
+    from mlops.serving.request_log import read_window
 
     end = pd.Timestamp.now(tz="UTC") if now is None else as_utc(now)
     production = registry.alias_version(model, registry.PRODUCTION)
     if production is None:
         raise DataError(f"{model} has no production version to monitor")
     previous = registry.alias_version(model, registry.ROLLBACK)
-    window = _window(store, model, end, policy.window_hours)
-    result = MonitorResult(model, production, previous, (end - pd.Timedelta(hours=policy.window_hours)).isoformat(),
-                           end.isoformat(), len(window), None)
+    start = end - pd.Timedelta(hours=policy.window_hours)
+    # With labels, the label lookback is read once and the drift window is its newest part.
+    first = min(start, end - pd.Timedelta(days=LABEL_LOOKBACK_DAYS)) if labels is not None else start
+    history = read_window(store, model, first, end)
+    window = history[history["logged_at"] >= start].reset_index(drop=True) if not history.empty else history
+    result = MonitorResult(model, production, previous, start.isoformat(), end.isoformat(), len(window), None)
     if len(window) < policy.min_rows:
         result.drift_note = (f"{len(window)} logged rows in the window, fewer than the {policy.min_rows} needed "
                              "for a drift verdict")
@@ -120,14 +118,12 @@ def evaluate(store: ObjectStore, model: str, policy: MonitoringPolicy, *, now=No
         result.reference = load_reference_profile(_run_id(model, production), model, production)
         result.current = current_profile(result.reference, window, production)
         result.drift = compare(result.reference, result.current, policy.drift)
-    if labels is not None:
-        history = _window(store, model, end, LABEL_LOOKBACK_DAYS * 24)
-        if not history.empty:
-            joined = join_labels(history, labels, label_spec, as_of=end)
-            result.labels = _label_summary(joined)
-            rule = policy.performance
-            result.performance = realized_performance(joined, rule.window, threshold, resolve_kpi(rule.kpi),
-                                                      rule.kpi_params)
+    if labels is not None and not history.empty:
+        joined = join_labels(history, labels, label_spec, as_of=end)
+        result.labels = _label_summary(joined)
+        rule = policy.performance
+        result.performance = realized_performance(joined, rule.window, threshold, resolve_kpi(rule.kpi),
+                                                  rule.kpi_params)
     result.alerts = alerts(result, policy)
     return result
 
