@@ -357,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_monitoring(sub)
 
+    from mlops.cli_cluster import register as register_cluster
+
+    register_cluster(sub)
+
     p = sub.add_parser("demo", help="the end-to-end story on this machine: platform, data, training, registry")
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=42)

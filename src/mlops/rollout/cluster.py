@@ -1,6 +1,6 @@
 """The rollout's cluster driver: KServe Serverless canary on the model's InferenceService.
 
-KServe 0.21 in Serverless (Knative) mode splits a predictor between its
+KServe 0.21 in Knative mode (formerly "Serverless") splits a predictor between its
 last ready revision and the new one by ``canaryTrafficPercent``:
 
 - canary step: the predictor's ``storageUri`` and version env move to the
@@ -105,8 +105,8 @@ class ClusterTraffic:
             try:
                 config.load_incluster_config()
             except config.ConfigException:
-                try:
-                    config.load_kube_config()
+                try:  # outside a pod: the kubeconfig's context, or the one MLOPS_KUBE_CONTEXT names
+                    config.load_kube_config(context=os.environ.get("MLOPS_KUBE_CONTEXT") or None)
                 except (config.ConfigException, OSError) as exc:
                     raise RolloutError(f"no Kubernetes access (not in a pod, no usable kubeconfig): {exc}") from None
             self._api = client
@@ -169,11 +169,21 @@ class ClusterTraffic:
         raise RolloutError(f"InferenceService {self.namespace}/{name} was not Ready within {self.ready_timeout_s:.0f} s")
 
     # -- the driver's verbs ------------------------------------------------------------
+    def serve(self, version: str, image: str | None = None) -> dict:
+        """Declare the model's InferenceService serving ``version`` alone (created if missing); wait for Ready.
+
+        The first deployment of a model, and the way back to a known state:
+        rollouts then move traffic from here by canary patches.
+        """
+        self._apply(inference_service(resolve_model(self.model, version), self.namespace, image))
+        self._wait_ready(self.model)
+        return self._get(self.model) or {}
+
     def deploy(self, version: str) -> None:
         """Nothing to start ahead: the canary revision appears with the first canary patch."""
         if self._get(self.model) is None:
-            raise RolloutError(f"no InferenceService {self.namespace}/{self.model}; deploy production first "
-                               "(manifests/base/serving)")
+            raise RolloutError(f"no InferenceService {self.namespace}/{self.model}; serve production first "
+                               "(`mlops cluster e2e` does, or ClusterTraffic.serve)")
 
     def start_shadow(self, version: str) -> None:
         ref = resolve_model(self.model, version)

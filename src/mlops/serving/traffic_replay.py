@@ -59,8 +59,12 @@ def customer_ids(limit: int = 5_000) -> list[str]:
 
 def replay(url: str, model_name: str, ids: list[str], *, rate: float, requests: int | None = None,
            duration_s: float | None = None, protocol: str = "v1", seed: int = 0,
-           stop: threading.Event | None = None, concurrency: int = 4) -> ReplayStats:
+           stop: threading.Event | None = None, concurrency: int = 4,
+           headers: dict[str, str] | None = None) -> ReplayStats:
     """Send requests to ``url`` (the transformer) at ``rate`` per second until a count, a duration or ``stop``.
+
+    ``headers`` go with every request: through an ingress gateway, ``Host``
+    names the InferenceService.
 
     ``concurrency`` clients share the schedule, so a slow answer delays only
     its own client and the offered rate holds.
@@ -93,7 +97,7 @@ def replay(url: str, model_name: str, ids: list[str], *, rate: float, requests: 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
         rng = random.Random(seed * 1000 + worker)
         path = f"/v1/models/{model_name}:predict" if protocol == "v1" else f"/v2/models/{model_name}/infer"
-        with httpx.Client(base_url=url.rstrip("/"), timeout=30.0) as client:
+        with httpx.Client(base_url=url.rstrip("/"), timeout=30.0, headers=headers) as client:
             while (slot := next_slot()) is not None:
                 delay = slot / rate - (time.perf_counter() - started)
                 if delay > 0:

@@ -1,0 +1,232 @@
+"""`mlops cluster e2e`: the kind cluster end to end, driven from this machine.
+
+After `make kind-up` and the image load (scripts/kind-e2e.sh), this proves
+the cluster path the way a user would walk it:
+
+1. every compiled pipeline is uploaded to Kubeflow Pipelines (so they also
+   run from the dashboard);
+2. the compiled training pipeline runs in the cluster on the seeded demo
+   data; the gate blesses the model, a human approval promotes it;
+3. production is served as a KServe InferenceService (transformer +
+   predictor) and answers V2 requests through the ingress gateway;
+4. a second, better model is trained; one canary step sends it a share of
+   the traffic, both versions answer, and the canary is rolled back so
+   production alone serves again.
+
+Everything talks to the cluster through the 127.0.0.1 ports kind maps
+(mlops.cluster.kind) and the kubeconfig context ``kind-<cluster>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops.errors import MlopsError, PipelineError, RolloutError
+
+MODEL = "credit-default"
+NAMESPACE = "mlops"
+LOCAL_DEV_CREDENTIALS = "manifests/base/platform-config/local-dev-s3.env"
+COMPILED = "pipelines/compiled"
+FIRST_PARAMS = {"max_iter": 10}  # the demo's first model
+BETTER_PARAMS = {"max_iter": 30}  # the demo's better candidate: the gate blesses it over the first
+CANARY_PERCENT = 30
+
+
+class ClusterCheckFailed(MlopsError):
+    """The cluster answered, but not as the suite promises."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    kfp: str
+    gateway: str
+    mlflow: str
+    s3: str
+
+    @classmethod
+    def from_kind(cls, root: str | Path = ".") -> "Endpoints":
+        from mlops.cluster.kind import host_ports
+
+        ports = host_ports(root)
+        return cls(kfp=ports["kfp-ui"].url, gateway=ports["inference-gateway"].url,
+                   mlflow=ports["mlflow-ui"].url, s3=ports["minio-s3"].url)
+
+
+def _step(text: str, started: float) -> None:
+    print(f"\n[{time.perf_counter() - started:6.0f} s] {text}", flush=True)
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """KEY=VALUE lines (the kustomize secretGenerator format); blank lines and # comments skipped."""
+    values = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key:
+            raise ClusterCheckFailed(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        values[key] = value
+    return values
+
+
+def connect(endpoints: Endpoints, root: Path, cluster: str) -> None:
+    """Point this process's settings at the cluster's MinIO and MLflow (not the local platform's)."""
+    os.environ.update(read_env_file(root / LOCAL_DEV_CREDENTIALS))
+    os.environ.update({
+        "MLOPS_HOME": str(root / ".mlops" / f"kind-{cluster}"),  # keeps the local platform's settings out
+        "MLOPS_S3_ENDPOINT": endpoints.s3, "MLOPS_BUCKET": "mlops", "MLFLOW_TRACKING_URI": endpoints.mlflow,
+        "MLOPS_FEAST_REGISTRY": "s3://mlops/feast/registry.db", "MLOPS_KUBE_CONTEXT": f"kind-{cluster}",
+        "MLOPS_SERVING_NAMESPACE": NAMESPACE,
+    })
+
+
+def version_name(path: Path) -> str:
+    """Pipeline versions are named by content, so re-uploading an unchanged file is a no-op."""
+    return "sha256-" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def upload_pipelines(client, compiled: Path) -> dict[str, tuple[str, str]]:
+    """Upload every compiled pipeline (new content: a new version).
+
+    Returns file stem (``training``) -> (pipeline id, version id).
+    """
+    import yaml
+
+    uploaded = {}
+    for path in sorted(compiled.glob("*_pipeline.yaml")):
+        spec = next(d for d in yaml.safe_load_all(path.read_text()) if d and "pipelineInfo" in d)
+        name, version = spec["pipelineInfo"]["name"], version_name(path)
+        pipeline_id = client.get_pipeline_id(name)
+        if pipeline_id is None:
+            pipeline = client.upload_pipeline(str(path), pipeline_name=name,
+                                              description=spec["pipelineInfo"].get("description"))
+            pipeline_id = pipeline.pipeline_id
+            # the first upload is also the pipeline's first version (named after the pipeline)
+            version_id = client.list_pipeline_versions(pipeline_id).pipeline_versions[0].pipeline_version_id
+        else:
+            versions = client.list_pipeline_versions(pipeline_id, page_size=200).pipeline_versions or []
+            existing = next((v for v in versions if v.display_name == version), None)
+            version_id = (existing or client.upload_pipeline_version(
+                str(path), pipeline_version_name=version, pipeline_id=pipeline_id)).pipeline_version_id
+        uploaded[path.name.removesuffix("_pipeline.yaml")] = (pipeline_id, version_id)
+        print(f"  {path.name}: pipeline {name!r} version {version}")
+    return uploaded
+
+
+def run_training(client, pipeline: tuple[str, str], params: dict, label: str, timeout_s: int) -> str:
+    """One training run in the cluster; the version it put on ``staging`` (its model was blessed)."""
+    from mlops import registry
+
+    before = registry.alias_version(MODEL, registry.STAGING) if _model_exists() else None
+    run = client.run_pipeline(_experiment_id(client, "mlops-kind-e2e"), f"e2e-{label}-{time.strftime('%H%M%S')}",
+                              pipeline_id=pipeline[0], version_id=pipeline[1], params=params, enable_caching=False)
+    print(f"  run {run.run_id} ({params}); follow it in the KFP UI")
+    done = client.wait_for_run_completion(run.run_id, timeout=timeout_s, sleep_duration=10)
+    if done.state != "SUCCEEDED":
+        raise PipelineError(f"training run {run.run_id} ended {done.state}: {getattr(done, 'error', None) or ''} "
+                            "(task logs: kubectl -n kubeflow logs -l pipeline/runid=" + run.run_id + ")")
+    after = registry.alias_version(MODEL, registry.STAGING)
+    if after is None or after == before:
+        raise ClusterCheckFailed(f"the {label} run succeeded but put no new version on staging (the gate did "
+                                 "not bless it: see the run's gate report in the KFP UI)")
+    print(f"  {MODEL} v{after} blessed and on staging")
+    return after
+
+
+def _experiment_id(client, name: str) -> str:
+    try:
+        return client.get_experiment(experiment_name=name).experiment_id
+    except ValueError:  # kfp: no experiment of that name
+        return client.create_experiment(name=name).experiment_id
+
+
+def _model_exists() -> bool:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient().get_registered_model(MODEL)
+        return True
+    except MlflowException:
+        return False
+
+
+def _cli(*argv: str) -> None:
+    from mlops.cli import main
+
+    if main(list(argv)) != 0:
+        raise ClusterCheckFailed(f"`mlops {' '.join(argv)}` failed (its error is above)")
+
+
+def gateway_host(isvc: dict) -> str:
+    """The Host the ingress gateway routes to the InferenceService (its status URL's host)."""
+    url = isvc.get("status", {}).get("url") or ""
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    if not host:
+        raise ClusterCheckFailed(f"InferenceService {NAMESPACE}/{MODEL} is Ready but has no status.url")
+    return host
+
+
+def send(endpoints: Endpoints, host: str, ids: list[str], requests: int) -> dict[str, int]:
+    """``requests`` V2 inference requests through the gateway; fails unless every one is answered (200)."""
+    from mlops.serving.traffic_replay import replay
+
+    stats = replay(endpoints.gateway, MODEL, ids, rate=5.0, requests=requests, protocol="v2",
+                   headers={"Host": host}, concurrency=2)
+    print(f"  {stats.summary()}")
+    if stats.statuses.get(200, 0) != requests:
+        raise ClusterCheckFailed(f"through the gateway ({endpoints.gateway}, Host {host}) not every request was "
+                                 f"answered: {dict(stats.statuses)}")
+    return dict(stats.versions)
+
+
+def run_e2e(root: str | Path = ".", cluster: str = "mlops", image: str | None = None,
+            run_timeout_s: int = 2400) -> None:
+    import kfp
+
+    from mlops.rollout.cluster import ClusterTraffic
+    from mlops.serving.traffic_replay import customer_ids
+    from mlops.storage import ObjectStore
+
+    root, started = Path(root).resolve(), time.perf_counter()
+    endpoints = Endpoints.from_kind(root)
+    connect(endpoints, root, cluster)
+
+    _step(f"Kubeflow Pipelines at {endpoints.kfp}: upload every compiled pipeline", started)
+    client = kfp.Client(host=endpoints.kfp)
+    pipelines = upload_pipelines(client, root / COMPILED)
+    training = pipelines["training"]
+
+    _step("the compiled training pipeline in the cluster, on the seeded demo data (first model)", started)
+    first = run_training(client, training, FIRST_PARAMS, "first", run_timeout_s)
+    _cli("approve", MODEL, first, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
+    _cli("promote", MODEL, first, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
+
+    _step(f"serve production v{first} as InferenceService {NAMESPACE}/{MODEL}; V2 through the gateway", started)
+    traffic = ClusterTraffic(ObjectStore.from_env(), MODEL, NAMESPACE)
+    host = gateway_host(traffic.serve(first, image))
+    ids = customer_ids(limit=500)
+    answered = send(endpoints, host, ids, requests=20)
+    if set(answered) != {first}:
+        raise ClusterCheckFailed(f"production v{first} should answer every request, answered: {answered}")
+
+    _step("a better candidate from the same pipeline; one canary step, then back to production alone", started)
+    candidate = run_training(client, training, BETTER_PARAMS, "candidate", run_timeout_s)
+    _cli("approve", MODEL, candidate, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
+    traffic.deploy(candidate)
+    traffic.set_canary(first, candidate, CANARY_PERCENT)
+    answered = send(endpoints, host, ids, requests=60)
+    if set(answered) != {first, candidate}:  # P(no candidate answer in 60 at 30%) = 0.7**60, about 5e-10
+        raise ClusterCheckFailed(f"a {CANARY_PERCENT}% canary of v{candidate} should share the traffic with "
+                                 f"v{first}; answered: {answered}")
+    traffic.finish(winner=first, loser=candidate)
+    answered = send(endpoints, host, ids, requests=20)
+    if set(answered) != {first}:
+        raise RolloutError(f"after rolling the canary back, v{first} alone should answer; answered: {answered}")
+    _step(f"cluster path proven: pipelines uploaded, training ran in Kubeflow, v{first} served by KServe through "
+          f"the gateway, a canary of v{candidate} split and rolled back", started)
