@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-from-lock
 IMAGE  ?= mlops-suite/components:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: venv demo test compile bench lock image platform-up platform-status platform-down clean
+.PHONY: venv demo test compile bench lock image platform-up platform-status platform-down kind-up kind-e2e kind-down clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,15 @@ lock:
 image:
 	docker build -t $(IMAGE) --build-arg IMAGE=$(IMAGE) --build-arg CODE_VERSION=$$(git rev-parse HEAD) \
 	  --build-arg LOCK_DIGEST=sha256:$$(sha256sum requirements.lock | cut -d' ' -f1) .
+
+# The kind cluster path (needs Docker and kind; kubectl comes from the lock). See README "Run on a kind cluster".
+KIND_ENV := KUBECTL=$(abspath $(BIN)/kubectl) PYTHON=$(abspath $(BIN)/python) IMAGE=$(IMAGE)
+kind-up: venv
+	$(KIND_ENV) scripts/kind-up.sh
+kind-e2e: venv
+	$(KIND_ENV) scripts/kind-e2e.sh
+kind-down:
+	scripts/kind-down.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,4 +1,4 @@
-"""`mlops cluster`: the in-cluster bootstrap Job's command and the kind end-to-end check."""
+"""`mlops cluster`: the bootstrap Job's command, the manifests' static checks, and the kind end-to-end check."""
 
 from __future__ import annotations
 
@@ -11,13 +11,24 @@ def _bootstrap(args: argparse.Namespace) -> int:
     from mlops.cluster.bootstrap import bootstrap
     from mlops.storage import ObjectStore
 
-    if args.rows < 1:
-        raise ConfigError(f"--rows must be at least 1, got {args.rows}")
     result = bootstrap(ObjectStore.from_env(), buckets=args.bucket, seed_uri=None if args.no_demo_data else args.seed_uri,
                        rows=args.rows, seed=args.seed, wait_s=args.wait)
     print(f"bootstrap done: buckets {', '.join(result.buckets)}; "
           + (f"demo data seeded at {result.seeded}" if result.seeded else "no data written"))
     return 0
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from mlops.cluster.lint import lint_tree
+
+    found = lint_tree(args.manifests)
+    if not found:
+        raise ConfigError(f"no kustomization.yaml under {args.manifests}")
+    for directory, problems in found.items():
+        print(f"{directory}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        for problem in problems:
+            print(f"  {problem}")
+    return 1 if any(found.values()) else 0
 
 
 def _e2e(args: argparse.Namespace) -> int:
@@ -43,6 +54,10 @@ def register(sub) -> None:
     b.add_argument("--seed", type=int, default=DEMO_SEED)
     b.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the object store to answer")
     b.set_defaults(func=_bootstrap)
+    lint = cluster_sub.add_parser("lint", help="build every kustomization and check it: strict schemas, pinned "
+                                  "images, non-root containers with requests and limits, no plaintext credentials")
+    lint.add_argument("manifests", nargs="?", default="manifests", help="directory of kustomizations")
+    lint.set_defaults(func=_lint)
     e = cluster_sub.add_parser("e2e", help="on a kind cluster from `make kind-up`: run the compiled training "
                                "pipeline in Kubeflow, serve the model with KServe, send V2 requests through the "
                                "gateway, one canary step (scripts/kind-e2e.sh runs it)")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlops.errors import StorageError
+from mlops.errors import ConfigError, StorageError
 from mlops.storage import ObjectStore, parse_s3_uri
 
 DEMO_DATA_URI = "s3://mlops/datasets/credit/train.parquet"  # the training pipeline's default data_uri
@@ -55,9 +55,11 @@ def bootstrap(store: ObjectStore, *, buckets: list[str], seed_uri: str | None = 
               rows: int = DEMO_ROWS, seed: int = DEMO_SEED, wait_s: float = 300.0,
               progress: Callable[[str], None] = print) -> BootstrapResult:
     """Create ``buckets`` (the store's own bucket first) and seed demo data at ``seed_uri`` unless present."""
-    from mlops.data.generator import generate_credit_data
+    from mlops.data.generator import MAX_ROWS, MIN_ROWS, generate_credit_data
     from mlops.datasets import write_table
 
+    if seed_uri and not MIN_ROWS <= rows <= MAX_ROWS:  # refused before waiting or writing anything
+        raise ConfigError(f"demo data rows must be in [{MIN_ROWS}, {MAX_ROWS}], got {rows}")
     result = BootstrapResult(waited_s=wait_for_store(store, wait_s, progress))
     for bucket in dict.fromkeys([store.bucket, *buckets]):
         result.buckets.append(store.ensure_bucket(bucket))

@@ -164,11 +164,17 @@ def _cli(*argv: str) -> None:
 
 
 def gateway_host(isvc: dict) -> str:
-    """The Host the ingress gateway routes to the InferenceService (its status URL's host)."""
-    url = isvc.get("status", {}).get("url") or ""
+    """The Host the ingress gateway routes to the model's transformer.
+
+    Without Istio's virtual host (Kourier), KServe leaves the top-level URL
+    to the components: the transformer's, when there is one, is what
+    callers must reach, so it is preferred to ``status.url``.
+    """
+    status = isvc.get("status", {})
+    url = (status.get("components", {}).get("transformer", {}).get("url") or status.get("url") or "")
     host = url.split("://", 1)[-1].split("/", 1)[0]
     if not host:
-        raise ClusterCheckFailed(f"InferenceService {NAMESPACE}/{MODEL} is Ready but has no status.url")
+        raise ClusterCheckFailed(f"InferenceService {NAMESPACE}/{MODEL} is Ready but reports no URL")
     return host
 
 

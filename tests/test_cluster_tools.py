@@ -1,0 +1,197 @@
+"""Our code of the cluster path, run here against real servers: the bootstrap Job's command on a real
+S3 server, MLflow started with the Deployment's own arguments, and the gateway's Host header on the wire."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlops.cluster import bootstrap, e2e, kind, lint
+from mlops.errors import ConfigError, StorageError
+from mlops.local_platform import free_ports
+from mlops.settings import S3Settings
+from mlops.storage import ObjectStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- mlops cluster bootstrap --------------------------------------------------------------------
+
+def test_bootstrap_creates_the_buckets_and_seeds_the_demo_data_once(store):
+    uri = "s3://mlops/datasets/bootstrap-test/train.parquet"
+    first = bootstrap.bootstrap(store, buckets=["mlops-bootstrap-extra"], seed_uri=uri, rows=1000, seed=3,
+                                progress=lambda _: None)
+    assert first.buckets == [store.bucket, "mlops-bootstrap-extra"] and first.seeded == uri
+    assert store.client.bucket_exists("mlops-bootstrap-extra")
+    etag = store.stat("datasets/bootstrap-test/train.parquet").etag
+    lines: list[str] = []
+    again = bootstrap.bootstrap(store, buckets=["mlops-bootstrap-extra"], seed_uri=uri, rows=2000, seed=4,
+                                progress=lines.append)
+    assert again.seeded is None and store.stat("datasets/bootstrap-test/train.parquet").etag == etag
+    assert f"{uri}: already there, left as it is" in lines
+
+
+def test_the_seeded_data_is_what_the_training_pipeline_reads_by_default():
+    from pipelines.training import DEFAULT_DATA_URI
+
+    assert bootstrap.DEMO_DATA_URI == DEFAULT_DATA_URI
+
+
+def test_bootstrap_waits_for_a_store_that_is_not_up_then_names_it():
+    port = free_ports({"s3": 9000})["s3"]
+    dead = ObjectStore(S3Settings(f"127.0.0.1:{port}", False, "k", "s"), timeout=0.5, retries=0)
+    lines: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=r"did not answer within 2 s: .*unreachable"):
+        bootstrap.bootstrap(dead, buckets=[], wait_s=2.0, progress=lines.append)
+    assert 2.0 <= time.monotonic() - started < 10 and lines and "waiting for the object store" in lines[0]
+
+
+def test_bootstrap_does_not_wait_on_rejected_credentials(platform):
+    s3 = platform.s3_settings()
+    wrong = ObjectStore(S3Settings(s3.endpoint, s3.secure, s3.access_key, "not-the-secret"))
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="rejected the credentials"):
+        bootstrap.bootstrap(wrong, buckets=[], wait_s=60.0, progress=lambda _: None)
+    assert time.monotonic() - started < 10
+
+
+def test_the_bootstrap_command_refuses_bad_arguments_clearly():
+    done = subprocess.run([Path(sys.executable).parent / "mlops", "cluster", "bootstrap", "--rows", "0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "error: demo data rows must be in [1000, 1000000], got 0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- MLflow with the Deployment's arguments ---------------------------------------------------------
+
+def test_mlflow_answers_every_name_the_cluster_and_kind_reach_it_by_and_refuses_others(tmp_path):
+    deployment = next(o for o in lint.build(ROOT / "manifests/base/mlflow") if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    args = list(container["args"])
+    allowed = args[args.index("--allowed-hosts") + 1]
+    port = free_ports({"mlflow": 5000})["mlflow"]
+    # The manifest's command and flags; only storage and the listening address are this machine's.
+    args[args.index("--backend-store-uri") + 1] = f"sqlite:///{tmp_path}/mlflow.db"
+    args[args.index("--artifacts-destination") + 1] = str(tmp_path / "artifacts")
+    args[args.index("--host") + 1], args[args.index("--port") + 1] = "127.0.0.1", str(port)
+    args[args.index("--workers") + 1] = "1"
+    command = [str(Path(sys.executable).parent / container["command"][0]), *container["command"][1:], *args]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+                              env={**os.environ, "MLFLOW_S3_ENDPOINT_URL": ""})
+    try:
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(0.5)
+        config = next(o for o in lint.build(ROOT / "manifests/overlays/kind")
+                      if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "mlops-config")["data"]
+        in_cluster = config["MLFLOW_TRACKING_URI"].split("://", 1)[1]
+        from_kind = f"127.0.0.1:{kind.host_ports(ROOT)['mlflow-ui'].port}"
+        for host in (in_cluster, "mlflow:5000", "mlflow.mlops:5000", from_kind, "localhost:5000"):
+            assert httpx.get(url, headers={"Host": host}, timeout=10).status_code == 200, (host, allowed)
+        assert httpx.get(url, headers={"Host": "attacker.example.com"}, timeout=10).status_code == 403
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# -- the end-to-end check's own pieces ---------------------------------------------------------------
+
+def test_the_e2e_reaches_the_cluster_through_kinds_ports():
+    endpoints = e2e.Endpoints.from_kind(ROOT)
+    assert endpoints == e2e.Endpoints(kfp="http://127.0.0.1:8080", gateway="http://127.0.0.1:8081",
+                                      mlflow="http://127.0.0.1:8082", s3="http://127.0.0.1:8083")
+
+
+def test_connect_points_every_setting_at_the_cluster(monkeypatch):
+    touched = ("MLOPS_HOME", "MLOPS_S3_ENDPOINT", "MLOPS_BUCKET", "MLFLOW_TRACKING_URI", "MLOPS_FEAST_REGISTRY",
+               "MLOPS_KUBE_CONTEXT", "MLOPS_SERVING_NAMESPACE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    for key in touched:
+        monkeypatch.setenv(key, "local-value")  # monkeypatch puts every one back afterwards
+    e2e.connect(e2e.Endpoints.from_kind(ROOT), ROOT, "mlops")
+    assert os.environ["MLOPS_S3_ENDPOINT"] == "http://127.0.0.1:8083"
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:8082"
+    assert os.environ["MLOPS_KUBE_CONTEXT"] == "kind-mlops"
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "mlops-local-dev"
+    assert os.environ["MLOPS_HOME"].endswith(".mlops/kind-mlops")  # never the local platform's settings
+    assert "local-value" not in {os.environ[k] for k in touched}
+
+
+def test_env_files_are_read_strictly(tmp_path):
+    good = tmp_path / "good.env"
+    good.write_text("# comment\n\nA=1\nB=x=y\n")
+    assert e2e.read_env_file(good) == {"A": "1", "B": "x=y"}
+    bad = tmp_path / "bad.env"
+    bad.write_text("A=1\nnot a pair\n")
+    with pytest.raises(e2e.ClusterCheckFailed, match=r"bad.env:2: expected KEY=VALUE, got 'not a pair'"):
+        e2e.read_env_file(bad)
+
+
+def test_the_gateway_host_is_the_transformers_when_there_is_one():
+    status = {"status": {"url": "http://credit-default-predictor.mlops.example.com",
+                         "components": {"transformer": {"url": "http://credit-default-transformer.mlops.example.com"},
+                                        "predictor": {"url": "http://credit-default-predictor.mlops.example.com"}}}}
+    assert e2e.gateway_host(status) == "credit-default-transformer.mlops.example.com"
+    assert e2e.gateway_host({"status": {"url": "http://credit-default.mlops.example.com/"}}) == \
+        "credit-default.mlops.example.com"
+    with pytest.raises(e2e.ClusterCheckFailed, match="reports no URL"):
+        e2e.gateway_host({"status": {}})
+
+
+def test_pipeline_versions_are_named_by_content(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("x: 1\n")
+    b.write_text("x: 1\n")
+    assert e2e.version_name(a) == e2e.version_name(b) and e2e.version_name(a).startswith("sha256-")
+    b.write_text("x: 2\n")
+    assert e2e.version_name(a) != e2e.version_name(b)
+
+
+def test_the_e2e_command_names_a_missing_checkout(tmp_path):
+    with pytest.raises(ConfigError, match="kind-config.yaml not found: run from the repository's root"):
+        e2e.Endpoints.from_kind(tmp_path)
+
+
+def test_requests_through_the_gateway_carry_the_inference_services_host():
+    """replay() with a Host header, on the wire: what Kourier routes by."""
+    seen: list[str] = []
+
+    class Gateway(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            seen.append(self.headers["Host"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b'{"model_name": "credit-default", "model_version": "3", "outputs": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from mlops.serving.traffic_replay import replay
+
+        stats = replay(f"http://127.0.0.1:{server.server_port}", "credit-default", ["c1", "c2"], rate=50,
+                       requests=6, protocol="v2", headers={"Host": "credit-default-transformer.mlops.example.com"})
+    finally:
+        server.shutdown()
+    assert stats.statuses == {200: 6} and stats.versions == {"3": 6}
+    assert seen == ["credit-default-transformer.mlops.example.com"] * 6
