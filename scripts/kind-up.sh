@@ -34,24 +34,24 @@ k apply -f "$KNATIVE_CRDS_URL"
 k wait --for=condition=Established crd --all --timeout=120s
 k apply -f "$KNATIVE_CORE_URL"
 k apply -f "$KOURIER_URL"
-k -n knative-serving patch configmap/config-network --type merge \
-  -p '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'
-# Knative's default domain (svc.cluster.local) is not routed by the gateway; example.com is, given a Host header.
-k -n knative-serving patch configmap/config-domain --type merge -p '{"data":{"example.com":""}}'
 wait_available knative-serving 300s
 wait_available kourier-system 300s
+# Configured once Knative's webhook answers (it validates these ConfigMaps).
+retry 10 10 k -n knative-serving patch configmap/config-network --type merge \
+  -p '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'
+# Knative's default domain (svc.cluster.local) is not routed by the gateway; example.com is, given a Host header.
+retry 10 10 k -n knative-serving patch configmap/config-domain --type merge -p '{"data":{"example.com":""}}'
 
 log "KServe ${KSERVE_VERSION}"
 k create namespace kserve --dry-run=client -o yaml | k apply -f -
-k apply --server-side --force-conflicts -f "$KSERVE_URL"
+# Its Certificate and Issuer need cert-manager's webhook, which may still be warming up: retried.
+retry 10 15 k apply --server-side --force-conflicts -f "$KSERVE_URL"
 wait_available kserve 300s
 retry 10 10 k apply --server-side --force-conflicts -f "$KSERVE_CLUSTER_RESOURCES_URL"
 # Kourier, not Istio: KServe must not create Istio VirtualServices (inferenceservice-config, key "ingress").
-ingress="$(k -n kserve get configmap inferenceservice-config -o jsonpath='{.data.ingress}')"
-patched="$(printf '%s' "$ingress" | "$PYTHON" -c 'import json, sys; c = json.load(sys.stdin); c["disableIstioVirtualHost"] = True; print(json.dumps(c))')"
-if [ "$ingress" != "$patched" ]; then
-  k -n kserve patch configmap/inferenceservice-config --type merge \
-    -p "$("$PYTHON" -c 'import json, sys; print(json.dumps({"data": {"ingress": sys.argv[1]}}))' "$patched")"
+patch="$(k -n kserve get configmap inferenceservice-config -o jsonpath='{.data.ingress}' | "$PYTHON" -m mlops.cluster.kind)"
+if [ -n "$patch" ]; then
+  k -n kserve patch configmap/inferenceservice-config --type merge -p "$patch"
   k -n kserve rollout restart deployment/kserve-controller-manager
   k -n kserve rollout status deployment/kserve-controller-manager --timeout=300s
 fi

@@ -195,3 +195,21 @@ def test_requests_through_the_gateway_carry_the_inference_services_host():
         server.shutdown()
     assert stats.statuses == {200: 6} and stats.versions == {"3": 6}
     assert seen == ["credit-default-transformer.mlops.example.com"] * 6
+
+
+def test_the_kserve_ingress_patch_turns_istio_off_and_keeps_every_other_key():
+    import json
+
+    config = {"ingressGateway": "knative-serving/knative-ingress-gateway", "ingressDomain": "example.com",
+              "urlScheme": "http", "disableIstioVirtualHost": False}
+    done = subprocess.run([sys.executable, "-m", "mlops.cluster.kind"], input=json.dumps(config),
+                          capture_output=True, text=True, check=True)  # as scripts/kind-up.sh runs it
+    patched = json.loads(json.loads(done.stdout)["data"]["ingress"])
+    assert patched == {**config, "disableIstioVirtualHost": True}
+    again = subprocess.run([sys.executable, "-m", "mlops.cluster.kind"], input=json.dumps(patched),
+                           capture_output=True, text=True, check=True)
+    assert again.stdout == ""  # already off: no patch, no controller restart
+    with pytest.raises(ConfigError, match="'ingress' is not JSON"):
+        kind.kserve_ingress_patch("{not json")
+    with pytest.raises(ConfigError, match="not a JSON object"):
+        kind.kserve_ingress_patch("[1, 2]")

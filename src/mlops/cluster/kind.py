@@ -56,3 +56,28 @@ def host_ports(root: str | Path = ".") -> dict[str, HostPort]:
             found[svc["metadata"]["name"]] = HostPort(name, port["nodePort"], mapping.get("listenAddress", "127.0.0.1"),
                                                       mapping["hostPort"])
     return found
+
+
+def kserve_ingress_patch(ingress_json: str) -> dict | None:
+    """The merge patch of KServe's inferenceservice-config that turns Istio's virtual host off (Kourier is
+    the gateway); None when it is already off. Every other ingress key is kept as it is."""
+    import json
+
+    try:
+        ingress = json.loads(ingress_json)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"inferenceservice-config 'ingress' is not JSON: {exc}") from None
+    if not isinstance(ingress, dict):
+        raise ConfigError(f"inferenceservice-config 'ingress' is not a JSON object: {ingress_json[:80]!r}")
+    if ingress.get("disableIstioVirtualHost") is True:
+        return None
+    return {"data": {"ingress": json.dumps({**ingress, "disableIstioVirtualHost": True}, indent=2)}}
+
+
+if __name__ == "__main__":  # scripts/kind-up.sh: the ingress JSON on stdin -> the patch on stdout, or nothing
+    import json
+    import sys
+
+    patch = kserve_ingress_patch(sys.stdin.read())
+    if patch is not None:
+        print(json.dumps(patch))
