@@ -222,6 +222,11 @@ def test_the_kfp_launcher_keeps_artifacts_in_minio_with_the_pipelines_secret(kin
     assert s3["credentials"]["fromEnv"] is False
     secret = _find(kind_objects, "Secret", ref["secretName"], "kubeflow")  # where the pipelines run
     assert {ref["accessKeyKey"], ref["secretKeyKey"]} <= set(secret["data"])
+    role = _find(kind_objects, "Role", "mlops-artifact-credentials", "kubeflow")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ref["secretName"]],
+                              "verbs": ["get"]}]
+    binding = _find(kind_objects, "RoleBinding", "mlops-artifact-credentials", "kubeflow")
+    assert {"pipeline-runner", "ml-pipeline-ui"} <= {s["name"] for s in binding["subjects"]}
 
 
 def test_kserve_finds_minio_through_the_serving_account(kind_objects):
