@@ -104,17 +104,13 @@ def upload_pipelines(client, compiled: Path) -> dict[str, tuple[str, str]]:
         spec = next(d for d in yaml.safe_load_all(path.read_text()) if d and "pipelineInfo" in d)
         name, version = spec["pipelineInfo"]["name"], version_name(path)
         pipeline_id = client.get_pipeline_id(name)
-        if pipeline_id is None:
-            pipeline = client.upload_pipeline(str(path), pipeline_name=name,
-                                              description=spec["pipelineInfo"].get("description"))
-            pipeline_id = pipeline.pipeline_id
-            # the first upload is also the pipeline's first version (named after the pipeline)
-            version_id = client.list_pipeline_versions(pipeline_id).pipeline_versions[0].pipeline_version_id
-        else:
-            versions = client.list_pipeline_versions(pipeline_id, page_size=200).pipeline_versions or []
-            existing = next((v for v in versions if v.display_name == version), None)
-            version_id = (existing or client.upload_pipeline_version(
-                str(path), pipeline_version_name=version, pipeline_id=pipeline_id)).pipeline_version_id
+        if pipeline_id is None:  # its first version is named after the pipeline; ours follow, named by content
+            pipeline_id = client.upload_pipeline(str(path), pipeline_name=name,
+                                                 description=spec["pipelineInfo"].get("description")).pipeline_id
+        versions = client.list_pipeline_versions(pipeline_id, page_size=200).pipeline_versions or []
+        existing = next((v for v in versions if v.display_name == version), None)
+        version_id = (existing or client.upload_pipeline_version(
+            str(path), pipeline_version_name=version, pipeline_id=pipeline_id)).pipeline_version_id
         uploaded[path.name.removesuffix("_pipeline.yaml")] = (pipeline_id, version_id)
         print(f"  {path.name}: pipeline {name!r} version {version}")
     return uploaded

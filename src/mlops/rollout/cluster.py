@@ -1,4 +1,4 @@
-"""The rollout's cluster driver: KServe Serverless canary on the model's InferenceService.
+"""The rollout's cluster driver: KServe Knative-mode canary on the model's InferenceService.
 
 KServe 0.21 in Knative mode (formerly "Serverless") splits a predictor between its
 last ready revision and the new one by ``canaryTrafficPercent``:
@@ -94,7 +94,7 @@ class ClusterTraffic:
         self._api = None
 
     def describe(self) -> str:
-        return f"InferenceService {self.namespace}/{self.model} (KServe Serverless canary)"
+        return f"InferenceService {self.namespace}/{self.model} (KServe Knative-mode canary)"
 
     # -- Kubernetes access ------------------------------------------------------------
     @property
