@@ -170,9 +170,14 @@ def test_reports_are_written_and_readable(contract, tmp_path):
 def test_reports_are_published_to_s3(store, contract, tmp_path):
     path = tmp_path / "ok.parquet"
     generate_credit_data(3_000, seed=2).to_parquet(path)
-    out = validate_dataset(str(path), "credit_applications", tmp_path / "report", publish_to=store)
+    shared = tmp_path / "report"  # a folder that already holds someone else's files
+    shared.mkdir()
+    (shared / "monitoring-1200.html").write_text("another report")
+    out = validate_dataset(str(path), "credit_applications", shared, publish_to=store)
     prefix = out.report_uri.removeprefix(f"s3://{store.bucket}/").rsplit("/", 1)[0]
     assert set(store.read_manifest(prefix)) == {"report.html", "report.json", "summary.md"}
+    assert store.list_keys(prefix + "/") == [f"{prefix}/{n}" for n in
+                                             ("_MANIFEST.json", "report.html", "report.json", "summary.md")]
 
 
 def test_the_committed_contracts_accept_a_million_clean_rows(tmp_path):

@@ -76,7 +76,7 @@ def ingest_applications(uri: str, store) -> str:
     returns the feature snapshot's URI."""
     from mlops import stages
 
-    result = stages.build_features(uri, "credit_features", Path(state_dir()) / "reports", store)
+    result = stages.build_features(uri, "credit_features", Path(state_dir()) / "reports" / "ingested-features", store)
     print(f"  features of {result.rows} new applications materialized online ({result.snapshot_uri})")
     return result.snapshot_uri
 

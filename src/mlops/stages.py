@@ -57,6 +57,20 @@ class ValidateStageResult:
     data_digest: str  # "sha256:<hex>" of the validated file
 
 
+def _publish_files(store: ObjectStore, report_dir: Path, names: tuple[str, ...], prefix: str) -> None:
+    """Publish exactly the reports a step wrote into ``report_dir`` as one artifact under ``prefix``.
+
+    ``report_dir`` may hold other files (a caller's shared reports folder):
+    they must not leak into the published artifact.
+    """
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            shutil.copy2(report_dir / name, Path(tmp) / name)
+        store.publish_dir(tmp, prefix)
+
+
 def validate_dataset(data_uri: str, contract_ref: str, report_dir: str | Path,
                      publish_to: ObjectStore | None = None) -> ValidateStageResult:
     """Validate a dataset against its contract and write the JSON, HTML and Markdown reports.
@@ -84,7 +98,7 @@ def validate_dataset(data_uri: str, contract_ref: str, report_dir: str | Path,
     (report_dir / "report.html").write_text(validation_html(result))
     (report_dir / "summary.md").write_text(validation_markdown(result, report_uri))
     if publish_to is not None:
-        publish_to.publish_dir(report_dir, prefix)
+        _publish_files(publish_to, report_dir, ("report.json", "report.html", "summary.md"), prefix)
     return ValidateStageResult(result, report_dir, report_uri, "sha256:" + digest)
 
 
@@ -261,7 +275,7 @@ def evaluate_candidate(test_path: str | Path, model_uri: str, model_name: str, g
     (report_dir / "blessing.json").write_text(json.dumps(decision, indent=2))
     (report_dir / "summary.md").write_text(gate_markdown(model_name, blessing, name, report_uri))
     if store is not None:
-        store.publish_dir(report_dir, prefix)
+        _publish_files(store, report_dir, ("report.html", "blessing.json", "summary.md"), prefix)
     return GateStageResult(candidate, champion, champion_version, blessing, config.high_stakes, report_uri)
 
 
