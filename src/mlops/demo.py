@@ -16,6 +16,7 @@ approved and rolled out -> batch scoring with the compiled batch pipeline
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from mlops.datasets import write_table
@@ -29,6 +30,10 @@ MODEL = "credit-default"
 
 
 def _step(n: int, text: str) -> None:
+    from mlops.demo_summary import StoryRecorder
+
+    if isinstance(sys.stdout, StoryRecorder):
+        sys.stdout.begin(n, text)
     print(f"\n=== [{n}/{STEPS}] {text}", flush=True)
 
 
@@ -102,6 +107,29 @@ def _blessed_rollout(data_uri: str, label: str, seed: int, faults: dict | None, 
 
 
 def run_demo(rows: int = 20_000, seed: int = 42) -> None:
+    """The story, recorded step by step; it ends with the HTML summary (also when a step fails)."""
+    from mlops.demo_summary import recorder, write_summary
+    from mlops.storage import ObjectStore
+
+    story, outcome = recorder(), "every step passed"
+    sys.stdout = story
+    try:
+        _tell_the_story(rows, seed)
+    except BaseException as exc:
+        story.fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        outcome = f"stopped at step {story.steps[-1].number if story.steps else 0}: {type(exc).__name__}"
+        raise
+    finally:
+        sys.stdout = story.terminal
+        story.finish()
+        try:
+            path = write_summary(state_dir() / "demo", story.steps, ObjectStore.from_env(), MODEL, outcome)
+            print(f"\nthe whole story on one page: {path} (open it in a browser; reports/ beside it)")
+        except Exception as exc:  # the platform itself may be what failed: say so, keep the original error
+            print(f"\n(no summary page: {exc})", file=sys.stderr)
+
+
+def _tell_the_story(rows: int, seed: int) -> None:
     from mlops import audit, registry
     from mlops.data.generator import generate_credit_data
 

@@ -1,0 +1,44 @@
+"""The demo's closing page: what each step printed is kept per step, and the page is written from what
+the run left on S3 and in the registry (here: a real validation report on the session's S3)."""
+
+from __future__ import annotations
+
+import io
+
+from mlops.data.generator import generate_credit_data
+from mlops.demo_summary import StoryRecorder, write_summary
+from mlops.stages import validate_dataset
+
+
+def test_the_recorder_shows_everything_and_keeps_each_steps_lines():
+    terminal = io.StringIO()
+    story = StoryRecorder(terminal)
+    print("before any step", file=story)
+    story.begin(1, "platform")
+    story.write("platform up\nS3 on 127.0.0.1")
+    story.write(":9000\n")
+    story.begin(2, "data")
+    print("20000 rows", file=story)
+    story.fail("S3 went away")
+    assert terminal.getvalue() == "before any step\nplatform up\nS3 on 127.0.0.1:9000\n20000 rows\n"
+    assert [s.output for s in story.steps] == [["platform up", "S3 on 127.0.0.1:9000"],
+                                               ["20000 rows", "FAILED: S3 went away"]]
+    assert [s.failed for s in story.steps] == [False, True]
+    assert all(s.seconds >= 0 for s in story.steps)
+
+
+def test_the_page_links_local_copies_of_the_published_reports(store, tmp_path):
+    data = tmp_path / "applications.parquet"
+    generate_credit_data(2_000, seed=5).to_parquet(data)
+    published = validate_dataset(str(data), "credit_applications", tmp_path / "validation", publish_to=store)
+    story = StoryRecorder(io.StringIO())
+    story.begin(1, "a step that <b>escapes</b>")
+    story.write("done\n")
+    story.finish()
+    page = write_summary(tmp_path / "demo", story.steps, store, "no-such-model", "every step passed")
+    html = page.read_text()
+    key = published.report_uri.split(f"s3://{store.bucket}/", 1)[1]
+    assert (tmp_path / "demo" / key).read_text() == (tmp_path / "validation" / "report.html").read_text()
+    assert f"href='{key}'" in html
+    assert "a step that &lt;b&gt;escapes&lt;/b&gt;" in html and "<b>escapes" not in html
+    assert html.count("data:image/png;base64,") >= 1  # the timeline, inline: the page needs nothing else
