@@ -35,6 +35,7 @@ bench: venv
 	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_feature_store.py
 	$(BIN)/python bench/bench_serving.py
+	$(BIN)/python bench/bench_load.py
 	$(BIN)/python bench/bench_batch.py
 
 platform-up: venv
