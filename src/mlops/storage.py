@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import unquote
 
 import urllib3
 from minio import Minio
@@ -87,21 +88,32 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 def safe_key(key: str) -> str:
     """Return ``key`` if it stays inside its bucket, else raise.
 
-    Refuses absolute keys, ``..`` and ``.`` segments, empty segments and
-    backslashes: an artifact name from a request or a config must never
-    reach outside the prefix it was meant for.
+    Refuses absolute keys, ``..`` and ``.`` segments, empty segments,
+    backslashes and NUL, also when percent-encoded (``%2e%2e``, ``..%2f``,
+    ``%252e``: a proxy, a client or a later reader may decode them): an
+    artifact name from a request or a config must never reach outside the
+    prefix it was meant for.
     """
-    parts = key.split("/")
-    if (not key or key.startswith("/") or "\\" in key or "\x00" in key
-            or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", "..")):
-        raise StorageError(f"object key {key!r} is not a plain relative path (no '..', no leading '/', no empty parts)")
+    decoded = key
+    while (once := unquote(decoded)) != decoded:  # every round shortens it: bounded
+        decoded = once
+    for form in (key, decoded):
+        parts = form.split("/")
+        if (not form or form.startswith("/") or "\\" in form or "\x00" in form
+                or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", "..")):
+            raise StorageError(f"object key {key!r} is not a plain relative path (no '..', no leading '/', "
+                               "no empty parts, not even percent-encoded)")
     return key
 
 
 def join_key(prefix: str, *parts: str) -> str:
-    """Join key parts, refusing any part that would escape ``prefix``."""
-    key = "/".join([prefix.strip("/"), *(p.strip("/") for p in parts)]).strip("/")
-    return safe_key(key)
+    """Join key parts under ``prefix``, refusing any part that would escape it (``..``, an absolute part).
+
+    Trailing slashes are dropped (``reports/`` + ``x`` is ``reports/x``); an
+    empty prefix is the bucket's root.
+    """
+    pieces = [p.rstrip("/") for p in (prefix, *parts)]
+    return safe_key("/".join(pieces[1:] if pieces[0] == "" else pieces))
 
 
 class ObjectStore:
@@ -410,8 +422,7 @@ class ObjectStore:
     def download_dir(self, prefix: str, local_dir: str | os.PathLike, bucket: str | None = None) -> list[StoredObject]:
         """Download exactly the files a published artifact's manifest lists, verified."""
         bucket, root = bucket or self.bucket, Path(local_dir)
-        out = []
-        for rel, entry in sorted(self.read_manifest(prefix, bucket).items()):
-            target = root / safe_key(rel)
-            out.append(self.get_file(join_key(prefix, rel), target, bucket, expected_sha256=entry["sha256"]))
-        return out
+        # Every name is checked before anything is written: a hostile entry leaves no partial copy behind.
+        files = [(root / safe_key(rel), join_key(prefix, rel), entry)
+                 for rel, entry in sorted(self.read_manifest(prefix, bucket).items())]
+        return [self.get_file(key, target, bucket, expected_sha256=entry["sha256"]) for target, key, entry in files]

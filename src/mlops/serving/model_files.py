@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.errors import ModelIntegrityError, ServingError, TrackingError
+from mlops.errors import ModelIntegrityError, ServingError, StorageError, TrackingError
 from mlops.settings import mlflow_artifacts_root
-from mlops.storage import ObjectStore, parse_s3_uri, sha256_file
+from mlops.storage import ObjectStore, parse_s3_uri, safe_key, sha256_file
 
 MODEL_DIGEST_TAG = "mlops.model_digest"
 _PROXY_SCHEME = "mlflow-artifacts:/"
@@ -117,7 +117,7 @@ def fetch_model(ref: ModelRef, cache_dir: str | os.PathLike, store: ObjectStore 
     A complete, verified copy already there is reused; anything else is
     replaced, so a crash mid-download never leaves a loadable half model.
     """
-    target = Path(cache_dir) / ref.name / ref.version
+    target = Path(cache_dir) / _folder_name(ref.name, "model name") / _folder_name(ref.version, "model version")
     if target.is_dir():
         try:
             verify_model_dir(target, ref.digest)
@@ -137,6 +137,19 @@ def fetch_model(ref: ModelRef, cache_dir: str | os.PathLike, store: ObjectStore 
     _remove_tree(target)
     staging.rename(target)
     return target
+
+
+def _folder_name(value: str, what: str) -> str:
+    """``value`` as one folder name of the cache: a ref read from a plan or a request never reaches outside it
+    (the fetch replaces what it finds at its target)."""
+    try:
+        safe_key(value)
+        plain = "/" not in value
+    except StorageError:
+        plain = False
+    if not plain:
+        raise ServingError(f"{what} {value!r} is not a plain name: refusing to use it as a folder of the model cache")
+    return value
 
 
 def _remove_tree(path: Path) -> None:
