@@ -283,7 +283,10 @@ class LocalPlatform:
     def _mlflow_env(self) -> dict[str, str]:
         s3 = self.s3_settings()
         return {"MLFLOW_S3_ENDPOINT_URL": s3.url, "AWS_ACCESS_KEY_ID": s3.access_key,
-                "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_DEFAULT_REGION": s3.region}
+                "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_DEFAULT_REGION": s3.region,
+                # MLflow 3's job execution (GenAI jobs; unused here) starts a job runner and seven huey
+                # consumers: measured on 2 CPUs, start-up 20 s instead of 9 s and 1.2-1.9 GiB instead of 0.5.
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
 
     def _start(self, name: str, cmd: list[str], url: str, extra_env: dict[str, str] | None = None) -> Service:
         return start_process(name, cmd, url, self.home / "logs", cwd=self.home, extra_env=extra_env)
