@@ -44,31 +44,53 @@ def registry_lock(store: ObjectStore, model: str, wait_s: float = 30.0,
 
 
 # -- MLflow access ----------------------------------------------------------------
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
 def _client():
     from mlflow import MlflowClient
 
     return MlflowClient()
 
 
+@contextmanager
+def _mlflow(action: str) -> Iterator[None]:
+    """An MLflow failure (down, restarting, erroring) as one TrackingError naming the server, never mistaken
+    for a refusal such as "no such version"."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"MLflow at {mlflow.get_tracking_uri()} failed while trying to {action}: "
+                            f"{getattr(exc, 'message', exc)}. Is it running (locally: `mlops platform status`) and is "
+                            "MLFLOW_TRACKING_URI right?") from None
+
+
 def alias_version(model: str, alias: str) -> str | None:
     """The version an alias points at, or None."""
     from mlflow.exceptions import MlflowException
 
-    try:
-        return str(_client().get_model_version_by_alias(model, alias).version)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
-        raise TrackingError(f"cannot read alias {alias!r} of model {model!r}: {exc.message}") from None
+    with _mlflow(f"read alias {alias!r} of model {model!r}"):
+        try:
+            return str(_client().get_model_version_by_alias(model, alias).version)
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND:
+                return None
+            raise
 
 
 def _require_version(model: str, version: str):
     from mlflow.exceptions import MlflowException
 
-    try:
-        mv = _client().get_model_version(model, version)
-    except MlflowException:
-        raise PromotionRefused(f"model {model!r} has no version {version!r}") from None
+    with _mlflow(f"read {model} v{version}"):
+        try:
+            mv = _client().get_model_version(model, version)
+        except MlflowException as exc:
+            if exc.error_code not in _NOT_FOUND:
+                raise
+            raise PromotionRefused(f"model {model!r} has no version {version!r}") from None
     if mv.status != "READY":
         raise PromotionRefused(f"{model} v{version} is {mv.status}, not READY")
     return mv
@@ -101,8 +123,9 @@ def approve(store: ObjectStore, model: str, version: str, by: str, reason: str) 
     _require_version(model, version)
     event = audit.AuditEvent("approve", model, version, by, reason)
     client = _client()
-    for key, value in (("by", by), ("reason", reason), ("at", event.at)):
-        client.set_model_version_tag(model, version, f"mlops.approval.{key}", value)
+    with _mlflow(f"record the approval of {model} v{version}"):
+        for key, value in (("by", by), ("reason", reason), ("at", event.at)):
+            client.set_model_version_tag(model, version, f"mlops.approval.{key}", value)
     return audit.record(store, event)
 
 
@@ -132,14 +155,15 @@ def promote(store: ObjectStore, model: str, version: str, alias: str, *, expecte
             raise PromotionRefused(
                 f"{alias} of {model} is {name(current)} now, not {name(expected_current)} as when this decision "
                 "was made: re-evaluate against the new champion")
-        if alias == PRODUCTION and current is not None:
-            client.set_registered_model_alias(model, ROLLBACK, current)
-            client.set_model_version_tag(model, current, "mlops.replaced_by", str(version))
-        client.set_registered_model_alias(model, alias, str(version))
         event = audit.AuditEvent("promote", model, str(version), actor, reason,
                                  details={"alias": alias, "previous": current, **(details or {})})
-        for key, value in (("at", event.at), ("by", actor), ("reason", reason)):
-            client.set_model_version_tag(model, str(version), f"mlops.{alias}.{key}", value)
+        with _mlflow(f"move {alias} of {model} to v{version}"):
+            if alias == PRODUCTION and current is not None:
+                client.set_registered_model_alias(model, ROLLBACK, current)
+                client.set_model_version_tag(model, current, "mlops.replaced_by", str(version))
+            client.set_registered_model_alias(model, alias, str(version))
+            for key, value in (("at", event.at), ("by", actor), ("reason", reason)):
+                client.set_model_version_tag(model, str(version), f"mlops.{alias}.{key}", value)
         key = audit.record(store, event)
     return Promotion(model, str(version), alias, current, key)
 
@@ -154,8 +178,9 @@ def _complete_interrupted(store, model, version, alias, actor, reason, details) 
                              details={"alias": alias, "previous": None, "completed_after_interruption": True,
                                       **(details or {})})
     client = _client()
-    for key, value in (("at", event.at), ("by", actor), ("reason", reason)):
-        client.set_model_version_tag(model, version, f"mlops.{alias}.{key}", value)
+    with _mlflow(f"record the move of {alias} of {model} to v{version}"):
+        for key, value in (("at", event.at), ("by", actor), ("reason", reason)):
+            client.set_model_version_tag(model, version, f"mlops.{alias}.{key}", value)
     return Promotion(model, version, alias, None, audit.record(store, event), already_done=True)
 
 
@@ -167,13 +192,13 @@ def rollback(store: ObjectStore, model: str, actor: str, reason: str) -> Promoti
         if previous is None:
             raise PromotionRefused(f"{model} has no {ROLLBACK!r} version to return to "
                                    f"(production is v{current}, and nothing was replaced yet)")
-        client.set_registered_model_alias(model, PRODUCTION, previous)
-        if current is not None:
-            client.set_registered_model_alias(model, ROLLBACK, current)
         event = audit.AuditEvent("rollback", model, previous, actor, reason,
                                  details={"alias": PRODUCTION, "previous": current})
-        if current is not None:
-            client.set_model_version_tag(model, current, "mlops.rolled_back_at", event.at)
+        with _mlflow(f"move production of {model} back to v{previous}"):
+            client.set_registered_model_alias(model, PRODUCTION, previous)
+            if current is not None:
+                client.set_registered_model_alias(model, ROLLBACK, current)
+                client.set_model_version_tag(model, current, "mlops.rolled_back_at", event.at)
         key = audit.record(store, event)
     return Promotion(model, previous, PRODUCTION, current, key)
 
