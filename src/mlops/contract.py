@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,48 @@ def _fail(where: str, message: str) -> ConfigError:
     return ConfigError(f"{where}: {message}")
 
 
+def _show(value: Any) -> str:
+    """A value for a message: its repr, cut short (a YAML file can hold a 4,000-digit number)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _names(keys) -> list[str]:
+    """Field names for a message, whatever YAML made of them (strings, numbers, dates, null)."""
+    return sorted(map(str, keys))
+
+
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise _fail(where, f"expected a number, got {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(where, f"expected a number, got {_show(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise _fail(where, f"expected a number, got {_show(value)} (too large)") from None
+    if not math.isfinite(number):
+        raise _fail(where, f"expected a finite number, got {_show(value)}")
+    return number
+
+
+def _count(value: Any, where: str) -> int:
+    """A whole number of rows (1000 or 1000.0; not 1.5, not true)."""
+    number = _number(value, where)
+    if not number.is_integer():
+        raise _fail(where, f"expected a whole number, got {_show(value)}")
+    return int(value) if isinstance(value, int) else int(number)
+
+
+def _mapping(raw: dict, name: str, where: str, expected: str) -> dict:
+    """An optional mapping field: absent or empty (null) is {}, anything but a mapping is refused."""
+    value = raw.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(f"{where}: {name}", f"expected {expected}, got {_show(value)}")
+    return value
 
 
 def _drift_rule(raw: Any, where: str, kinds: tuple[str, ...]) -> dict[str, Any]:
@@ -110,7 +149,9 @@ def _drift_rule(raw: Any, where: str, kinds: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(raw, dict) or set(raw) - {"method", "threshold", "enabled"}:
         raise _fail(where, "expected a mapping with 'method' and/or 'threshold' (or false to disable)")
     if "method" in raw and raw["method"] not in kinds:
-        raise _fail(where, f"method {raw['method']!r} is not one of {list(kinds)}")
+        raise _fail(where, f"method {_show(raw['method'])} is not one of {list(kinds)}")
+    if "enabled" in raw and not isinstance(raw["enabled"], bool):
+        raise _fail(f"{where}.enabled", f"expected true or false, got {_show(raw['enabled'])}")
     if "threshold" in raw:
         threshold = _number(raw["threshold"], f"{where}.threshold")
         if threshold < 0:
@@ -123,9 +164,9 @@ def _column(name: str, raw: Any, where: str) -> ColumnSpec:
         raise _fail(where, f"expected a mapping of column settings, got {type(raw).__name__}")
     unknown = set(raw) - _COLUMN_FIELDS
     if unknown:
-        raise _fail(where, f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_COLUMN_FIELDS)}")
+        raise _fail(where, f"unknown field(s) {_names(unknown)}; allowed: {sorted(_COLUMN_FIELDS)}")
     if raw.get("type") not in TYPES:
-        raise _fail(f"{where}.type", f"must be one of {list(TYPES)}, got {raw.get('type')!r}")
+        raise _fail(f"{where}.type", f"must be one of {list(TYPES)}, got {_show(raw.get('type'))}")
     spec = ColumnSpec(name=name, type=raw["type"])
     if "nullable" in raw:
         if not isinstance(raw["nullable"], bool):
@@ -147,6 +188,10 @@ def _column(name: str, raw: Any, where: str) -> ColumnSpec:
     if raw.get("values") is not None:
         if spec.type != "category" or not isinstance(raw["values"], list) or not raw["values"]:
             raise _fail(f"{where}.values", "a non-empty list of allowed values, for category columns only")
+        odd = [v for v in raw["values"] if type(v) not in (str, int, float)]
+        if odd:  # yes/no/on/off are booleans to YAML, ~ is null: quote them
+            raise _fail(f"{where}.values", f"each value must be text or a number (quote yes, no, on, off, ~), "
+                                           f"got {_show(odd[0])}")
         spec.values = [str(v) for v in raw["values"]]
     if "drift" in raw:
         kinds = stats.NUMERIC_METHODS if spec.numeric else stats.CATEGORICAL_METHODS
@@ -160,35 +205,42 @@ def parse_contract(raw: Any, where: str = "contract") -> Contract:
         raise _fail(where, "expected a mapping at the top level")
     unknown = set(raw) - _TOP_FIELDS
     if unknown:
-        raise _fail(where, f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_TOP_FIELDS)}")
+        raise _fail(where, f"unknown field(s) {_names(unknown)}; allowed: {sorted(_TOP_FIELDS)}")
     if not isinstance(raw.get("dataset"), str) or not raw["dataset"]:
         raise _fail(f"{where}: dataset", "a dataset name is required")
     columns_raw = raw.get("columns")
     if not isinstance(columns_raw, dict) or not columns_raw:
         raise _fail(f"{where}: columns", "a non-empty mapping of column name to settings is required")
+    odd = [n for n in columns_raw if n is None or isinstance(n, bool)]
+    if odd:  # YAML reads an unquoted yes/no/on/off as a boolean and ~ or null as null
+        raise _fail(f"{where}: columns", f"column name {_show(odd[0])} is not text; quote it (e.g. 'no')")
     columns = {str(n): _column(str(n), c, f"{where}: columns.{n}") for n, c in columns_raw.items()}
     contract = Contract(dataset=raw["dataset"], columns=columns)
     if "version" in raw:
         if not isinstance(raw["version"], int) or isinstance(raw["version"], bool):
             raise _fail(f"{where}: version", f"expected an integer, got {raw['version']!r}")
         contract.version = raw["version"]
-    contract.description = str(raw.get("description", ""))
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _fail(f"{where}: description", f"expected text, got {_show(description)}")
+    contract.description = description or ""
     key = raw.get("key", [])
     key = [key] if isinstance(key, str) else key
-    if not isinstance(key, list) or any(k not in columns for k in key):
-        raise _fail(f"{where}: key", f"must list declared columns, got {key!r}")
+    if not isinstance(key, list) or any(not isinstance(k, str) or k not in columns for k in key):
+        raise _fail(f"{where}: key", f"must list declared columns, got {_show(key)}")
     contract.key = list(key)
     if raw.get("timestamp") is not None:
-        if raw["timestamp"] not in columns or columns[raw["timestamp"]].type != "timestamp":
-            raise _fail(f"{where}: timestamp", f"{raw['timestamp']!r} must be a declared timestamp column")
-        contract.timestamp = raw["timestamp"]
-    rows = raw.get("rows", {}) or {}
-    if not isinstance(rows, dict) or set(rows) - {"min", "max"}:
+        timestamp = raw["timestamp"]
+        if not isinstance(timestamp, str) or timestamp not in columns or columns[timestamp].type != "timestamp":
+            raise _fail(f"{where}: timestamp", f"{_show(timestamp)} must be a declared timestamp column")
+        contract.timestamp = timestamp
+    rows = _mapping(raw, "rows", where, "a mapping with 'min' and/or 'max'")
+    if set(rows) - {"min", "max"}:
         raise _fail(f"{where}: rows", "expected a mapping with 'min' and/or 'max'")
     if "min" in rows:
-        contract.min_rows = int(_number(rows["min"], f"{where}: rows.min"))
+        contract.min_rows = _count(rows["min"], f"{where}: rows.min")
     if rows.get("max") is not None:
-        contract.max_rows = int(_number(rows["max"], f"{where}: rows.max"))
+        contract.max_rows = _count(rows["max"], f"{where}: rows.max")
     if contract.min_rows < 0 or (contract.max_rows is not None and contract.max_rows < contract.min_rows):
         raise _fail(f"{where}: rows", f"need 0 <= min <= max, got min {contract.min_rows}, max {contract.max_rows}")
     if "allow_extra_columns" in raw:
@@ -196,21 +248,21 @@ def parse_contract(raw: Any, where: str = "contract") -> Contract:
             raise _fail(f"{where}: allow_extra_columns", "expected true or false")
         contract.allow_extra_columns = raw["allow_extra_columns"]
     if raw.get("reference_profile") is not None:
-        contract.reference_profile = str(raw["reference_profile"])
-    drift = raw.get("drift", {}) or {}
-    if not isinstance(drift, dict) or set(drift) - {"numeric", "categorical"}:
+        if not isinstance(raw["reference_profile"], str):
+            raise _fail(f"{where}: reference_profile", f"expected a file name, got {_show(raw['reference_profile'])}")
+        contract.reference_profile = raw["reference_profile"]
+    drift = _mapping(raw, "drift", where, "a mapping with 'numeric' and/or 'categorical'")
+    if set(drift) - {"numeric", "categorical"}:
         raise _fail(f"{where}: drift", "expected a mapping with 'numeric' and/or 'categorical'")
     for kind, kinds in (("numeric", stats.NUMERIC_METHODS), ("categorical", stats.CATEGORICAL_METHODS)):
         if kind in drift:
             contract.drift[kind].update(_drift_rule(drift[kind], f"{where}: drift.{kind}", kinds))
-    severity = raw.get("severity", {}) or {}
-    if not isinstance(severity, dict):
-        raise _fail(f"{where}: severity", "expected a mapping of check family to error or warning")
+    severity = _mapping(raw, "severity", where, "a mapping of check family to error or warning")
     for family, level in severity.items():
         if family not in CHECK_FAMILIES:
             raise _fail(f"{where}: severity.{family}", f"unknown check family; known: {list(CHECK_FAMILIES)}")
         if level not in SEVERITIES:
-            raise _fail(f"{where}: severity.{family}", f"must be 'error' or 'warning', got {level!r}")
+            raise _fail(f"{where}: severity.{family}", f"must be 'error' or 'warning', got {_show(level)}")
         contract.severity[family] = level
     return contract
 
@@ -219,15 +271,24 @@ def load_contract(path: str | Path) -> Contract:
     """Read and check a contract file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read data contract {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"data contract {path} is not UTF-8 text: byte {exc.start} is "
+                          f"{exc.object[exc.start]:#04x}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"data contract {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"data contract {path} is not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors let these through for a malformed tagged or implicit scalar
+        # (2020-13-45, !!timestamp x, !!int x): the text is YAML, its values are not.
+        raise ConfigError(f"data contract {path} is not valid YAML: a malformed value ({exc})") from None
     contract = parse_contract(raw, str(path))
     contract.path = path
     return contract
@@ -306,9 +367,9 @@ def contract_to_yaml(contract: Contract) -> str:
         if c.nullable:
             entry["max_missing"] = c.max_missing
         if c.min is not None:
-            entry["min"] = int(c.min) if c.type == "integer" else c.min
+            entry["min"] = int(c.min) if c.type == "integer" and c.min.is_integer() else c.min
         if c.max is not None:
-            entry["max"] = int(c.max) if c.type == "integer" else c.max
+            entry["max"] = int(c.max) if c.type == "integer" and c.max.is_integer() else c.max
         if c.values is not None:
             entry["values"] = c.values
         if c.drift is not None:
@@ -330,7 +391,10 @@ def contract_to_yaml(contract: Contract) -> str:
     header = ("# Data contract (see README, 'Data contract'). Edit freely: types are integer, float, string,\n"
               "# category, boolean, timestamp; severity per check family is error or warning; drift methods:\n"
               "# numeric psi | jensen_shannon, categorical jensen_shannon | l_infinity | chi_squared (p-value).\n")
-    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    if any(ch in body for ch in "\x85\u2028\u2029"):  # PyYAML writes these raw, then reads them as line breaks
+        body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=100)
+    return header + body
 
 
 # -- reference profiles -------------------------------------------------------
