@@ -5,7 +5,8 @@ Content-Type, an oversized body and several malformed payloads with 500.
 This module runs the same FastAPI app and dataplane with three additions: a
 chosen bind address, a small ASGI guard in front (media type and body size,
 checked before the body is parsed) and handlers that turn a
-:class:`~mlops.errors.HttpError` into its status code with a message saying what to fix.
+:class:`~mlops.errors.HttpError` into its status code with a message saying what to fix
+(and FastAPI's and KServe's own refusals into the same ``{"error": ...}`` form).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ VERSION_HEADER = "x-mlops-model-version"  # which model version answered, on eve
 UNKNOWN_VERSION = "unknown"  # the version of an answer nobody could attribute (the predictor never answered)
 _INFERENCE_SUFFIXES = (":predict", ":explain", "/infer")
 _JSON_TYPES = ("application/json", "application/cloudevents+json")
+_CE_BINARY = (b"ce-specversion", b"ce-source", b"ce-type", b"ce-id")  # all four: KServe reads a binary CloudEvent
 
 
 def import_kserve():
@@ -49,7 +51,13 @@ def upstream_client(timeout_s: float):
 def _error_body(message: str) -> bytes:
     import orjson
 
-    return orjson.dumps({"error": message})
+    return orjson.dumps({"error": _printable(message)})
+
+
+def _printable(message: str) -> str:
+    """The message, with any unpaired surrogate escaped: a V2 body parsed by the json module may carry
+    them (in a tensor name, say) into an error message, and JSON output must be UTF-8."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class RequestGuard:
@@ -77,6 +85,16 @@ class RequestGuard:
             await _reply(send, 413, f"request body of {declared.decode('latin-1')} bytes is over the limit of "
                                     f"{self.max_body_bytes} bytes; split the batch")
             return
+        if b"ce-contenttype" in headers and all(h in headers for h in _CE_BINARY):
+            # KServe 0.21 unmarshals such an event's JSON data and then decodes it again as bytes: a 500.
+            await _reply(send, 400, "a binary CloudEvent with a ce-contenttype header cannot be decoded; "
+                                    "leave ce-contenttype out (the Content-Type header already says JSON)")
+            return
+        if headers[b"content-type"] != media.encode():
+            # KServe compares the whole header with "application/json": hand it the bare media type, or it
+            # takes "application/json; charset=utf-8" (or "Application/JSON") for a binary body.
+            scope = {**scope, "headers": [(k, media.encode() if k == b"content-type" else v)
+                                          for k, v in scope["headers"]]}
         await self.app(scope, _capped(receive, self.max_body_bytes), send)
 
     def _with_headers(self, send, started: float | None = None):
@@ -121,17 +139,36 @@ async def _reply(send, status: int, message: str) -> None:
 def _install(app, max_body_bytes: int, response_headers: dict[str, str] | None) -> None:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import ORJSONResponse
+    from kserve.errors import InvalidInput
+    from starlette.exceptions import HTTPException
 
     async def http_error(_, exc: HttpError):
-        return ORJSONResponse(status_code=exc.status, content={"error": str(exc)})
+        return ORJSONResponse(status_code=exc.status, content={"error": _printable(str(exc))})
+
+    async def invalid_input(_, exc: InvalidInput):
+        # KServe's own refusals (FP16 data, a malformed CloudEvent, ...): its handler cannot write a message
+        # that quotes an unpaired surrogate (a 500); this one can.
+        return ORJSONResponse(status_code=400, content={"error": _printable(str(exc))})
+
+    async def framework_error(_, exc: HTTPException):
+        # FastAPI's own refusals (no such route, wrong method, a body it cannot decode) in the same
+        # {"error": ...} form as ours; an undecodable body says why (not UTF-8, nested too deeply, ...).
+        message = str(exc.detail)
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            message = f"the request body is not valid JSON: {type(exc.__cause__).__name__}: {exc.__cause__}"[:500]
+        return ORJSONResponse(status_code=exc.status_code, content={"error": _printable(message)},
+                              headers=exc.headers)
 
     async def invalid_body(_, exc: RequestValidationError):
         problems = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
                     for e in exc.errors()[:10]]
-        return ORJSONResponse(status_code=422, content={"error": "malformed request body: " + "; ".join(problems)})
+        return ORJSONResponse(status_code=422,
+                              content={"error": _printable("malformed request body: " + "; ".join(problems))})
 
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, response_headers=response_headers)
     app.add_exception_handler(HttpError, http_error)
+    app.add_exception_handler(HTTPException, framework_error)
+    app.add_exception_handler(InvalidInput, invalid_input)
     app.add_exception_handler(RequestValidationError, invalid_body)
 
 

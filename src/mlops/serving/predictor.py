@@ -23,7 +23,7 @@ from mlops.serving.http_server import VERSION_HEADER, import_kserve
 from mlops.serving.model_files import (LoadedModel, fetch_model, load_model, model_cache_dir,
                                        request_scoring_threads, resolve_model)
 from mlops.errors import BadRequest
-from mlops.serving.request_schema import RequestSchema
+from mlops.serving.request_schema import RequestSchema, is_text
 
 kserve = import_kserve()
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
@@ -61,6 +61,9 @@ class CreditModel(kserve.Model):
     async def predict(self, payload, headers=None, response_headers=None):
         try:
             if isinstance(payload, InferRequest):
+                if payload.id is not None and not is_text(payload.id):  # the answer repeats it
+                    raise BadRequest("the request's \"id\" must be valid Unicode text (it holds an unpaired "
+                                     "surrogate)")
                 features = self.schema.from_v2([(i.name, i.datatype, i.shape, i.data) for i in payload.inputs])
             elif isinstance(payload, (bytes, str)):
                 raise BadRequest("the request body must be a JSON object", status=415)
@@ -133,8 +136,9 @@ def warm_up(model: CreditModel, model_dir) -> None:
     from mlflow.models import Model
 
     example = Model.load(str(model_dir)).load_input_example(str(model_dir))
-    if example is not None:
-        model.scores(model.schema.from_v1({"instances": example.to_dict(orient="records")}))
+    if example is not None:  # missing values as a caller sends them: null, not NaN (which requests may not carry)
+        rows = example.astype(object).where(example.notna(), None).to_dict(orient="records")
+        model.scores(model.schema.from_v1({"instances": rows}))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ tells the caller everything to fix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -154,6 +155,10 @@ class RequestSchema:
             for i, v in enumerate(values[name]):
                 if kind in NUMERIC_TYPES and v is not None and (type(v) is bool or not isinstance(v, (int, float))):
                     problems.add(f"{unit} {i}: {name} must be a number or null, got {_describe(v)}")
+                elif kind in NUMERIC_TYPES and v is not None and not _finite(v):
+                    # JSON has no NaN or Infinity, but V2 bodies are parsed leniently (NaN, Infinity, 1e400
+                    # and integers beyond any float get through): refused as V1's parser refuses them.
+                    problems.add(f"{unit} {i}: {name} must be a finite number or null, got {_describe(v)}")
                 elif kind in TEXT_TYPES and v is not None and not isinstance(v, str):
                     problems.add(f"{unit} {i}: {name} must be text or null, got {_describe(v)}")
             if len(problems.items) >= MAX_PROBLEMS:
@@ -171,6 +176,23 @@ def model_frame(columns: Sequence[tuple[str, str]], values: Mapping[str, Sequenc
     """
     return pd.DataFrame({name: np.asarray(values[name], dtype=np.float64 if kind in NUMERIC_TYPES else object)
                          for name, kind in columns}, columns=[name for name, _ in columns])
+
+
+def is_text(value: str) -> bool:
+    """Whether a str is Unicode text that can be written as UTF-8: a V2 body, parsed by the json module, can
+    carry unpaired surrogates ("\\ud800") that no answer, log or lookup can encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _flatten(data: object) -> list | None:

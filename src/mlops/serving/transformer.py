@@ -31,6 +31,7 @@ import pandas as pd
 from mlops.errors import BadRequest, UpstreamError
 from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES
 from mlops.serving.http_server import SERVER_TIMING, UNKNOWN_VERSION, VERSION_HEADER, import_kserve, upstream_client
+from mlops.serving.request_schema import _flatten, is_text
 from mlops.serving.routing import Routing, ShadowTarget, read_routing
 
 kserve = import_kserve()
@@ -67,17 +68,17 @@ _TEXT = frozenset(CATEGORICAL_FEATURES)
 def entity_ids(payload, max_rows: int = 10_000) -> list[str]:
     """Customer ids of a V1 or V2 request; a clear 4xx for anything else."""
     if isinstance(payload, InferRequest):
-        tensors = {i.name: i for i in payload.inputs}
-        if set(tensors) != {ENTITY_KEY}:
+        names = [i.name for i in payload.inputs]
+        if names != [ENTITY_KEY]:  # a second customer_id tensor too: which one would be meant?
             raise BadRequest(f"a V2 request to the transformer needs exactly one input, {ENTITY_KEY!r} "
-                             f"(BYTES, shape [n]); got {sorted(tensors) or 'none'}")
-        tensor = tensors[ENTITY_KEY]
-        data = tensor.data.reshape(-1).tolist() if isinstance(tensor.data, np.ndarray) else tensor.data
-        if tensor.datatype != "BYTES" or not isinstance(data, list):
+                             f"(BYTES, shape [n]); got {sorted(names) or 'none'}")
+        tensor = payload.inputs[0]
+        if tensor.datatype != "BYTES":
             raise BadRequest(f"input {ENTITY_KEY!r} must be a BYTES tensor of shape [n], got {tensor.datatype}")
-        if list(tensor.shape) not in ([len(data)], [len(data), 1]):
-            raise BadRequest(f"input {ENTITY_KEY!r} declares shape {list(tensor.shape)} but carries {len(data)} "
-                             "values")
+        data = _flatten(tensor.data)  # [n] or [n, 1], nested or not, as the predictor reads tensors
+        if data is None or list(tensor.shape) not in ([len(data)], [len(data), 1]):
+            carried = "nested data of another form" if data is None else f"{len(data)} values"
+            raise BadRequest(f"input {ENTITY_KEY!r} declares shape {list(tensor.shape)} but carries {carried}")
         ids = [v.decode() if isinstance(v, bytes) else v for v in data]
     else:
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list) or not payload["instances"]:
@@ -96,6 +97,9 @@ def entity_ids(payload, max_rows: int = 10_000) -> list[str]:
     bad = [i for i, v in enumerate(ids) if not isinstance(v, str) or not v.strip()]
     if bad:
         raise BadRequest(f"{ENTITY_KEY} must be a non-empty string (rows {bad[:10]})")
+    bad = [i for i, v in enumerate(ids) if not is_text(v)]
+    if bad:  # the feature store cannot look such an id up
+        raise BadRequest(f"{ENTITY_KEY} must be valid Unicode text (rows {bad[:10]} hold unpaired surrogates)")
     return ids
 
 
