@@ -657,16 +657,12 @@ def _run(args, home: Path, cleanup, started: float, date) -> int:
 
     import numpy as np
 
-    from common import progress
-    from mlops.data.generator import generate_credit_data
-    from mlops.datasets import write_table
+    from common import progress, register_served_model
     from mlops.features import store as feature_store
     from mlops.local_platform import free_ports
     from mlops.serving.local import LocalServing
     from mlops.serving.traffic_replay import customer_ids
-    from mlops.stages import build_features, register, retrieve_training_data, train_and_log
     from mlops.storage import ObjectStore
-    from mlops.training import TrainingConfig
 
     work = home / "bench"
     work.mkdir()
@@ -674,13 +670,7 @@ def _run(args, home: Path, cleanup, started: float, date) -> int:
 
     # -- 1. a model and its online features --------------------------------------------------
     progress(f"generating {ROWS:,} rows (seed {SEED}), build_features (Feast apply + materialize), train, register ...")
-    raw = generate_credit_data(ROWS, seed=SEED)
-    write_table(raw, DATA_URI, store)
-    features = build_features(DATA_URI, "credit_features", work / "features", store)
-    train_info, _ = retrieve_training_data(DATA_URI, features.snapshot_uri, work / "train.parquet",
-                                           work / "test.parquet", store)
-    trained = train_and_log(str(work / "train.parquet"), train_info, TrainingConfig(), EXPERIMENT)
-    version = register(trained.run.model_uri, MODEL_NAME, trained.run.run_id, train_info.digest)
+    version = register_served_model(work, store, DATA_URI, MODEL_NAME, EXPERIMENT, ROWS, SEED).version
     progress(f"  {MODEL_NAME} v{version} registered ({time.monotonic() - started:.0f} s so far)")
 
     # customers the online store holds (the newest of the snapshot), each checked

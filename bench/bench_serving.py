@@ -511,36 +511,27 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     import orjson
     import pandas as pd
 
-    from mlops.data.generator import generate_credit_data
-    from mlops.datasets import write_table
+    from common import register_served_model
     from mlops.features import store as feature_store
     from mlops.features.definitions import ENTITY_KEY
     from mlops.local_platform import HOST, free_ports
     from mlops.processes import http_ok, start_process, stop_processes, wait_until_ready
     from mlops.serving.model_files import fetch_model, load_model, resolve_model
     from mlops.serving.routing import Routing, ShadowTarget, write_routing
-    from mlops.stages import build_features, register, retrieve_training_data, train_and_log
     from mlops.storage import ObjectStore
-    from mlops.training import TrainingConfig
 
     work = home / "bench"
     work.mkdir()
     store = ObjectStore.from_env()
 
     # -- 1. one model for everyone ------------------------------------------------------
-    progress(f"generating {ROWS:,} rows (seed {SEED}) and writing them to {DATA_URI}")
-    raw = generate_credit_data(ROWS, seed=SEED)
-    write_table(raw, DATA_URI, store)
-    progress("build_features: features, snapshot, Feast apply + materialize ...")
-    features = build_features(DATA_URI, "credit_features", work / "features", store)
+    progress(f"generating {ROWS:,} rows (seed {SEED}) to {DATA_URI}, build_features (Feast apply + materialize), "
+             "retrieve_training_data + train_and_log + register ...")
+    served = register_served_model(work, store, DATA_URI, MODEL_NAME, EXPERIMENT, ROWS, SEED)
+    version, features, trained, raw, config = (served.version, served.features, served.trained, served.raw,
+                                               served.config)
     progress(f"  {features.rows:,} feature rows; online window {features.materialized[0]:%Y-%m-%d} .. "
              f"{features.materialized[1]:%Y-%m-%d}")
-    progress("retrieve_training_data + train_and_log + register ...")
-    train_info, _ = retrieve_training_data(DATA_URI, features.snapshot_uri, work / "train.parquet",
-                                           work / "test.parquet", store)
-    config = TrainingConfig()
-    trained = train_and_log(str(work / "train.parquet"), train_info, config, EXPERIMENT)
-    version = register(trained.run.model_uri, MODEL_NAME, trained.run.run_id, train_info.digest)
     ref = resolve_model(MODEL_NAME, version)
     model_dir = fetch_model(ref, work / "models")
     model_bytes = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -201,3 +202,32 @@ def run_worker_process(cmd: list[str], out: Path, log: Path, what: str, env: dic
     result = json.loads(out.read_text())
     result["process_seconds"] = wall
     return result
+
+
+@dataclass
+class ServedModel:
+    version: str
+    raw: object  # the generated applications (a DataFrame: their customer ids)
+    features: object  # mlops.stages' FeatureStageResult: rows, snapshot, materialized window
+    trained: object  # mlops.stages' training result: run, metrics
+    config: object  # the TrainingConfig it was trained with
+
+
+def register_served_model(work: Path, store, data_uri: str, model_name: str, experiment: str, rows: int,
+                          seed: int) -> ServedModel:
+    """Demo data -> features (Feast apply + materialize, so the online store can answer) -> the suite's
+    training stages -> a registered version: what the serving benches serve."""
+    from mlops.data.generator import generate_credit_data
+    from mlops.datasets import write_table
+    from mlops.stages import build_features, register, retrieve_training_data, train_and_log
+    from mlops.training import TrainingConfig
+
+    raw = generate_credit_data(rows, seed=seed)
+    write_table(raw, data_uri, store)
+    features = build_features(data_uri, "credit_features", work / "features", store)
+    train_info, _ = retrieve_training_data(data_uri, features.snapshot_uri, work / "train.parquet",
+                                           work / "test.parquet", store)
+    config = TrainingConfig()
+    trained = train_and_log(str(work / "train.parquet"), train_info, config, experiment)
+    version = register(trained.run.model_uri, model_name, trained.run.run_id, train_info.digest)
+    return ServedModel(version, raw, features, trained, config)

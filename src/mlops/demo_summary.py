@@ -104,9 +104,11 @@ def _gate_plot(decisions: list[dict]) -> str:
     fig, ax = plt.subplots(figsize=(8, 3))
     for i, d in enumerate(decisions):
         f1 = next((r for r in d["rules"] if r["rule"] == "change:f1"), None)
-        cand = f1["candidate"] if f1 else next((r["candidate"] for r in d["rules"] if r["rule"].endswith("roc_auc")), 0)
-        ax.bar(i - 0.2, cand, width=0.4, color="#1a7f37" if d["blessed"] else "#cf222e")
-        if f1 and f1["champion"] is not None:
+        if f1 is None:  # no champion to beat: only value thresholds applied
+            ax.text(i, 0.02, "no champion:\nvalue rules only", ha="center", fontsize=7)
+            continue
+        ax.bar(i - 0.2, f1["candidate"], width=0.4, color="#1a7f37" if d["blessed"] else "#cf222e")
+        if f1["champion"] is not None:
             ax.bar(i + 0.2, f1["champion"], width=0.4, color="#8c959f")
     ax.set_xticks(range(len(decisions)), [f"run {d['run_id'][:6]}\n{d['verdict']}" for d in decisions], fontsize=7)
     ax.set_ylabel("test F1")
