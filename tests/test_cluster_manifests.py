@@ -258,9 +258,10 @@ def test_compiled_pipelines_mount_what_the_overlay_provides_and_use_the_loaded_i
 
 
 def test_the_local_dev_credentials_live_in_one_file_only():
-    from mlops.cluster.e2e import read_env_file
+    from mlops.cluster.e2e import cluster_settings
 
-    values = read_env_file(MANIFESTS / "base/platform-config/local-dev-s3.env").values()
+    settings = cluster_settings(ROOT)
+    values = [settings["AWS_ACCESS_KEY_ID"], settings["AWS_SECRET_ACCESS_KEY"]]
     holders = []
     for base in ("manifests", "pipelines", "components", "src", "scripts", "serving"):
         for path in (ROOT / base).rglob("*"):
@@ -362,6 +363,16 @@ def test_scripts_and_manifests_hold_no_placeholder():
     assert hits == []
 
 
+def _path_with_only(tmp_path: Path) -> Path:
+    """A PATH directory holding just the plain tools the scripts use besides the ones under test."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("dirname", "awk", "grep"):
+        os.symlink(subprocess.run(["bash", "-c", f"command -v {name}"], capture_output=True, text=True,
+                                  check=True).stdout.strip(), tools / name)
+    return tools
+
+
 def _fake_tool(directory: Path, name: str, script: str) -> None:
     path = directory / name
     path.write_text("#!/bin/sh\n" + script + "\n")
@@ -377,11 +388,7 @@ def _fake_tool(directory: Path, name: str, script: str) -> None:
 @pytest.mark.parametrize("script", ["kind-up.sh", "kind-e2e.sh"])
 def test_the_scripts_stop_before_doing_anything_when_a_tool_is_missing(tmp_path, script, missing, expected):
     """Real scripts with a PATH of only what the case allows: the preflight must name what is missing."""
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    for name in ("dirname", "awk", "grep"):
-        os.symlink(subprocess.run(["bash", "-c", f"command -v {name}"], capture_output=True, text=True,
-                                  check=True).stdout.strip(), tools / name)
+    tools = _path_with_only(tmp_path)
     calls = tmp_path / "calls"
     if missing != "docker":
         _fake_tool(tools, "docker", f"echo docker \"$@\" >> {calls}; exit {1 if missing == 'docker-daemon' else 0}")
@@ -397,13 +404,7 @@ def test_the_scripts_stop_before_doing_anything_when_a_tool_is_missing(tmp_path,
 
 
 def test_kind_down_needs_only_kind_and_says_when_there_is_nothing_to_delete(tmp_path):
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    os.symlink(subprocess.run(["bash", "-c", "command -v dirname"], capture_output=True, text=True,
-                              check=True).stdout.strip(), tools / "dirname")
-    for name in ("awk", "grep"):
-        os.symlink(subprocess.run(["bash", "-c", f"command -v {name}"], capture_output=True, text=True,
-                                  check=True).stdout.strip(), tools / name)
+    tools = _path_with_only(tmp_path)
     _fake_tool(tools, "kind", "[ \"$1\" = version ] && echo 'kind v0.33.0'; [ \"$1\" = get ] && echo other; exit 0")
     done = subprocess.run(["/bin/bash", str(ROOT / "scripts/kind-down.sh")], capture_output=True, text=True,
                           env={"PATH": str(tools), "HOME": str(tmp_path)})

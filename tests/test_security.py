@@ -138,9 +138,10 @@ def _walk(node):
 def test_compiled_yaml_takes_credentials_only_from_the_secret():
     """Every pipeline and component YAML: no credential as a literal env value or a parameter default, and the
     tasks that get credentials get them from the mlops-s3 Secret, never from a ConfigMap."""
-    from mlops.cluster.e2e import read_env_file
+    from mlops.cluster.e2e import cluster_settings
 
-    local_dev = list(read_env_file(ROOT / "manifests/base/platform-config/local-dev-s3.env").values())
+    settings = cluster_settings(ROOT)
+    local_dev = [settings["AWS_ACCESS_KEY_ID"], settings["AWS_SECRET_ACCESS_KEY"]]
     checked = 0
     for path in compiled_files(ROOT):
         text = path.read_text()

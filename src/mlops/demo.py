@@ -108,10 +108,10 @@ def _blessed_rollout(data_uri: str, label: str, seed: int, faults: dict | None, 
 
 def run_demo(rows: int = 20_000, seed: int = 42) -> None:
     """The story, recorded step by step; it ends with the HTML summary (also when a step fails)."""
-    from mlops.demo_summary import recorder, write_summary
+    from mlops.demo_summary import StoryRecorder, write_summary
     from mlops.storage import ObjectStore
 
-    story, outcome = recorder(), "every step passed"
+    story, outcome = StoryRecorder(sys.stdout), "every step passed"
     sys.stdout = story
     try:
         _tell_the_story(rows, seed)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,6 +230,3 @@ def write_summary(out_dir: Path, steps: list[Step], store, model: str, outcome: 
     path.write_text(page("mlops-suite demo", "\n".join(body)))
     return path
 
-
-def recorder() -> StoryRecorder:
-    return StoryRecorder(sys.stdout)

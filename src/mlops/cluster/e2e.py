@@ -21,6 +21,7 @@ Everything talks to the cluster through the 127.0.0.1 ports kind maps
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import time
@@ -31,7 +32,7 @@ from mlops.errors import MlopsError, PipelineError, RolloutError
 
 MODEL = "credit-default"
 NAMESPACE = "mlops"
-LOCAL_DEV_CREDENTIALS = "manifests/base/platform-config/local-dev-s3.env"
+PLATFORM_CONFIG = "manifests/base/platform-config"
 COMPILED = "pipelines/compiled"
 FIRST_PARAMS = {"max_iter": 10}  # the demo's first model
 BETTER_PARAMS = {"max_iter": 30}  # the demo's better candidate: the gate blesses it over the first
@@ -62,28 +63,29 @@ def _step(text: str, started: float) -> None:
     print(f"\n[{time.perf_counter() - started:6.0f} s] {text}", flush=True)
 
 
-def read_env_file(path: str | Path) -> dict[str, str]:
-    """KEY=VALUE lines (the kustomize secretGenerator format); blank lines and # comments skipped."""
-    values = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key:
-            raise ClusterCheckFailed(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
-        values[key] = value
-    return values
+def cluster_settings(root: Path) -> dict[str, str]:
+    """What pipeline tasks get in the cluster (ConfigMap mlops-config, Secret mlops-s3), as kustomize builds it."""
+    from mlops.cluster.lint import build
+
+    objects = build(root / PLATFORM_CONFIG)
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    secret = next(o for o in objects if o["kind"] == "Secret")["data"]
+    return {**config, **{k: base64.b64decode(v).decode() for k, v in secret.items()}}
 
 
 def connect(endpoints: Endpoints, root: Path, cluster: str) -> None:
-    """Point this process's settings at the cluster's MinIO and MLflow (not the local platform's)."""
-    os.environ.update(read_env_file(root / LOCAL_DEV_CREDENTIALS))
+    """Point this process's settings at the cluster's MinIO and MLflow (not the local platform's).
+
+    Bucket, Feast registry and credentials are the cluster's own; only the
+    endpoints differ: the in-cluster names become kind's 127.0.0.1 ports.
+    """
+    settings = cluster_settings(root)
+    os.environ.update({key: settings[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLOPS_BUCKET",
+                                                      "MLOPS_FEAST_REGISTRY")})
     os.environ.update({
         "MLOPS_HOME": str(root / ".mlops" / f"kind-{cluster}"),  # keeps the local platform's settings out
-        "MLOPS_S3_ENDPOINT": endpoints.s3, "MLOPS_BUCKET": "mlops", "MLFLOW_TRACKING_URI": endpoints.mlflow,
-        "MLOPS_FEAST_REGISTRY": "s3://mlops/feast/registry.db", "MLOPS_KUBE_CONTEXT": f"kind-{cluster}",
-        "MLOPS_SERVING_NAMESPACE": NAMESPACE,
+        "MLOPS_S3_ENDPOINT": endpoints.s3, "MLFLOW_TRACKING_URI": endpoints.mlflow,
+        "MLOPS_KUBE_CONTEXT": f"kind-{cluster}", "MLOPS_SERVING_NAMESPACE": NAMESPACE,
     })
 
 
@@ -124,7 +126,7 @@ def run_training(client, pipeline: tuple[str, str], params: dict, label: str, ti
     """
     from mlops import registry
 
-    before = registry.alias_version(MODEL, registry.STAGING) if _model_exists() else None
+    before = registry.alias_version(MODEL, registry.STAGING)
     run = client.run_pipeline(_experiment_id(client, "mlops-kind-e2e"), f"e2e-{label}-{time.strftime('%H%M%S')}",
                               pipeline_id=pipeline[0], version_id=pipeline[1], params=params, enable_caching=False)
     print(f"  run {run.run_id} ({params}); follow it in the KFP UI")
@@ -148,17 +150,6 @@ def _experiment_id(client, name: str) -> str:
         return client.get_experiment(experiment_name=name).experiment_id
     except ValueError:  # kfp: no experiment of that name
         return client.create_experiment(name=name).experiment_id
-
-
-def _model_exists() -> bool:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        MlflowClient().get_registered_model(MODEL)
-        return True
-    except MlflowException:
-        return False
 
 
 def _cli(*argv: str) -> None:
@@ -215,7 +206,7 @@ def run_e2e(root: str | Path = ".", cluster: str = "mlops", image: str | None = 
     training = pipelines["training"]
 
     _step("the compiled training pipeline in the cluster, on the seeded demo data (first model)", started)
-    production = registry.alias_version(MODEL, registry.PRODUCTION) if _model_exists() else None
+    production = registry.alias_version(MODEL, registry.PRODUCTION)
     # On a rerun, production is the first model of an earlier run: this run must succeed, and its identical
     # model is rightly not blessed over it.
     blessed = run_training(client, training, FIRST_PARAMS, "first", run_timeout_s, require_blessed=production is None)

@@ -8,6 +8,7 @@ place and the end-to-end check, the README and the tests agree with them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +62,6 @@ def host_ports(root: str | Path = ".") -> dict[str, HostPort]:
 def kserve_ingress_patch(ingress_json: str) -> dict | None:
     """The merge patch of KServe's inferenceservice-config that turns Istio's virtual host off (Kourier is
     the gateway); None when it is already off. Every other ingress key is kept as it is."""
-    import json
-
     try:
         ingress = json.loads(ingress_json)
     except json.JSONDecodeError as exc:
@@ -75,7 +74,6 @@ def kserve_ingress_patch(ingress_json: str) -> dict | None:
 
 
 if __name__ == "__main__":  # scripts/kind-up.sh: the ingress JSON on stdin -> the patch on stdout, or nothing
-    import json
     import sys
 
     patch = kserve_ingress_patch(sys.stdin.read())
