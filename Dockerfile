@@ -43,8 +43,13 @@ RUN set -eu; \
     fi; \
     echo "${actual}" > /etc/mlops-lock-digest; \
     chmod 0644 /etc/mlops-lock-digest
-RUN pip install --no-cache-dir --require-hashes -r requirements.lock \
-    && pip check
+# --no-deps: the lock is the whole resolution; with dependencies on, pip resolves extras
+# (feast's uvicorn[standard]) against the index again and takes newer releases. pip check
+# and lockcheck then prove the installed set is whole, extras included.
+COPY requirements.in scripts/lockcheck.py ./
+RUN pip install --no-cache-dir --no-deps --require-hashes -r requirements.lock \
+    && pip check \
+    && python lockcheck.py installed requirements.lock --roots requirements.in
 
 # -- the suite itself ---------------------------------------------------------------
 COPY pyproject.toml README.md ./

@@ -4,21 +4,34 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-from-lock
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+LOCKED := $(VENV)/.installed-from-lock
+STAMP  := $(VENV)/.installed-project
 IMAGE  ?= mlops-suite/components:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 .PHONY: venv demo test compile bench lock image platform-up platform-status platform-down kind-up kind-e2e kind-down clean
 
 venv: $(STAMP)
 
-# The environment is built only from requirements.lock (hash-checked), then the
-# project itself is installed without dependencies.
-$(STAMP): requirements.lock pyproject.toml
+# The environment is exactly requirements.lock: built afresh whenever the lock changes,
+# hash-checked and with --no-deps. The lock is the whole resolution, so pip must resolve
+# nothing again (with dependencies on, pip resolves extras such as feast's uvicorn[standard]
+# against the index and takes whatever was published since the lock was made). pip check
+# and scripts/lockcheck.py then prove the installed set is whole, extras included.
+$(LOCKED): requirements.lock requirements.in scripts/lockcheck.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0] + " at " + sys.executable + "; set PYTHON=/path/to/python3.11")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --no-deps --require-hashes -r requirements.lock
+	$(PIP) check
+	$(BIN)/python scripts/lockcheck.py installed requirements.lock --roots requirements.in
+	touch $@
+
+# The project itself, without dependencies (they all came from the lock) and built with the
+# lock's setuptools rather than a freshly fetched one.
+$(STAMP): $(LOCKED) pyproject.toml
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	touch $@
 
 demo: venv
 	$(BIN)/mlops demo
@@ -46,10 +59,25 @@ platform-status: venv
 platform-down: venv
 	$(BIN)/mlops platform down
 
-# Re-resolve the lock from requirements.in (needs network; uv is only a dev tool).
-lock:
-	$(PYTHON) -m pip install --quiet uv==0.13.8
-	$(PYTHON) -m uv pip compile requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
+# Re-resolve every lock from its requirements (needs the index), then prove each one closed.
+# uv and packaging come hash-checked from scripts/lock-tools.lock, in a venv of their own.
+LOCK_VENV := .venv-lock
+UV := $(LOCK_VENV)/bin/uv --quiet
+LOCK_FOR := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
+LOCKCHECK := $(LOCK_VENV)/bin/python scripts/lockcheck.py index
+lock: $(LOCK_VENV)/.installed
+	$(UV) pip compile requirements.in $(LOCK_FOR) -o requirements.lock
+	$(UV) pip compile bench/gx-requirements.txt $(LOCK_FOR) -o bench/gx-requirements.lock
+	$(UV) pip compile bench/evidently-requirements.txt $(LOCK_FOR) -o bench/evidently-requirements.lock
+	$(LOCKCHECK) requirements.lock --roots requirements.in
+	$(LOCKCHECK) bench/gx-requirements.lock --roots bench/gx-requirements.txt
+	$(LOCKCHECK) bench/evidently-requirements.lock --roots bench/evidently-requirements.txt
+
+$(LOCK_VENV)/.installed: scripts/lock-tools.lock
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r scripts/lock-tools.lock
+	touch $@
 
 # Build the component image (needs a Docker engine; not available on every machine).
 image:
@@ -66,4 +94,4 @@ kind-down:
 	scripts/kind-down.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LOCK_VENV) build *.egg-info

@@ -141,35 +141,36 @@ def ensure_side_env(venv: Path, requirements: Path, lock: Path, label: str) -> d
     """Build (or reuse) a benchmark-only virtualenv for a side tool (Great Expectations, Evidently).
 
     The tool is kept apart from the suite's pinned stack: ``venv`` is built from ``lock``
-    (hash-checked), or from ``requirements`` while there is no lock, and reused as long as a
-    stamp in it names the same file with the same SHA-256. Returns what happened
-    (``ok``, ``built``, ``seconds``, ``source``, the venv's ``python``) or the exact error.
+    (made from ``requirements`` by ``make lock``), and reused as long as a stamp in it names
+    the same lock with the same SHA-256. Returns what happened (``ok``, ``built``,
+    ``seconds``, ``source``, the venv's ``python``) or the exact error.
     """
     python = venv / "bin" / "python"
     stamp_file = venv / ".installed-from"
-    source = lock if lock.exists() else requirements
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    stamp = f"{source.name} sha256:{digest}"
-    done = {"ok": True, "built": False, "seconds": 0.0, "source": source.name, "python": str(python)}
+    if not lock.exists():
+        return {"ok": False, "built": False, "seconds": 0.0, "source": lock.name, "python": str(python),
+                "error": f"{rel(lock)} is missing: run `make lock` to make it from {rel(requirements)}"}
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = f"{lock.name} sha256:{digest}"
+    done = {"ok": True, "built": False, "seconds": 0.0, "source": lock.name, "python": str(python)}
     if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
         return done
-    progress(f"building the benchmark-only {label} environment {rel(venv)} from {rel(source)} "
+    progress(f"building the benchmark-only {label} environment {rel(venv)} from {rel(lock)} "
              f"(once; not part of any measurement) ...")
     start = time.perf_counter()
     shutil.rmtree(venv, ignore_errors=True)
     base = getattr(sys, "_base_executable", None) or sys.executable
     pip = [str(python), "-m", "pip"]
     quiet = ["--quiet", "--disable-pip-version-check"]
-    steps = [[base, "-m", "venv", str(venv)]]
-    if source == lock:
-        # The lock is a whole resolution, so it is installed as it stands (--no-deps) and checked
-        # afterwards: the venv's pip (23.2, from ensurepip) would otherwise resolve the dependencies
-        # again and, in --require-hashes mode, refuse one asked with extras (Evidently's
-        # pandas[parquet]) that the lock pins without them.
-        steps += [[*pip, "install", *quiet, "--require-hashes", "--no-deps", "-r", str(source)],
-                  [*pip, "check", "--disable-pip-version-check"]]
-    else:
-        steps += [[*pip, "install", *quiet, "-r", str(source)]]
+    # The lock is a whole resolution, so it is installed as it stands (--no-deps): pip would
+    # otherwise resolve the dependencies again, and take releases newer than the locked ones
+    # for those asked with extras (Evidently's pandas[parquet]). pip check and lockcheck (run
+    # by the suite's Python, reading the venv's metadata) then prove the set is whole.
+    steps = [[base, "-m", "venv", str(venv)],
+             [*pip, "install", *quiet, "--require-hashes", "--no-deps", "-r", str(lock)],
+             [*pip, "check", "--disable-pip-version-check"],
+             [sys.executable, str(ROOT / "scripts" / "lockcheck.py"), "installed", str(lock),
+              "--roots", str(requirements), "--python", str(python)]]
     for cmd in steps:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
