@@ -9,7 +9,6 @@ psutil is installed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import resource
@@ -140,48 +139,24 @@ def peak_rss_bytes() -> int:
 def ensure_side_env(venv: Path, requirements: Path, lock: Path, label: str) -> dict:
     """Build (or reuse) a benchmark-only virtualenv for a side tool (Great Expectations, Evidently).
 
-    The tool is kept apart from the suite's pinned stack: ``venv`` is built from ``lock``
-    (made from ``requirements`` by ``make lock``), and reused as long as a stamp in it names
-    the same lock with the same SHA-256. Returns what happened (``ok``, ``built``,
-    ``seconds``, ``source``, the venv's ``python``) or the exact error.
+    The tool is kept apart from the suite's pinned stack: ``venv`` is exactly ``lock`` (made
+    from ``requirements`` by ``make lock``; see scripts/locked_venv.py). Returns what happened
+    (``ok``, ``built``, ``seconds``, ``source``, the venv's ``python``) or the exact error.
     """
-    python = venv / "bin" / "python"
-    stamp_file = venv / ".installed-from"
-    if not lock.exists():
-        return {"ok": False, "built": False, "seconds": 0.0, "source": lock.name, "python": str(python),
-                "error": f"{rel(lock)} is missing: run `make lock` to make it from {rel(requirements)}"}
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
-    stamp = f"{lock.name} sha256:{digest}"
-    done = {"ok": True, "built": False, "seconds": 0.0, "source": lock.name, "python": str(python)}
-    if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
-        return done
-    progress(f"building the benchmark-only {label} environment {rel(venv)} from {rel(lock)} "
-             f"(once; not part of any measurement) ...")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import locked_venv
+    finally:
+        sys.path.pop(0)
+
+    done = {"ok": True, "built": False, "seconds": 0.0, "source": lock.name, "python": str(venv / "bin" / "python")}
     start = time.perf_counter()
-    shutil.rmtree(venv, ignore_errors=True)
-    base = getattr(sys, "_base_executable", None) or sys.executable
-    pip = [str(python), "-m", "pip"]
-    quiet = ["--quiet", "--disable-pip-version-check"]
-    # The lock is a whole resolution, so it is installed as it stands (--no-deps): pip would
-    # otherwise resolve the dependencies again, and take releases newer than the locked ones
-    # for those asked with extras (Evidently's pandas[parquet]). pip check and lockcheck (run
-    # by the suite's Python, reading the venv's metadata) then prove the set is whole.
-    steps = [[base, "-m", "venv", str(venv)],
-             [*pip, "install", *quiet, "--require-hashes", "--no-deps", "-r", str(lock)],
-             [*pip, "check", "--disable-pip-version-check"],
-             [sys.executable, str(ROOT / "scripts" / "lockcheck.py"), "installed", str(lock),
-              "--roots", str(requirements), "--python", str(python)]]
-    for cmd in steps:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines()
-                     if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln]
-            return {**done, "ok": False, "built": True, "seconds": time.perf_counter() - start,
-                    "error": f"`{' '.join(cmd)}` exited with {proc.returncode}: " + "\n".join(lines[-15:])}
-    # Keep the environment out of version control, as virtualenv and uv do.
-    (venv / ".gitignore").write_text(f"# the benchmark-only {label} environment, created by bench/common.py\n*\n")
-    stamp_file.write_text(stamp + "\n")
-    return {**done, "built": True, "seconds": time.perf_counter() - start}
+    try:
+        _, built = locked_venv.ensure(venv, lock, requirements, f"benchmark-only {label}",
+                                      progress=lambda line: progress(f"{line} (not part of any measurement)"))
+    except locked_venv.LockedVenvError as exc:
+        return {**done, "ok": False, "built": True, "seconds": time.perf_counter() - start, "error": str(exc)}
+    return {**done, "built": built, "seconds": time.perf_counter() - start}
 
 
 def run_worker_process(cmd: list[str], out: Path, log: Path, what: str, env: dict | None = None) -> dict:

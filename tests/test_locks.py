@@ -7,7 +7,6 @@ lock-tool locks, not installed here, are read from the package index's files for
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -17,10 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "lockcheck.py"
-_spec = importlib.util.spec_from_file_location("lockcheck", SCRIPT)
-lockcheck = importlib.util.module_from_spec(_spec)
-sys.modules["lockcheck"] = lockcheck  # dataclasses resolve their module by name
-_spec.loader.exec_module(lockcheck)
+sys.path.insert(0, str(SCRIPT.parent))
+import lockcheck  # noqa: E402
+import locked_venv  # noqa: E402
+
+sys.path.remove(str(SCRIPT.parent))
 
 MAIN_LOCK, MAIN_ROOTS = ROOT / "requirements.lock", ROOT / "requirements.in"
 # Locks no environment of this test run is built from: read from the index.
@@ -29,6 +29,13 @@ SIDE_LOCKS = [
     (ROOT / "bench" / "evidently-requirements.lock", ROOT / "bench" / "evidently-requirements.txt"),
     (ROOT / "scripts" / "lock-tools.lock", ROOT / "scripts" / "lock-tools.in"),
 ]
+
+
+def entry(lock_text: str, name: str) -> str:
+    """One package's entry of a lock: its pin, hashes and 'via' comments."""
+    found = re.search(rf"^{re.escape(name)}==.*?(?=^\S)", lock_text, flags=re.MULTILINE | re.DOTALL)
+    assert found, f"{name} is not pinned in the lock"
+    return found.group(0)
 
 
 def without(lock_text: str, name: str) -> str:
@@ -72,15 +79,15 @@ def test_every_install_from_a_lock_resolves_nothing_and_is_checked_after():
     """Where an environment is built from a lock, pip takes it as it stands and the result is proven whole."""
     makefile = (ROOT / "Makefile").read_text()
     dockerfile = (ROOT / "Dockerfile").read_text()
-    side_envs = (ROOT / "bench" / "common.py").read_text()
+    side_envs = (ROOT / "scripts" / "locked_venv.py").read_text()
     for where, text in [("Makefile", makefile), ("Dockerfile", dockerfile)]:
         installs = re.findall(r"pip install [^\n]*-r \S*lock\S*", text)
         assert installs, where
         for command in installs:
             assert "--no-deps" in command and "--require-hashes" in command, f"{where}: {command}"
         assert "pip check" in text and "lockcheck.py installed" in text, where
-    assert '"--require-hashes", "--no-deps", "-r", str(lock)' in side_envs
-    assert '"lockcheck.py"), "installed"' in side_envs and '"check"' in side_envs
+    assert '"--require-hashes", "--no-deps", "-r", str(lock)]' in side_envs
+    assert '[*pip, "check"]' in side_envs and 'str(LOCKCHECK), "installed"' in side_envs
 
 
 # -- planted faults: what the check exists to catch ---------------------------------------------
@@ -201,3 +208,41 @@ def test_the_command_line_says_closed_open_or_bad_input(tmp_path):
     assert "but the lock has no httptools" in broken.stderr
     bad = run("installed", plant(tmp_path, "garbage here\n", "bad.lock"))
     assert bad.returncode == 2 and "bad.lock:1: not a requirement" in bad.stderr
+
+
+# -- building a venv from a lock -------------------------------------------------------------------
+
+def test_a_venv_is_built_exactly_from_its_lock_and_reused(tmp_path):
+    lock = plant(tmp_path, entry(MAIN_LOCK.read_text(), "packaging"), "tool.lock")
+    roots = plant(tmp_path, "packaging==26.4\n", "tool.in")
+    python, built = locked_venv.ensure(tmp_path / "venv", lock, roots, "test", progress=lambda _: None)
+    assert built
+    version = subprocess.run([str(python), "-c", "import packaging; print(packaging.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version == "26.4"
+    assert locked_venv.ensure(tmp_path / "venv", lock, roots, "test", progress=lambda _: None) == (python, False)
+
+
+def test_a_venv_from_a_lock_that_is_not_closed_fails_and_leaves_no_stamp(tmp_path):
+    # python-dateutil without six: pip installs it (no deps), pip check then refuses it.
+    text = MAIN_LOCK.read_text()
+    lock = plant(tmp_path, entry(text, "python-dateutil"), "tool.lock")
+    roots = plant(tmp_path, "python-dateutil\n", "tool.in")
+    with pytest.raises(locked_venv.LockedVenvError, match="(?s)pip --disable-pip-version-check check` exited with 1"
+                                                          ".*python-dateutil 2.9.0.post0 requires six"):
+        locked_venv.ensure(tmp_path / "venv", lock, roots, "test", progress=lambda _: None)
+    assert not (tmp_path / "venv" / locked_venv.STAMP).exists()
+    # uvicorn[standard] without httptools: pip check passes it, lockcheck does not.
+    names = ["uvicorn", "click", "h11", "python-dotenv", "pyyaml", "uvloop", "watchfiles", "anyio", "idna",
+             "websockets", "typing-extensions"]
+    lock = plant(tmp_path, "".join(entry(text, name) for name in names), "tool.lock")
+    roots = plant(tmp_path, "uvicorn[standard]\n", "tool.in")
+    with pytest.raises(locked_venv.LockedVenvError, match="(?s)lockcheck.py installed.* exited with 1.*"
+                                                          "requires httptools.*but the lock has no httptools"):
+        locked_venv.ensure(tmp_path / "venv", lock, roots, "test", progress=lambda _: None)
+    assert not (tmp_path / "venv" / locked_venv.STAMP).exists()
+
+
+def test_a_missing_lock_says_how_to_make_it(tmp_path):
+    with pytest.raises(locked_venv.LockedVenvError, match="tool.lock is missing: run `make lock`"):
+        locked_venv.ensure(tmp_path / "venv", tmp_path / "tool.lock", tmp_path / "tool.in", "test")
