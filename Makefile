@@ -69,9 +69,11 @@ lock: $(LOCK_VENV)/.installed
 	$(UV) pip compile requirements.in $(LOCK_FOR) -o requirements.lock
 	$(UV) pip compile bench/gx-requirements.txt $(LOCK_FOR) -o bench/gx-requirements.lock
 	$(UV) pip compile bench/evidently-requirements.txt $(LOCK_FOR) -o bench/evidently-requirements.lock
+	$(UV) pip compile tests/schemathesis-requirements.txt $(LOCK_FOR) -o tests/schemathesis-requirements.lock
 	$(LOCKCHECK) requirements.lock --roots requirements.in
 	$(LOCKCHECK) bench/gx-requirements.lock --roots bench/gx-requirements.txt
 	$(LOCKCHECK) bench/evidently-requirements.lock --roots bench/evidently-requirements.txt
+	$(LOCKCHECK) tests/schemathesis-requirements.lock --roots tests/schemathesis-requirements.txt
 
 $(LOCK_VENV)/.installed: scripts/lock-tools.lock
 	rm -rf $(LOCK_VENV)

@@ -71,6 +71,7 @@ OUTCOMES: dict = collections.defaultdict(collections.Counter)  # target -> statu
 MIN_CASES = {  # target -> max_examples: the floor each fuzz test must reach
     "predictor v1": 180, "predictor v2": 180, "predictor garbage": 130,
     "transformer v1": 110, "transformer v2": 110, "transformer garbage": 110,
+    "predictor binary": 120, "transformer binary": 100,
     "contract parse": 300, "contract load": 250,
 }
 MIN_TOTAL = 1_000
@@ -152,6 +153,8 @@ class Expect:
     rows: int = 0  # for a 200: rows answered
     ids: list | None = None  # transformer V1: the customer ids echoed, in order
     loose: bool = False  # only "200 with the documented shape, or a 4xx naming the problem" is known
+    outputs: dict | None = None  # V2: each output answered -> whether in binary (None: both, in JSON)
+    request_id: str | None = None  # V2: the "id" the answer must repeat
 
 
 def ok(rows: int, ids: list | None = None) -> Expect:
@@ -191,7 +194,7 @@ def media_type(headers: dict) -> str:
 def expectation(server: str, protocol: str, headers: dict, content: bytes, top: Topology) -> Expect:
     """What a request must get, from the README's request format and KServe's documented V1/V2 protocol."""
     media = media_type(headers)
-    if media not in ("application/json", "application/cloudevents+json"):
+    if media not in ("", "application/json", "application/cloudevents+json"):  # none: read as JSON
         return bad("Content-Type", status=415)
     names = {k.lower() for k in headers}
     if {"ce-specversion", "ce-source", "ce-type", "ce-id", "ce-contenttype"} <= names:
@@ -225,13 +228,37 @@ def expectation(server: str, protocol: str, headers: dict, content: bytes, top: 
     fp16 = [i.name for i in request.inputs if i.datatype == "FP16" and len(i.data) != 0]
     if fp16:
         return bad(f"input {fp16[0]}".encode("utf-8", "backslashreplace").decode())
-    if server == "predictor" and request.id is not None and not _utf8(request.id):
+    if request.id is not None and not _utf8(request.id):
         return bad('"id" must be valid Unicode text')  # the answer repeats the id
+    outputs = v2_outputs(request)
+    if isinstance(outputs, Expect):
+        return outputs
     tensors = [(i.name, i.datatype.upper(), list(i.shape), i.data) for i in request.inputs]
     expect = (predictor_v2 if server == "predictor" else transformer_v2)(tensors, top)
-    if expect.status == 200 and server == "transformer":
-        expect.ids = None
+    if expect.status == 200:
+        expect.outputs, expect.request_id = outputs, request.id
+        if server == "transformer":
+            expect.ids = None
     return expect
+
+
+def v2_outputs(request) -> "dict | Expect":
+    """The outputs a V2 request asks for, each in binary or not (the protocol's binary tensor extension)."""
+    binary = (request.parameters or {}).get("binary_data_output", False)
+    if not isinstance(binary, bool):
+        return bad("binary_data_output must be true or false")
+    if not request.outputs:
+        return {"probability": binary, "class": binary}
+    unknown = sorted({o.name for o in request.outputs} - {"probability", "class"})
+    if unknown:
+        return bad("unknown outputs requested")
+    answered = {}
+    for o in request.outputs:
+        flag = (o.parameters or {}).get("binary_data", binary)
+        if not isinstance(flag, bool):
+            return bad("binary_data must be true or false")
+        answered[o.name] = flag
+    return answered
 
 
 def predictor_v1(body: object, top: Topology) -> Expect:
@@ -397,7 +424,8 @@ def _send_and_check(server: str, protocol: str, headers: dict, content: bytes, t
 def _check_answer(server: str, protocol: str, resp: httpx.Response, expect: Expect | None, top: Topology,
                   request_id: str | None) -> None:
     """A 200 has the documented shape: one probability and class per row, and the model version."""
-    body = resp.json()
+    header_length = resp.headers.get("inference-header-content-length")
+    body = orjson.loads(resp.content[:int(header_length)] if header_length else resp.content)
     if "specversion" in body and "data" in body:  # answered as a CloudEvent (the request was one)
         body = body["data"]
     assert resp.headers.get(VERSION_HEADER) == top.version, resp.headers
@@ -413,15 +441,39 @@ def _check_answer(server: str, protocol: str, resp: httpx.Response, expect: Expe
             if expect is not None and expect.ids is not None:
                 assert [p[ENTITY] for p in predictions] == expect.ids
     else:
-        outputs = {o["name"]: o for o in body["outputs"]}
-        assert (outputs["probability"]["datatype"], outputs["class"]["datatype"]) == ("FP64", "INT64")
-        probability, classes = outputs["probability"]["data"], outputs["class"]["data"]
-        assert outputs["probability"]["shape"] == outputs["class"]["shape"] == [len(probability)]
-        assert body["id"]
+        probability, classes = _v2_answer(server, resp, body, expect, request_id)
     if expect is not None:
-        assert len(probability) == len(classes) == expect.rows, body
-    assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in probability), probability
-    assert classes == [int(p >= THRESHOLD) for p in probability], (probability, classes)
+        assert probability is None or len(probability) == expect.rows, body
+        assert classes is None or len(classes) == expect.rows, body
+    if probability is not None:
+        assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in probability), probability
+    if probability is not None and classes is not None:
+        assert classes == [int(p >= THRESHOLD) for p in probability], (probability, classes)
+
+
+def _v2_answer(server: str, resp: httpx.Response, body: dict, expect: Expect | None,
+               request_id: str | None) -> tuple[list | None, list | None]:
+    """A V2 answer's probabilities and classes (None where not asked for), read as tritonclient reads them:
+    the outputs asked for, each in JSON or in binary as asked, and the request's id repeated."""
+    import tritonclient.http as triton
+
+    header_length = resp.headers.get("inference-header-content-length")
+    asked = expect.outputs if expect is not None and expect.outputs is not None else None
+    assert (header_length is not None) == bool(asked and any(asked.values())), (resp.headers, asked)
+    result = triton.InferenceServerClient.parse_response_body(
+        resp.content, header_length=int(header_length) if header_length else None)
+    outputs = {o["name"]: o for o in body["outputs"]}
+    if asked is not None:
+        assert list(outputs) == list(asked), (list(outputs), asked)
+        assert {n: "data" not in o for n, o in outputs.items()} == asked, outputs
+    assert {o["datatype"] for n, o in outputs.items()} <= {"FP64", "INT64"}
+    assert all(o["datatype"] == ("FP64" if n == "probability" else "INT64") for n, o in outputs.items()), outputs
+    assert len({tuple(o["shape"]) for o in outputs.values()}) == 1, outputs
+    wanted_id = (expect.request_id if expect is not None else None) or \
+        (request_id if server == "transformer" else None)
+    assert body["id"] == wanted_id if wanted_id else body["id"], (body["id"], wanted_id)
+    values = {n: result.as_numpy(n).tolist() if n in outputs else None for n in ("probability", "class")}
+    return values["probability"], values["class"]
 
 
 JSON = {"content-type": "application/json"}
@@ -751,6 +803,124 @@ def test_fuzz_transformer_v2(topology, data):
 def test_fuzz_transformer_garbage(topology, data):
     protocol, headers, body = data.draw(garbage("transformer", topology))
     check("transformer", protocol, headers, body, topology, target="transformer garbage")
+
+
+# ==========================================================================================
+# 2b. binary tensors (the V2 binary tensor data extension), as tritonclient frames them
+# ==========================================================================================
+
+FRAMING = ["none"] * 4 + ["header-length", "size", "truncate", "append", "flip", "header-json", "v1", "type"]
+
+
+@st.composite
+def binary_requests(draw, server: str, top: Topology):
+    """(path protocol, headers, body, framing changed): a request tritonclient builds, its framing then perhaps
+    broken: a header length that lies, a binary_data_size off, bytes cut, added or flipped, a Content-Type."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    rows = draw(st.integers(1, 4))
+    tensors = []
+    if server == "predictor":
+        for name, kind in top.columns:
+            if kind == "string":
+                values = np.array([draw(st.sampled_from(["RENT", "OWN", "x", "", "é"])).encode()
+                                   for _ in range(rows)], dtype=np.object_)
+                tensor = triton.InferInput(name, [rows], "BYTES")
+            else:  # NaN is a missing value in a binary tensor; JSON has no NaN (refused, as in V1)
+                binary = draw(st.integers(0, 5)) > 0
+                values = np.array(draw(st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan")))
+                                                if binary else st.floats(-1e6, 1e6), min_size=rows, max_size=rows)),
+                                  dtype=np.float64)
+                tensor = triton.InferInput(name, [rows], "FP64")
+            tensor.set_data_from_numpy(values, binary_data=kind == "string" or binary)
+            tensors.append(tensor)
+    else:
+        ids = [draw(st.sampled_from(top.known)) for _ in range(rows)]
+        tensor = triton.InferInput(ENTITY, [rows], "BYTES")
+        tensor.set_data_from_numpy(np.array([i.encode() for i in ids], dtype=np.object_))
+        tensors.append(tensor)
+    outputs = draw(st.sampled_from([None, [triton.InferRequestedOutput("probability", binary_data=False)],
+                                    [triton.InferRequestedOutput("class"), triton.InferRequestedOutput("probability")]]))
+    body, json_size = triton.InferenceServerClient.generate_request_body(
+        tensors, outputs=outputs, request_id=draw(st.sampled_from(["", "bin-1", "ü-id"])))
+    headers = {"inference-header-content-length": str(json_size)} if json_size is not None else {}
+    change, protocol, original = draw(st.sampled_from(FRAMING)), "v2", (dict(headers), body)
+    if change == "header-length" and json_size is not None:
+        headers["inference-header-content-length"] = draw(st.sampled_from(
+            [str(json_size + draw(st.integers(-20, 20))), "0", "-1", str(len(body) + 1), "x", " 12", str(10**30)]))
+    elif change == "size":
+        head = json.loads(body[:json_size] if json_size else body)
+        sized = [t for t in head["inputs"] if "binary_data_size" in t.get("parameters", {})]
+        if sized:
+            sized[draw(st.integers(0, len(sized) - 1))]["parameters"]["binary_data_size"] += draw(
+                st.sampled_from([-1, 1, -8, 8, 10**9]))
+            new_head = json.dumps(head).encode()
+            body = new_head + body[json_size:]
+            headers["inference-header-content-length"] = str(len(new_head))
+    elif change == "truncate":
+        body = body[:draw(st.integers(0, len(body) - 1))]
+    elif change == "append":
+        body += draw(st.binary(min_size=1, max_size=16))
+    elif change == "flip":
+        body = bytearray(body)
+        body[draw(st.integers(0, len(body) - 1))] ^= draw(st.integers(1, 255))
+        body = bytes(body)
+    elif change == "header-json":
+        start = draw(st.integers(0, max(0, (json_size or len(body)) - 1)))
+        body = body[:start] + draw(st.sampled_from([b"{", b"]", b"\x00", b'"'])) + body[start + 1:]
+    elif change == "v1":
+        protocol = "v1"
+    elif change == "type":
+        headers["content-type"] = draw(st.sampled_from(["application/octet-stream", "application/json", "text/plain",
+                                                        "application/x-binary"]))
+    if change == "type":  # what a binary body (or a JSON one) may be sent as: anything else is a change
+        allowed = ("application/json", "application/octet-stream") if json_size is not None else ("application/json",)
+        changed = headers["content-type"] not in allowed
+    else:
+        changed = protocol == "v1" or (headers, body) != original
+    return protocol, headers, body, changed
+
+
+def check_binary(server: str, draw_result: tuple, top: Topology, target: str) -> None:
+    """A request as tritonclient frames it must be answered (what it asks, as a JSON twin would be); a broken
+    framing gets a 4xx with an error, or, where it happens to still frame a valid request, an answer."""
+    protocol, headers, body, changed = draw_result
+    resp = top.client.post(top.url(server, protocol), content=body, headers=headers)
+    what = f"{server} binary {resp.status_code}: {resp.text[:400]!r}\nrequest {body[:2000]!r} {headers}"
+    assert resp.status_code < 500, what
+    if resp.status_code == 200:
+        _check_answer(server, "v2", resp, None if changed else _binary_expectation(server, headers, body, top),
+                      top, None)
+    else:
+        assert changed, f"a request tritonclient framed was refused: {what}"
+        error_of(resp)
+    CASES[target] += 1
+    OUTCOMES[target][resp.status_code] += 1
+
+
+def _binary_expectation(server: str, headers: dict, body: bytes, top: Topology) -> Expect:
+    """What the unbroken request asks: its rows, outputs (binary or not) and id."""
+    length = headers.get("inference-header-content-length")
+    head = json.loads(body[:int(length)] if length else body)
+    binary = head.get("parameters", {}).get("binary_data_output", False)
+    outputs = ({o["name"]: o.get("parameters", {}).get("binary_data", binary) for o in head["outputs"]}
+               if head.get("outputs") else {"probability": binary, "class": binary})
+    return Expect(200, rows=head["inputs"][0]["shape"][0], outputs=outputs, request_id=head.get("id"))
+
+
+@pytest.mark.platform
+@fuzz("predictor binary")
+@given(data=st.data())
+def test_fuzz_predictor_binary(topology, data):
+    check_binary("predictor", data.draw(binary_requests("predictor", topology)), topology, "predictor binary")
+
+
+@pytest.mark.platform
+@fuzz("transformer binary")
+@given(data=st.data())
+def test_fuzz_transformer_binary(topology, data):
+    check_binary("transformer", data.draw(binary_requests("transformer", topology)), topology, "transformer binary")
 
 
 # ==========================================================================================

@@ -27,6 +27,7 @@ MAIN_LOCK, MAIN_ROOTS = ROOT / "requirements.lock", ROOT / "requirements.in"
 SIDE_LOCKS = [
     (ROOT / "bench" / "gx-requirements.lock", ROOT / "bench" / "gx-requirements.txt"),
     (ROOT / "bench" / "evidently-requirements.lock", ROOT / "bench" / "evidently-requirements.txt"),
+    (ROOT / "tests" / "schemathesis-requirements.lock", ROOT / "tests" / "schemathesis-requirements.txt"),
     (ROOT / "scripts" / "lock-tools.lock", ROOT / "scripts" / "lock-tools.in"),
 ]
 

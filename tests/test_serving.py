@@ -316,8 +316,6 @@ def _chunks(body: bytes, size: int = 256 * 1024):
 
 # (id, protocol, request kwargs (or a callable giving them), status, a regex the error message must match)
 PREDICTOR_BAD_REQUESTS = [
-    ("no-content-type", "v1", {"content": json.dumps({"instances": [GOOD_ROW]}).encode()}, 415,
-     r"no Content-Type: .*application/json"),
     ("text-plain-content-type", "v1", {"content": json.dumps({"instances": [GOOD_ROW]}).encode(),
                                        "headers": {"content-type": "text/plain"}}, 415,
      r"Content-Type 'text/plain': .*application/json"),
@@ -409,7 +407,6 @@ def _ids_v2(data, datatype="BYTES", name=ENTITY_KEY, shape=None) -> dict:
 
 
 TRANSFORMER_BAD_REQUESTS = [
-    ("no-content-type", "v1", {"content": b'{"instances": [{"customer_id": "C0000001"}]}'}, 415, r"no Content-Type"),
     ("empty-instances", "v1", {"json": {"instances": []}}, 400, r"non-empty list of objects"),
     ("missing-customer-id", "v1", {"json": {"instances": [{"id": "C0000001"}]}}, 400,
      r"instance 0 must be an object with exactly the field 'customer_id'"),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -23,10 +22,11 @@ from mlops.serving.http_server import VERSION_HEADER, import_kserve
 from mlops.serving.model_files import (LoadedModel, fetch_model, load_model, model_cache_dir,
                                        request_scoring_threads, resolve_model)
 from mlops.errors import BadRequest
-from mlops.serving.request_schema import RequestSchema, is_text
+from mlops.serving import open_inference
+from mlops.serving.request_schema import RequestSchema
 
 kserve = import_kserve()
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
+from kserve.protocol.infer_type import InferRequest  # noqa: E402
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 
 PROBABILITY_BUCKETS = tuple(round(b, 2) for b in np.linspace(0.05, 1.0, 20))
@@ -61,9 +61,8 @@ class CreditModel(kserve.Model):
     async def predict(self, payload, headers=None, response_headers=None):
         try:
             if isinstance(payload, InferRequest):
-                if payload.id is not None and not is_text(payload.id):  # the answer repeats it
-                    raise BadRequest("the request's \"id\" must be valid Unicode text (it holds an unpaired "
-                                     "surrogate)")
+                open_inference.request_id(payload)  # what the answer repeats and holds: checked before any work
+                open_inference.requested(payload, open_inference.CLASSIFIER_OUTPUTS)
                 features = self.schema.from_v2([(i.name, i.datatype, i.shape, i.data) for i in payload.inputs])
             elif isinstance(payload, (bytes, str)):
                 raise BadRequest("the request body must be a JSON object", status=415)
@@ -80,21 +79,23 @@ class CreditModel(kserve.Model):
         self._classes[1].inc(positives)
         self._classes[0].inc(len(classes) - positives)
         if isinstance(payload, InferRequest):
-            n = len(probability)
-            return InferResponse(
-                response_id=payload.id or str(uuid.uuid4()), model_name=self.name, model_version=self.version,
-                infer_outputs=[InferOutput("probability", [n], "FP64", data=probability.tolist()),
-                               InferOutput("class", [n], "INT64", data=classes.tolist())])
+            return open_inference.answer(payload, self.name, self.version,
+                                         {"probability": probability, "class": classes})
         return {"predictions": [{"probability": p, "class": c} for p, c in zip(probability.tolist(), classes.tolist())],
                 "model_name": self.name, "model_version": self.version}
+
+    def version_check(self, model_name: str, version: str) -> str | None:
+        """A request naming this model's version is served as any other; another version is a 404."""
+        if model_name == self.name and version != self.version:
+            return f"model {model_name} version {version} is not served here; this server serves version {self.version}"
+        return None
 
     def get_input_types(self) -> list[dict]:
         return [{"name": n, "datatype": "BYTES" if t == "string" else "FP64", "shape": [-1]}
                 for n, t in self.model.columns]
 
     def get_output_types(self) -> list[dict]:
-        return [{"name": "probability", "datatype": "FP64", "shape": [-1]},
-                {"name": "class", "datatype": "INT64", "shape": [-1]}]
+        return [{"name": n, "datatype": t, "shape": [-1]} for n, t in open_inference.CLASSIFIER_OUTPUTS.items()]
 
 
 def decision_threshold(gate: str, cache_dir: str) -> float:
@@ -181,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     # several servers on a few cores would oversubscribe them. Applied after the
     # model is loaded: only then are scikit-learn's OpenMP runtimes there to limit.
     model.thread_limits = threadpool_limits(args.threads)
-    serve([model], args.host, args.http_port, response_headers={VERSION_HEADER: model.version})
+    serve([model], args.host, args.http_port, response_headers={VERSION_HEADER: model.version},
+          version_check=model.version_check)
 
 
 if __name__ == "__main__":

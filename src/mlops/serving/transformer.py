@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+from urllib.parse import quote
 
 import numpy as np
 import orjson
@@ -30,12 +31,13 @@ import pandas as pd
 
 from mlops.errors import BadRequest, UpstreamError
 from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES
+from mlops.serving import open_inference
 from mlops.serving.http_server import SERVER_TIMING, UNKNOWN_VERSION, VERSION_HEADER, import_kserve, upstream_client
 from mlops.serving.request_schema import _flatten, is_text
 from mlops.serving.routing import Routing, ShadowTarget, read_routing
 
 kserve = import_kserve()
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
+from kserve.protocol.infer_type import InferRequest  # noqa: E402
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
 
 logger = logging.getLogger("mlops.transformer")
@@ -140,6 +142,7 @@ class FeatureTransformer(kserve.Model):
         self.fs, self.log = feature_store, request_log
         self.timeout_s, self.shadow_timeout_s, self.max_shadow_inflight = timeout_s, shadow_timeout_s, max_shadow_inflight
         self.max_rows = max_rows
+        self.last_version: str | None = None
         self.routing = Routing()
         self._client = None
         self._shadow_inflight = 0
@@ -197,23 +200,29 @@ class FeatureTransformer(kserve.Model):
 
     async def predict(self, payload, headers=None, response_headers=None):
         headers = headers or {}
-        request_id = headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        v2 = isinstance(payload, InferRequest)
+        # What the answer must repeat and hold, checked before any work. The caller's V2 id is the
+        # request's id everywhere (answer, log, the predictor hop); else the gateway's x-request-id.
+        caller_id = open_inference.request_id(payload) if v2 else None
+        if v2:
+            open_inference.requested(payload, open_inference.CLASSIFIER_OUTPUTS)
+        request_id = caller_id or headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         ids = entity_ids(payload, self.max_rows)
         features = self.lookup(ids)
         body = predictor_body(features)
         probability, classes, version = await self._primary(body, request_id)
+        self.last_version = version
         if response_headers is not None:  # which version answered, as the predictor says it
-            response_headers.update({VERSION_HEADER: version, REQUEST_ID_HEADER: request_id})
+            response_headers.update({VERSION_HEADER: version, REQUEST_ID_HEADER: _header_safe(request_id)})
         if self.log is not None:
             self.log.append(request_id, version, features, probability, classes)
         shadow = self.routing.shadow
         if shadow is not None:
             self._start_mirror(shadow, body, request_id, probability, classes)
-        if isinstance(payload, InferRequest):
-            n = len(ids)
-            return InferResponse(response_id=request_id, model_name=self.name, model_version=version,
-                                 infer_outputs=[InferOutput("probability", [n], "FP64", data=probability.tolist()),
-                                                InferOutput("class", [n], "INT64", data=classes.tolist())])
+        if v2:
+            return open_inference.answer(payload, self.name, version,
+                                         {"probability": probability, "class": classes},
+                                         response_id=request_id)
         return {"predictions": [{ENTITY_KEY: c, "probability": p, "class": k}
                                 for c, p, k in zip(ids, probability.tolist(), classes.tolist())],
                 "model_name": self.name, "model_version": version, "request_id": request_id}
@@ -225,7 +234,7 @@ class FeatureTransformer(kserve.Model):
         started = time.perf_counter()
         try:
             resp = await self.client.post(url, content=body, headers={"content-type": "application/json",
-                                                                      REQUEST_ID_HEADER: request_id})
+                                                                      REQUEST_ID_HEADER: _header_safe(request_id)})
         except httpx.HTTPError as exc:
             UPSTREAM_REQUESTS.labels("primary", UNKNOWN_VERSION, "error").inc()
             raise UpstreamError(f"the predictor at {self.predictor_url} did not answer: {type(exc).__name__}",
@@ -242,6 +251,14 @@ class FeatureTransformer(kserve.Model):
         version = body_version or version
         _record("primary", version, elapsed, probability, classes, resp.headers)
         return probability, classes, version
+
+    def version_check(self, model_name: str, version: str) -> str | None:
+        """No version can be pinned here: the transformer serves the model by its production alias, and
+        which version answers (stable or canary, during a rollout) is the predictor side's to decide."""
+        now = f" (last answered by version {self.last_version})" if self.last_version else ""
+        return (f"model {model_name} version {version} cannot be asked for here: the transformer serves "
+                f"{model_name} by its production alias{now}, and each answer's model_version says which version "
+                "answered; send the request without a version")
 
     # -- shadow ------------------------------------------------------------------------
     def _start_mirror(self, shadow: ShadowTarget, body: bytes, request_id: str, probability: np.ndarray,
@@ -288,6 +305,11 @@ class FeatureTransformer(kserve.Model):
         agree = int((shadow_classes == classes).sum())
         SHADOW_AGREEMENT.labels(shadow.model_version, "yes").inc(agree)
         SHADOW_AGREEMENT.labels(shadow.model_version, "no").inc(len(classes) - agree)
+
+
+def _header_safe(request_id: str) -> str:
+    """The id as an HTTP header value: a caller's V2 id may hold any text, a header only visible ASCII."""
+    return request_id if request_id.isascii() and request_id.isprintable() else quote(request_id, safe="")
 
 
 def _known_rows(features: pd.DataFrame) -> np.ndarray:
@@ -368,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         log = None if args.no_request_log else RequestLog(store, args.model_name)
         model = FeatureTransformer(args.model_name, args.predictor_url, fs, log, routing_store=store,
                                    routing_poll_s=args.routing_poll_s, max_rows=args.max_rows)
-    serve([model], args.host, args.http_port, on_stop=model.stop)
+    serve([model], args.host, args.http_port, version_check=model.version_check, on_stop=model.stop)
 
 
 if __name__ == "__main__":
