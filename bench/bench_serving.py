@@ -78,6 +78,9 @@ REQUESTS = 2_000  # measured requests per server and round
 WARMUP = 200  # unmeasured requests before them
 ROUNDS = 3
 SAMPLE = 200  # distinct rows (and customer ids) the requests cycle through
+BATCH_ROWS = 100  # rows (customer ids) per request in the batch measurements
+BATCH_WARMUP = 20
+BATCH_SHARE = 10  # a batch measurement sends requests / BATCH_SHARE requests (each 100 rows)
 INPROCESS_CALLS = 500
 READY_TIMEOUT_S = 180.0
 SWITCH_TIMEOUT_S = 30.0
@@ -97,6 +100,14 @@ LABELS = {
     "transformer": "ours: transformer + predictor",
     "shadow": "ours: transformer + predictor, shadow mirroring on",
 }
+# 100-row V2 requests, JSON tensors against the binary tensor data extension (issue 15).
+BATCHES = ("predictor-json", "predictor-binary", "transformer-json", "transformer-binary")
+BATCH_LABELS = {
+    "predictor-json": "ours: predictor, V2 JSON tensors",
+    "predictor-binary": "ours: predictor, V2 binary tensors in and out",
+    "transformer-json": "ours: transformer + predictor, V2 JSON tensor of ids",
+    "transformer-binary": "ours: transformer + predictor, V2 binary tensor of ids, binary out",
+}
 REQUEST_KIND = {
     "bare": "V1 `{\"instances\": [row]}`",
     "mlflow": "`/invocations` `{\"dataframe_records\": [row]}`",
@@ -115,8 +126,10 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.headers = {"Content-Type": "application/json"}
 
-    def post(self, body: bytes) -> bytes:
-        self.conn.request("POST", self.path, body=body, headers=self.headers)
+    def post(self, body: bytes | tuple[bytes, dict]) -> bytes:
+        """POST a body, or a (body, extra headers) pair (a binary-tensor body carries its header's length)."""
+        body, extra = body if isinstance(body, tuple) else (body, None)
+        self.conn.request("POST", self.path, body=body, headers={**self.headers, **extra} if extra else self.headers)
         resp = self.conn.getresponse()
         data = resp.read()
         if resp.status != 200:
@@ -142,7 +155,7 @@ def process_cpu(pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
-def measure(port: int, path: str, bodies: list[bytes], warmup: int, n: int, pids: dict[str, int]) -> dict:
+def measure(port: int, path: str, bodies: list, warmup: int, n: int, pids: dict[str, int]) -> dict:
     """Warm up, then time ``n`` sequential requests cycling through ``bodies`` on one connection."""
     client = Client(port, path)
     try:
@@ -173,7 +186,7 @@ def log_lines(path: str) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
-def post_once(port: int, path: str, body: bytes) -> bytes:
+def post_once(port: int, path: str, body) -> bytes:
     client = Client(port, path)
     try:
         return client.post(body)
@@ -330,6 +343,94 @@ def floor_table(floor: dict) -> str:
     return "\n".join(lines)
 
 
+def batch_requests(sample, columns: list[str], numeric: set, customers: list[str], est) -> tuple[dict, dict]:
+    """The 100-row V2 bodies, JSON (orjson, as the README shows) and binary (as tritonclient builds it, binary
+    outputs asked for with ``binary_data_output``), and the probabilities they must get: for the predictor from the sample's rows (a missing text becomes "missing": a binary BYTES tensor has
+    no null; a missing number is null in JSON and NaN in binary), for the transformer from customer ids."""
+    import orjson
+    import tritonclient.http as triton
+
+    from mlops.features import store as feature_store
+
+    def body(tensors: list, binary: bool):
+        if not binary:  # JSON as the README shows it (tritonclient cannot put a null in an FP64 tensor)
+            return orjson.dumps({"inputs": [
+                {"name": t.name(), "datatype": t.datatype(), "shape": t.shape(),
+                 "data": [v.decode() if isinstance(v, bytes) else (None if v != v else v) for v in values.tolist()]}
+                for t, values in tensors]})
+        for tensor, values in tensors:
+            tensor.set_data_from_numpy(values, binary_data=True)
+        data, json_size = triton.InferenceServerClient.generate_request_body([t for t, _ in tensors])
+        return data, {"Inference-Header-Content-Length": str(json_size)}
+
+    bodies, expected = {key: [] for key in BATCHES}, {"predictor": [], "transformer": []}
+    frame = sample.copy()
+    for name in columns:
+        if name not in numeric:
+            frame[name] = frame[name].where(frame[name].notna(), "missing")
+    for start in range(0, len(frame) - BATCH_ROWS + 1, BATCH_ROWS):
+        rows = frame.iloc[start:start + BATCH_ROWS]
+        for binary in (False, True):
+            tensors = []
+            for name in columns:
+                if name in numeric:  # a missing number: NaN in binary, null in JSON
+                    tensors.append((triton.InferInput(name, [BATCH_ROWS], "FP64"), rows[name].to_numpy("float64")))
+                else:
+                    tensors.append((triton.InferInput(name, [BATCH_ROWS], "BYTES"),
+                                    np.array([str(v).encode() for v in rows[name]], dtype=np.object_)))
+            bodies[f"predictor-{'binary' if binary else 'json'}"].append(body(tensors, binary))
+        expected["predictor"].append(est.predict_proba(rows[columns])[:, 1])
+        ids = customers[start:start + BATCH_ROWS]
+        for binary in (False, True):
+            tensor = triton.InferInput("customer_id", [BATCH_ROWS], "BYTES")
+            bodies[f"transformer-{'binary' if binary else 'json'}"].append(
+                body([(tensor, np.array([c.encode() for c in ids], dtype=np.object_))], binary))
+        fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+        expected["transformer"].append(est.predict_proba(feature_store.online_features(fs, ids)[columns])[:, 1])
+    return bodies, expected
+
+
+def batch_answer(content: bytes) -> np.ndarray:
+    """The probabilities of a V2 answer, JSON or binary (its JSON header, then the raw outputs), read by
+    tritonclient."""
+    import orjson
+    import tritonclient.http as triton
+
+    try:
+        orjson.loads(content)
+        length = None
+    except orjson.JSONDecodeError:  # binary: the header's length is where its JSON object ends
+        length = json.JSONDecoder().raw_decode(content.decode("latin-1"))[1]
+    return triton.InferenceServerClient.parse_response_body(content, header_length=length).as_numpy("probability")
+
+
+def batch_table(batches: dict) -> str:
+    med = {key: median_round(runs) for key, runs in batches.items()}
+    lines = [f"| {BATCH_ROWS}-row V2 request | body (KiB) | req/s | rows/s | p50 (ms) | p99 (ms) "
+             "| server CPU per request (ms) | req/s vs JSON tensors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for key in BATCHES:
+        r, json_rps = med[key], med[key.split("-")[0] + "-json"]["rps"]
+        lines.append(f"| {BATCH_LABELS[key]} | {r['body_bytes'] / 1024:.1f} | {r['rps']:,.0f} | "
+                     f"{r['rps'] * BATCH_ROWS:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['server_cpu_ms']:.2f} | "
+                     f"{r['rps'] / json_rps:.2f}x |")
+    return "\n".join(lines)
+
+
+def batch_note(batches: dict, args) -> str:
+    n = max(100, args.requests // BATCH_SHARE)
+    every = "; ".join(f"{key} " + ", ".join(f"{r['rps']:,.0f}" for r in runs) + " req/s"
+                      for key, runs in batches.items())
+    return (f"Batches: {n:,} measured requests of {BATCH_ROWS} rows per server, body kind and round after "
+            f"{BATCH_WARMUP} warm-up requests, the same connection and rounds as above; JSON bodies as the README shows "
+            f"them (orjson; FP64 and BYTES tensors, `null` for a missing number), binary bodies built by tritonclient "
+            f"(`InferenceServerClient.generate_request_body`: binary inputs, NaN for a missing number, and "
+            f"`binary_data_output`); the predictor's rows are the sample's first "
+            f"{2 * BATCH_ROWS} (a missing text sent as \"missing\": a binary BYTES tensor has no null), the "
+            f"transformer's the first {2 * BATCH_ROWS} customer ids. Before measuring, every body's answer equals "
+            f"in-process `predict_proba`. Every round: {every}.")
+
+
 def goal_notes(ev: dict, floor: dict) -> str:
     """What stands between a missed latency goal and the target, from this run's numbers."""
     med = ev["median"]
@@ -381,7 +482,7 @@ def openmp_note(med: dict, floor: dict) -> str:
 
 
 def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started: datetime,
-                 load: tuple) -> str:
+                 load: tuple, batches: dict) -> str:
     m, v = machine(), versions()
     med = ev["median"]
     met = sum(ok for *_, ok in ev["goals"])
@@ -431,6 +532,10 @@ def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started
         f"Every round, to judge the spread: {every_round}.",
         "",
         floor_table(floor),
+        "",
+        batch_table(batches),
+        "",
+        batch_note(batches, args),
         "",
         f"Where the time goes, at p50: `predict_proba` on one row costs {floor['predict_proba']:.2f} ms in-process "
         f"(the scikit-learn pipeline: column transformer, ordinal encoding, {info['max_iter']} trees). The bare "
@@ -662,6 +767,18 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     progress(f"all servers answer the same model (max probability difference {max_diff:.1e}; mlflow classes equal; "
              f"transformer {customers[0]} -> {own:.4f})")
 
+    # -- 5b. the 100-row batches, as JSON and as binary tensors (built by tritonclient) --------------
+    batch_bodies, batch_expected = batch_requests(sample, columns, numeric, customers, est)
+    v2_path = f"/v2/models/{MODEL_NAME}/infer"
+    for key in BATCHES:
+        server = key.split("-")[0]
+        for body, want in zip(batch_bodies[key], batch_expected[server]):
+            got_probability = batch_answer(post_once(port[server], v2_path, body))
+            if float(np.max(np.abs(got_probability - want))) > 1e-9:
+                raise RuntimeError(f"{key}: the 100-row answer differs from in-process predict_proba")
+    progress(f"100-row batches: JSON and binary tensors answer the same probabilities as in-process, on both servers "
+             f"(bodies: {', '.join(f'{k} {np.mean([len(b[0] if isinstance(b, tuple) else b) for b in v]) / 1024:.1f} KiB' for k, v in batch_bodies.items())})")
+
     # -- 6. measure -------------------------------------------------------------------------------
     transformer_port = port["transformer"]
     shadow_target = ShadowTarget(url["shadow_predictor"], version)
@@ -701,8 +818,21 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
             split = f" ({', '.join(f'{k} {v:.2f}' for k, v in r['cpu_ms'].items())})" if len(r["cpu_ms"]) > 1 else ""
             progress(f"  {key}: {r['rps']:,.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, "
                      f"max {r['max']:.1f} ms; server CPU {r['server_cpu_ms']:.2f} ms/request{split}")
-    load = (load_before, os.getloadavg())
     set_shadow(False)
+    batch_requests_n = max(100, args.requests // BATCH_SHARE)
+    batches = {key: [] for key in BATCHES}
+    for rnd in range(ROUNDS):
+        order = BATCHES[rnd % len(BATCHES):] + BATCHES[:rnd % len(BATCHES)]
+        progress(f"[batch round {rnd + 1}/{ROUNDS}] {' -> '.join(order)}: {BATCH_WARMUP} warm-up + "
+                 f"{batch_requests_n:,} requests of {BATCH_ROWS} rows each")
+        for key in order:
+            server = key.split("-")[0]
+            r = measure(port[server], v2_path, batch_bodies[key], BATCH_WARMUP, batch_requests_n, pids[server])
+            r["body_bytes"] = float(np.mean([len(b[0] if isinstance(b, tuple) else b) for b in batch_bodies[key]]))
+            batches[key].append(r)
+            progress(f"  {key}: {r['rps']:,.0f} req/s ({r['rps'] * BATCH_ROWS:,.0f} rows/s), p50 {r['p50']:.2f} ms, "
+                     f"p99 {r['p99']:.2f} ms; server CPU {r['server_cpu_ms']:.2f} ms/request")
+    load = (load_before, os.getloadavg())
     time.sleep(0.5)  # the last mirrors settle
     after = scrape(transformer_port)
 
@@ -737,12 +867,15 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     print()
     print(floor_table(floor))
     print()
+    print(batch_table(batches))
+    print()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "serving-results.json").write_text(json.dumps(
-        {"results": results, "floor": floor, "info": {k: v for k, v in info.items() if k != "columns"},
+        {"results": results, "batches": batches, "floor": floor,
+         "info": {k: v for k, v in info.items() if k != "columns"},
          "load": load, "requests": args.requests}, indent=2, default=str))
     if args.requests == REQUESTS:
-        write_results(section_text(results, ev, floor, info, args, started, load), SECTION)
+        write_results(section_text(results, ev, floor, info, args, started, load, batches), SECTION)
         progress(f"wrote {RESULTS.relative_to(ROOT)}")
     else:
         progress(f"--requests {args.requests} is not the default ({REQUESTS}): {RESULTS.relative_to(ROOT)} "
