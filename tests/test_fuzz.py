@@ -848,7 +848,8 @@ def binary_requests(draw, server: str, top: Topology):
     change, protocol, original = draw(st.sampled_from(FRAMING)), "v2", (dict(headers), body)
     if change == "header-length" and json_size is not None:
         headers["inference-header-content-length"] = draw(st.sampled_from(
-            [str(json_size + draw(st.integers(-20, 20))), "0", "-1", str(len(body) + 1), "x", " 12", str(10**30)]))
+            [str(json_size + draw(st.integers(-20, 20))), "0", "-1", str(len(body) + 1), "x", "+12", "1_2", "0x1f",
+             str(10**30)]))
     elif change == "size":
         head = json.loads(body[:json_size] if json_size else body)
         sized = [t for t in head["inputs"] if "binary_data_size" in t.get("parameters", {})]

@@ -299,8 +299,8 @@ def predictor_tensors(n: int = 1) -> list[tuple[str, str, list[int], bytes]]:
 
 
 def post_binary(base: str, body: bytes, header_length: object, **headers) -> httpx.Response:
-    return httpx.post(v2_url(base), content=body, timeout=TIMEOUT,
-                      headers={BINARY: str(header_length), **headers})
+    value = header_length if isinstance(header_length, bytes) else str(header_length).encode()
+    return httpx.post(v2_url(base), content=body, timeout=TIMEOUT, headers={BINARY.encode(): value, **headers})
 
 
 def test_a_good_binary_body_is_answered_as_its_json_twin(served):
@@ -329,6 +329,7 @@ def _lies():
         ("header-zero", body, 0, 400, r"Inference-Header-Content-Length is '0'"),
         ("header-negative", body, -5, 400, r"Inference-Header-Content-Length is '-5'"),
         ("header-not-a-number", body, "12abc", 400, r"Inference-Header-Content-Length is '12abc'"),
+        ("header-a-superscript-digit", body, b"\xb2", 400, r"Inference-Header-Content-Length is '\xb2'"),
         ("header-too-short", body, length - 3, 400, r"first \d+ bytes of the body .* are not a JSON object"),
         ("header-too-long", body, length + 3, 400, r"first \d+ bytes of the body .* are not a JSON object"),
         ("size-overruns-body", *binary_body(good, sizes={"region": 10_000}), 400,

@@ -148,7 +148,7 @@ class RequestGuard:
         if versioned:
             path, asked = versioned.group(1) + (versioned.group(3) or ""), unquote(versioned.group(2))
         query = scope.get("query_string", b"")
-        if b"model_version" in query:
+        if b"model_version" in query and path.startswith("/v2/models/"):  # KServe's V2 handlers read it
             pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
             given = [v for k, v in pairs if k == "model_version"]
             if given:

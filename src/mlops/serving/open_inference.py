@@ -45,7 +45,8 @@ CLASSIFIER_OUTPUTS = {"probability": "FP64", "class": "INT64"}
 
 def decode_binary_request(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
     """The V2 request of a body that uses the binary tensor data extension; a 400 for any inconsistency."""
-    if header_length is None or not header_length.isdigit() or not 0 < int(header_length) <= len(body):
+    if header_length is None or not (header_length.isascii() and header_length.isdigit()) \
+            or not 0 < int(header_length) <= len(body):  # isdigit() alone takes "²", which int() refuses
         raise BadRequest(f"Inference-Header-Content-Length is {header_length!r}: it must be the byte length of the "
                          f"JSON header at the start of the body (1 to {len(body)} for this body)")
     json_length = int(header_length)
