@@ -1,6 +1,7 @@
 """Registry promotion against the real MLflow and S3: aliases, compare-and-set, approvals, rollback, audit."""
 
 import json
+import os
 import threading
 import time
 
@@ -230,3 +231,99 @@ def test_promotion_rerun_after_a_crash_reuses_the_registered_version(store, plat
     assert version == orphan and aliases == [STAGING, PRODUCTION]
     assert len(MlflowClient().search_model_versions(f"name = '{name}'")) == 1
     assert registry.alias_version(name, PRODUCTION) == orphan
+
+
+# -- a registry move killed between any two of its writes ------------------------------------------
+
+# Run in a child process: the registry call, with every write it makes to MLflow and to the audit trail
+# counted, and the process killed (os._exit: no cleanup, no finally, the lock left held) just before
+# write number KILL_AFTER. Prints COMPLETED and the count when the call got through.
+KILLED_MOVE = r"""
+import json, os, sys
+from mlflow import MlflowClient
+from mlops import registry
+from mlops.storage import ObjectStore
+
+limit, done = int(os.environ["KILL_AFTER"]), [0]
+
+def counted(write):
+    def wrapper(*args, **kwargs):
+        if done[0] == limit:
+            os._exit(137)
+        result = write(*args, **kwargs)
+        done[0] += 1
+        return result
+    return wrapper
+
+for name in ("set_registered_model_alias", "delete_registered_model_alias", "set_model_version_tag",
+             "set_registered_model_tag", "delete_registered_model_tag"):
+    setattr(MlflowClient, name, counted(getattr(MlflowClient, name)))
+put = ObjectStore.put_bytes_if
+audit_put = counted(put)
+ObjectStore.put_bytes_if = lambda self, data, key, **kw: (audit_put if key.startswith("audit/") else put)(
+    self, data, key, **kw)
+store, call = ObjectStore.from_env(), json.loads(sys.argv[1])
+if call["op"] == "rollback":
+    registry.rollback(store, call["model"], "ci", "killed rollback")
+else:
+    registry.promote(store, call["model"], call["version"], registry.PRODUCTION, expected_current=call["expected"],
+                     actor="ci", reason="killed promotion")
+print("COMPLETED", done[0])
+"""
+
+
+def _aliases(name: str) -> tuple[str | None, str | None]:
+    return registry.alias_version(name, PRODUCTION), registry.alias_version(name, ROLLBACK)
+
+
+def _set_aliases(name: str, production: str, rollback: str) -> None:
+    client = MlflowClient()
+    client.set_registered_model_alias(name, PRODUCTION, production)
+    client.set_registered_model_alias(name, ROLLBACK, rollback)
+
+
+def _expire_lock(store, name: str) -> None:
+    """As if the killed holder's lease ran out (the next call then takes the lock over)."""
+    key = f"locks/registry/{name}.json"
+    if store.exists(key):
+        store.put_bytes(json.dumps({"owner": "killed", "expires": time.time() - 1}).encode(), key)
+
+
+@pytest.mark.parametrize("op", ["rollback", "promote"])
+def test_a_move_killed_between_any_two_writes_is_consistent_and_a_rerun_completes_it(store, model, op):
+    import subprocess
+    import sys
+
+    name, (v1, v2, v3) = model
+    start, goal = {"rollback": ((v2, v1), (v1, v2)), "promote": ((v2, v1), (v3, v2))}[op]
+    call = {"op": op, "model": name, "version": v3, "expected": v2}
+    kill_after, points = 0, []
+    while True:
+        _set_aliases(name, *start)
+        events_before = len(audit.trail(store, name))
+        child = subprocess.run([sys.executable, "-c", KILLED_MOVE, json.dumps(call)], capture_output=True, text=True,
+                               env={**os.environ, "KILL_AFTER": str(kill_after)}, timeout=120)
+        completed = "COMPLETED" in child.stdout
+        assert completed or child.returncode == 137, child.stderr[-2000:]
+        # What a reader sees right after the kill: production and rollback never on one version, production
+        # on the old or the new version.
+        production, rollback_to = _aliases(name)
+        assert production != rollback_to, (kill_after, production, rollback_to)
+        assert production in (start[0], goal[0]), (kill_after, production)
+        points.append((kill_after, production, rollback_to))
+        _expire_lock(store, name)
+        rerun = (registry.rollback(store, name, "ci", "rerun", expected_current=v2) if op == "rollback" else
+                 registry.promote(store, name, v3, PRODUCTION, expected_current=v2, actor="ci", reason="rerun"))
+        assert (rerun.version, rerun.previous) == goal, kill_after
+        # A rerun completes the move, or finds it done; it never repeats it.
+        assert rerun.already_done == (kill_after > 0), kill_after
+        assert _aliases(name) == goal, kill_after
+        assert registry.PENDING_TAG not in MlflowClient().get_registered_model(name).tags
+        moves = [e for e in audit.trail(store, name)[events_before:] if e.action == op]
+        assert len(moves) == 1 and moves[0].version == goal[0], (kill_after, moves)
+        if completed:
+            break
+        kill_after += 1
+    writes = int(child.stdout.split()[-1])
+    assert kill_after == writes and writes >= 6, points  # journal, aliases, tags, audit, journal closed
+    print(f"\n[{op} killed at each of its {writes} writes] states seen: {points}")

@@ -39,11 +39,18 @@ def default_actor() -> str:
         return "unknown"
 
 
-def record(store: ObjectStore, event: AuditEvent) -> str:
-    """Append one event; returns its key. Never overwrites an existing event."""
+def record(store: ObjectStore, event: AuditEvent, event_id: str | None = None) -> str:
+    """Append one event; returns its key. Never overwrites an existing event.
+
+    ``event_id`` names the event for good (a registry move records its event under the id in its
+    journal): recording it again, after a crash, finds it there and writes nothing.
+    """
     stamp = event.at.replace(":", "").replace("-", "").replace("+0000", "Z")
-    key = safe_key(f"{PREFIX}/{event.model}/{stamp}-{uuid.uuid4().hex[:12]}.json")
-    if store.put_bytes_if(json.dumps(asdict(event), sort_keys=True).encode(), key, if_none_match=True) is None:
+    key = safe_key(f"{PREFIX}/{event.model}/{stamp}-{event_id or uuid.uuid4().hex[:12]}.json")
+    body = json.dumps(asdict(event), sort_keys=True).encode()
+    if store.put_bytes_if(body, key, if_none_match=True) is None:
+        if event_id is not None and store.get_bytes(key) == body:
+            return key  # recorded before a crash
         raise StorageError(f"audit event {key} already exists: refusing to overwrite the audit trail")
     return key
 

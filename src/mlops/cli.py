@@ -147,7 +147,11 @@ def _rollback(args: argparse.Namespace) -> int:
     from mlops import registry
     from mlops.audit import default_actor
 
-    done = registry.rollback(_registry_store(), args.model, args.by or default_actor(), args.reason)
+    done = registry.rollback(_registry_store(), args.model, args.by or default_actor(), args.reason,
+                             expected_current=args.from_version)
+    if done.already_done:
+        print(f"{args.model}: v{done.previous} was rolled back already; production is v{done.version}")
+        return 0
     print(f"{args.model}: production is v{done.version} again (was v{done.previous}, now the rollback alias); "
           f"audit: {done.audit_key}")
     return 0
@@ -322,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     p.add_argument("--by", help="who (default: your login name)")
+    p.add_argument("--from", dest="from_version", metavar="VERSION",
+                   help="the production version to roll back; rerunning with it never rolls back twice")
     p.set_defaults(func=_rollback)
 
     p = sub.add_parser("lineage", help="model -> run -> data -> features -> code -> image -> environment")

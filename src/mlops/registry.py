@@ -6,17 +6,24 @@ with ``If-None-Match: *``), and a promotion names the version it expects to
 replace: if ``production`` moved since the gate compared against it, the
 promotion is refused, so two concurrent promotions can never lose one.
 
-Order of writes inside the lock, chosen so a crash anywhere leaves a
-consistent registry: the ``rollback`` alias first (production unchanged),
-then ``production``, then tags, then the audit event. A rerun of an
-interrupted promotion sees the alias already moved and only completes the
-record.
+A move is journaled, so a crash anywhere leaves a registry that is
+consistent and that the next registry write completes. Inside the lock:
+the whole move is written first as one registered-model tag (the journal),
+then the aliases move, then the version tags, then the audit event (under
+the journal's event id, so it is recorded once), and the journal goes last.
+The aliases move in an order that never points ``production`` and
+``rollback`` at one version, not even between two writes: the old
+``rollback`` alias is removed first, then ``production`` moves, then
+``rollback`` is set. Every promote or rollback starts by completing a
+journal it finds; a rerun of the interrupted call then returns that move.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Iterator
 
 from mlops import audit
@@ -27,6 +34,7 @@ STAGING, PRODUCTION, ROLLBACK = "staging", "production", "rollback"
 ALIASES = (STAGING, PRODUCTION, ROLLBACK)
 LOCK_LEASE_S = 60.0
 ANY = "*"  # expected_current for moves that replace whatever is there (staging: the newest blessed wins)
+PENDING_TAG = "mlops.registry.pending"  # the journal of a move in progress (a registered-model tag)
 
 
 class PromotionRefused(MlopsError):
@@ -143,11 +151,14 @@ def promote(store: ObjectStore, model: str, version: str, alias: str, *, expecte
     if alias == PRODUCTION and require_approval and approval(model, version) is None:
         raise PromotionRefused(f"{model} v{version} is high-stakes: production needs a recorded approval first "
                                f"(mlops approve {model} {version} --by NAME --reason TEXT)")
-    client = _client()
+    version = str(version)
     with registry_lock(store, model):
+        recovered = _complete_journal(store, model)
         current = alias_version(model, alias)
-        if current == str(version):
-            return _complete_interrupted(store, model, str(version), alias, actor, reason, details)
+        if current == version:
+            if recovered is not None and recovered.op == "promote" and recovered.aliases.get(alias) == version:
+                return recovered.promotion(already_done=True)
+            return _complete_interrupted(store, model, version, alias, actor, reason, details)
         if expected_current != ANY and current != (str(expected_current) if expected_current is not None else None):
             def name(v):
                 return f"v{v}" if v is not None else "unset"
@@ -155,21 +166,21 @@ def promote(store: ObjectStore, model: str, version: str, alias: str, *, expecte
             raise PromotionRefused(
                 f"{alias} of {model} is {name(current)} now, not {name(expected_current)} as when this decision "
                 "was made: re-evaluate against the new champion")
-        event = audit.AuditEvent("promote", model, str(version), actor, reason,
+        event = audit.AuditEvent("promote", model, version, actor, reason,
                                  details={"alias": alias, "previous": current, **(details or {})})
-        with _mlflow(f"move {alias} of {model} to v{version}"):
-            if alias == PRODUCTION and current is not None:
-                client.set_registered_model_alias(model, ROLLBACK, current)
-                client.set_model_version_tag(model, current, "mlops.replaced_by", str(version))
-            client.set_registered_model_alias(model, alias, str(version))
-            for key, value in (("at", event.at), ("by", actor), ("reason", reason)):
-                client.set_model_version_tag(model, str(version), f"mlops.{alias}.{key}", value)
-        key = audit.record(store, event)
-    return Promotion(model, str(version), alias, current, key)
+        aliases = {alias: version}
+        tags = [(version, f"mlops.{alias}.{key}", value) for key, value in
+                (("at", event.at), ("by", actor), ("reason", reason))]
+        if alias == PRODUCTION:
+            aliases[ROLLBACK] = current
+            if current is not None:
+                tags.append((current, "mlops.replaced_by", version))
+        return _move(store, _Journal("promote", aliases, tags, asdict(event), uuid.uuid4().hex[:12], current))
 
 
 def _complete_interrupted(store, model, version, alias, actor, reason, details) -> Promotion:
-    """The alias already points here: a rerun after a crash, or a repeat. Finish the record once."""
+    """The alias already points here without a journal: a repeat, or a move made outside this module (or by
+    a release before the journal). Finish the record once."""
     recorded = [e for e in audit.trail(store, model)
                 if e.action == "promote" and e.version == version and e.details.get("alias") == alias]
     if recorded:
@@ -184,23 +195,108 @@ def _complete_interrupted(store, model, version, alias, actor, reason, details) 
     return Promotion(model, version, alias, None, audit.record(store, event), already_done=True)
 
 
-def rollback(store: ObjectStore, model: str, actor: str, reason: str) -> Promotion:
-    """Point ``production`` back at the version it replaced; the rolled-back one becomes ``rollback``."""
-    client = _client()
+def rollback(store: ObjectStore, model: str, actor: str, reason: str,
+             expected_current: str | None = None) -> Promotion:
+    """Point ``production`` back at the version it replaced; the rolled-back one becomes ``rollback``.
+
+    ``expected_current`` names the version being rolled back (None: whatever production is). With
+    it, a rerun of a call that was killed, or that finished without its caller knowing, returns that
+    rollback instead of rolling back once more; a production that moved elsewhere is refused.
+    """
+    expected_current = None if expected_current is None else str(expected_current)
     with registry_lock(store, model):
+        recovered = _complete_journal(store, model)
+        if recovered is not None and recovered.op == "rollback" and expected_current in (None, recovered.previous):
+            return recovered.promotion(already_done=True)
         current, previous = alias_version(model, PRODUCTION), alias_version(model, ROLLBACK)
+        if expected_current is not None and current != expected_current:
+            done = [e for e in audit.trail(store, model) if e.action == "rollback" and e.version == current
+                    and e.details.get("previous") == expected_current]
+            if done:  # this rollback happened already
+                return Promotion(model, current, PRODUCTION, expected_current, None, already_done=True)
+            raise PromotionRefused(f"production of {model} is v{current} now, not v{expected_current} as when this "
+                                   "rollback was decided: nothing rolled back")
         if previous is None:
             raise PromotionRefused(f"{model} has no {ROLLBACK!r} version to return to "
                                    f"(production is v{current}, and nothing was replaced yet)")
         event = audit.AuditEvent("rollback", model, previous, actor, reason,
                                  details={"alias": PRODUCTION, "previous": current})
-        with _mlflow(f"move production of {model} back to v{previous}"):
-            client.set_registered_model_alias(model, PRODUCTION, previous)
-            if current is not None:
-                client.set_registered_model_alias(model, ROLLBACK, current)
-                client.set_model_version_tag(model, current, "mlops.rolled_back_at", event.at)
-        key = audit.record(store, event)
-    return Promotion(model, previous, PRODUCTION, current, key)
+        tags = [(current, "mlops.rolled_back_at", event.at)] if current is not None else []
+        return _move(store, _Journal("rollback", {PRODUCTION: previous, ROLLBACK: current}, tags, asdict(event),
+                                     uuid.uuid4().hex[:12], current))
+
+
+# -- the journal: one move, written before it starts, removed when it is done ---------------
+@dataclass
+class _Journal:
+    op: str  # "promote" or "rollback"
+    aliases: dict  # alias -> the version it must point at (None: unset)
+    version_tags: list  # [version, tag, value]
+    event: dict  # the AuditEvent, as it is recorded
+    event_id: str  # the audit event's id: recorded once, however often the move is completed
+    previous: str | None  # what the moved alias pointed at before
+
+    @property
+    def model(self) -> str:
+        return self.event["model"]
+
+    def promotion(self, audit_key: str | None = None, already_done: bool = False) -> Promotion:
+        alias = PRODUCTION if PRODUCTION in self.aliases else STAGING
+        return Promotion(self.model, self.aliases[alias], alias, self.previous, audit_key, already_done)
+
+
+def _move(store: ObjectStore, journal: _Journal) -> Promotion:
+    client = _client()
+    with _mlflow(f"journal a {journal.op} of {journal.model}"):
+        client.set_registered_model_tag(journal.model, PENDING_TAG, json.dumps(asdict(journal), sort_keys=True))
+    return journal.promotion(_apply(store, journal))
+
+
+def _complete_journal(store: ObjectStore, model: str) -> _Journal | None:
+    """Complete a move a crash interrupted (called under the lock); returns it, or None when there was none."""
+    from mlflow.exceptions import MlflowException
+
+    with _mlflow(f"read the registry journal of {model}"):
+        try:
+            pending = _client().get_registered_model(model).tags.get(PENDING_TAG)
+        except MlflowException as exc:
+            if exc.error_code not in _NOT_FOUND:
+                raise
+            pending = None  # no such model: nothing to complete (the caller says what is missing)
+    if pending is None:
+        return None
+    try:
+        journal = _Journal(**json.loads(pending))
+    except (ValueError, TypeError) as exc:
+        raise TrackingError(f"the registry journal of {model} (registered-model tag {PENDING_TAG}) is unreadable "
+                            f"({exc}); inspect the aliases and remove the tag by hand") from None
+    _apply(store, journal)
+    return journal
+
+
+def _apply(store: ObjectStore, journal: _Journal) -> str:
+    """Bring the registry to what the journal says; every step is safe to repeat. Returns the audit key."""
+    client, model = _client(), journal.model
+    with _mlflow(f"move the aliases of {model} ({journal.op})"):
+        if PRODUCTION in journal.aliases:
+            # production and rollback never name one version, even between two writes: the old
+            # rollback alias goes first, then production moves, then rollback is set.
+            production, rollback_to = journal.aliases[PRODUCTION], journal.aliases.get(ROLLBACK)
+            current_rollback = alias_version(model, ROLLBACK)
+            if current_rollback is not None and current_rollback != rollback_to:
+                client.delete_registered_model_alias(model, ROLLBACK)
+            if alias_version(model, PRODUCTION) != production:
+                client.set_registered_model_alias(model, PRODUCTION, production)
+            if rollback_to is not None and alias_version(model, ROLLBACK) != rollback_to:
+                client.set_registered_model_alias(model, ROLLBACK, rollback_to)
+        if STAGING in journal.aliases:
+            client.set_registered_model_alias(model, STAGING, journal.aliases[STAGING])
+        for version, tag, value in journal.version_tags:
+            client.set_model_version_tag(model, version, tag, value)
+    key = audit.record(store, audit.AuditEvent(**journal.event), event_id=journal.event_id)
+    with _mlflow(f"close the registry journal of {model}"):
+        client.delete_registered_model_tag(model, PENDING_TAG)
+    return key
 
 
 LINEAGE_TAGS = (

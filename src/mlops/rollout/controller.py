@@ -194,7 +194,7 @@ def _roll_back(store, driver, model, candidate, stable, actor, reason, result, p
         except Exception as exc:  # noqa: BLE001 - keep restoring the rest; report what could not be done
             steps.append(f"{what} FAILED: {exc}")
     if registry.alias_version(model, registry.PRODUCTION) == candidate:  # only if a promotion got that far
-        registry.rollback(store, model, actor, f"rollout of v{candidate} failed: {reason}")
+        registry.rollback(store, model, actor, f"rollout of v{candidate} failed: {reason}", expected_current=candidate)
         steps.append(f"production alias back to v{stable}")
     if registry.alias_version(model, registry.STAGING) == candidate:
         from mlflow import MlflowClient
@@ -234,4 +234,4 @@ def revert_production(store: ObjectStore, driver: TrafficDriver, model: str, act
     progress(f"reverting production v{current} -> v{previous}: {reason}")
     driver.deploy(previous)
     driver.finish(winner=previous, loser=current)
-    return registry.rollback(store, model, actor, reason)
+    return registry.rollback(store, model, actor, reason, expected_current=current)
