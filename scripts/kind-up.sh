@@ -59,6 +59,9 @@ fi
 log "Kubeflow Pipelines ${KFP_VERSION} (standalone)"
 k apply -k "$KFP_CLUSTER_SCOPED_KUSTOMIZATION"
 k wait --for=condition=Established --timeout=120s crd/applications.app.k8s.io
+# Our kfp-launcher ConfigMap is immutable, so that re-applying KFP cannot reset the pipeline root silently;
+# on a rerun it must go before KFP's own is applied, and comes back with the suite's overlay below.
+k -n kubeflow delete configmap kfp-launcher --ignore-not-found
 retry 3 20 k apply -k "$KFP_KUSTOMIZATION"
 wait_available kubeflow 900s
 

@@ -108,7 +108,23 @@ PLANTED = {
                                ["ports"][0].update(containerPort="8080"), "containerPort: expected int, got str"),
     "unknown runtime field": (lambda o: _find(o, "ServingRuntime", "mlops-predictor")["spec"].update(
         protocolVersion=["v2"]), "protocolVersion: unknown field of V1alpha1ServingRuntimeSpec"),
+    # Kubeflow Pipelines 2.17 (issue 16): a re-apply of KFP must not reset the launcher; RBAC names real accounts.
+    "mutable launcher config": (lambda o: _launcher(o).pop("immutable"),
+                                "kfp-launcher is not immutable: re-applying Kubeflow Pipelines"),
+    "pipeline root off S3": (lambda o: _launcher(o)["data"].update(defaultPipelineRoot="minio://mlpipeline/v2"),
+                             "defaultPipelineRoot 'minio://mlpipeline/v2' is not s3://"),
+    "launcher without credentials": (lambda o: _launcher(o)["data"].update(providers="s3:\n  default: {}\n"),
+                                     "no s3 default provider with a credentials secretRef"),
+    "no such KFP account": (lambda o: _find(o, "RoleBinding", "mlops-artifact-credentials", "kubeflow")["subjects"]
+                            .append({"kind": "ServiceAccount", "name": "ml-pipeline-driver-agent-executor-plugin",
+                                     "namespace": "kubeflow"}),
+                            "ServiceAccount kubeflow/ml-pipeline-driver-agent-executor-plugin does not exist in "
+                            "Kubeflow Pipelines 2.17"),
 }
+
+
+def _launcher(objects):
+    return _find(objects, "ConfigMap", "kfp-launcher", "kubeflow")
 
 
 @pytest.mark.parametrize("fault", list(PLANTED))

@@ -9,7 +9,10 @@ kubectl of requirements.lock) and every object is checked:
   capability, with CPU and memory requests and limits;
 - no credentials in plain text: credential-named variables come from Secrets,
   ConfigMaps hold none, and the only Secret with data is the one an overlay
-  is allowed to generate (the kind overlay's local-dev ``mlops-s3``).
+  is allowed to generate (the kind overlay's local-dev ``mlops-s3``);
+- Kubeflow Pipelines' launcher config survives a re-apply of KFP (immutable),
+  keeps the pipeline root on s3://, and our RBAC names only service accounts
+  the pinned KFP release creates (see ``kfp_problems``).
 
 The tests plant faults in built objects to prove each check bites.
 """
@@ -123,6 +126,55 @@ def _credential_problems(obj: dict, allowed_secrets: set[str]) -> list[str]:
     return []
 
 
+# Kubeflow Pipelines 2.17 (kubeflow/pipelines release-2.17): the service accounts it creates in its namespace
+# (manifests/kustomize/base/pipeline/*-sa.yaml, base/cache/cache-sa.yaml, base/metadata/base/metadata-grpc-sa.yaml).
+# Drivers and launchers run as pipeline-runner; there is no driver-agent or executor-plugin account.
+KFP_NAMESPACE = "kubeflow"
+KFP_SERVICE_ACCOUNTS = frozenset({
+    "pipeline-runner", "ml-pipeline", "ml-pipeline-ui", "ml-pipeline-persistenceagent", "ml-pipeline-scheduledworkflow",
+    "ml-pipeline-viewer-crd-service-account", "ml-pipeline-visualizationserver", "kubeflow-pipelines-viewer",
+    "kubeflow-pipelines-container-builder", "kubeflow-pipelines-metadata-writer", "kubeflow-pipelines-cache",
+    "metadata-grpc-server"})
+KFP_LAUNCHER = "kfp-launcher"
+
+
+def kfp_problems(obj: dict) -> list[str]:
+    """What would break, or silently stop working, in Kubeflow Pipelines 2.17 because of ``obj``."""
+    kind, meta, problems = obj.get("kind"), obj.get("metadata") or {}, []
+    if kind == "ConfigMap" and meta.get("name") == KFP_LAUNCHER:
+        # KFP's own kustomization defines kfp-launcher too (manifests/kustomize/base/pipeline/kfp-launcher-
+        # configmap.yaml): re-applying KFP (an upgrade) would put its pipeline root back and drop our S3
+        # provider without a word. An immutable ConfigMap makes that re-apply fail on it instead.
+        if obj.get("immutable") is not True:
+            problems.append("kfp-launcher is not immutable: re-applying Kubeflow Pipelines, whose own "
+                            "kustomization defines kfp-launcher, would silently reset the pipeline root to its "
+                            "default and drop the S3 provider; set immutable: true")
+        data = obj.get("data") or {}
+        root = data.get("defaultPipelineRoot", "")
+        # The UI reads s3:// artifacts through the provider recorded with each artifact; its only allow-list,
+        # ALLOWED_ARTIFACT_DOMAIN_REGEX (frontend/server/configs.ts:69, default '^.*$'), governs http(s)
+        # sources (handlers/artifacts.ts:355-422), and 2.17 has no ALLOWED_ARTIFACT_ENDPOINTS.
+        if not root.startswith("s3://"):
+            problems.append(f"kfp-launcher defaultPipelineRoot {root!r} is not s3://...: artifacts must stay in "
+                            "MinIO, read through the S3 provider")
+        try:
+            providers = yaml.safe_load(data.get("providers") or "") or {}
+        except yaml.YAMLError as exc:
+            providers = {}
+            problems.append(f"kfp-launcher providers is not YAML: {exc}")
+        provider = ((providers.get("s3") if isinstance(providers, dict) else None) or {}).get("default") or {}
+        if not ((provider.get("credentials") or {}).get("secretRef") or {}).get("secretName"):
+            problems.append("kfp-launcher has no s3 default provider with a credentials secretRef: launchers would "
+                            "look for credentials in their own environment")
+    if kind in ("RoleBinding", "ClusterRoleBinding"):
+        for subject in obj.get("subjects") or []:
+            if (subject.get("kind") == "ServiceAccount" and subject.get("namespace") == KFP_NAMESPACE
+                    and subject.get("name") not in KFP_SERVICE_ACCOUNTS):
+                problems.append(f"subject ServiceAccount {KFP_NAMESPACE}/{subject.get('name')} does not exist in "
+                                "Kubeflow Pipelines 2.17 (drivers and launchers run as pipeline-runner)")
+    return problems
+
+
 def lint_objects(objects: list[dict], allowed_secrets: set[str] = frozenset()) -> list[str]:
     """Every problem of ``objects``, each prefixed with the object it is in."""
     problems = []
@@ -137,6 +189,7 @@ def lint_objects(objects: list[dict], allowed_secrets: set[str] = frozenset()) -
             missing = [b for b in ("requests", "limits") if {"cpu", "memory"} - set((model.get("resources") or {}).get(b) or {})]
             found += [f"predictor.model: no cpu and memory {b}" for b in missing]
         found += _credential_problems(obj, set(allowed_secrets))
+        found += kfp_problems(obj)
         problems += [p if p.startswith(where) else f"{where}: {p}" for p in found]
     return problems
 
