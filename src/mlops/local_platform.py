@@ -185,6 +185,20 @@ class LocalPlatform:
         except StorageError:
             return False
 
+    def _s3_stores_data(self) -> bool:
+        """A write and a read back of a small object: the S3 API answers before SeaweedFS's volume server
+        takes data, and right after a restart reads of existing objects still fail with 500s for a moment."""
+        from mlops.storage import ObjectStore
+        try:
+            store = ObjectStore(self.s3_settings(), timeout=2.0, retries=0)
+            probe = f".mlops/ready-probe-{os.getpid()}"
+            store.put_bytes(b"ok", probe)
+            ok = store.get_bytes(probe) == b"ok"
+            store.delete_keys([probe])
+            return ok
+        except StorageError:
+            return False
+
     def _mlflow_ready(self) -> bool:
         return http_ok(f"http://{HOST}:{self.ports['mlflow']}/health")
 
@@ -222,6 +236,7 @@ class LocalPlatform:
             self._wait("s3", started["s3"], self._s3_ready)
             from mlops.storage import ObjectStore
             ObjectStore(self.s3_settings()).ensure_bucket()
+            self._wait("s3", started["s3"], self._s3_stores_data)
             progress(f"starting MLflow on {HOST}:{self.ports['mlflow']} ...")
             started["mlflow"] = self._start("mlflow", self._mlflow_command(),
                                             f"http://{HOST}:{self.ports['mlflow']}", self._mlflow_env())
