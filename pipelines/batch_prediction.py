@@ -18,24 +18,25 @@ PARALLELISM = 8
 
 @dsl.pipeline(name="batch-prediction", description=__doc__.splitlines()[0])
 def batch_prediction_pipeline(
-    input_uri: str = "s3://mlops/features/credit/",
-    output_uri: str = "s3://mlops/predictions/credit-default",
-    model_name: str = "credit-default",
+    project: str,
+    input_uri: str = "",
+    output_uri: str = "",
     model_version: str = "production",
     keep: str = "",
     shards: int = 4,
     chunk_rows: int = 65536,
-    gate_config: str = "credit_default",
 ):
+    # Empty URIs are the project's: its feature snapshots in, s3://<bucket>/predictions/<model> out.
     plan = use_platform(plan_batch_prediction(
-        input_uri=input_uri, output_uri=output_uri, model_name=model_name, model_version=model_version, keep=keep,
-        shards=shards, gate_config=gate_config))
+        project=project, input_uri=input_uri, output_uri=output_uri, model_version=model_version, keep=keep,
+        shards=shards))
     plan.set_display_name("plan: model, input, shards")
     with dsl.If(plan.outputs["Output"] == "pending", name="not-yet-scored"):
         with dsl.ParallelFor(plan.outputs["shard_list"], parallelism=PARALLELISM, name="shards") as shard:
             score = use_platform(score_batch_shard(shard=shard, chunk_rows=chunk_rows))
             score.set_display_name("score a shard")
             score.set_cpu_request("1").set_cpu_limit("1").set_memory_request("1G")  # one scoring thread
-        commit = use_platform(commit_batch_predictions(output_uri=output_uri, attempt=plan.outputs["attempt"],
+        commit = use_platform(commit_batch_predictions(output_uri=plan.outputs["resolved_output"],
+                                                       attempt=plan.outputs["attempt"],
                                                        shard_results=dsl.Collected(score.outputs["Output"])))
         commit.set_display_name("commit: parts, then the manifest")

@@ -18,27 +18,27 @@ from pipelines.cluster import use_platform
 
 @dsl.pipeline(name="mlops-monitoring", description=__doc__.splitlines()[0])
 def monitoring_pipeline(
-    model_name: str = "credit-default",
-    policy: str = "credit_default",
-    gate_config: str = "credit_default",
+    project: str,
+    labels_uri: str = "",
+    training_data_uri: str = "",
+    policy: str = "",
     rollout_policy: str = "",
-    labels_uri: str = "s3://mlops/labels/credit-default/",
-    training_data_uri: str = "s3://mlops/datasets/credit/train.parquet",
     target: str = "cluster",
     namespace: str = "mlops",
     now: str = "",
 ) -> str:
-    check = use_platform(check_model(model_name=model_name, policy=policy, gate_config=gate_config,
-                                     labels_uri=labels_uri, now=now))
+    # Empty policies are the project's; an empty labels_uri means no label feed, and an empty
+    # training_data_uri lets a warranted retraining say so instead of training on stale data.
+    check = use_platform(check_model(project=project, policy=policy, labels_uri=labels_uri, now=now))
     check.set_display_name("drift + performance -> decision").set_memory_limit("4G")
     with dsl.If(check.outputs["Output"] == "retrain", name="retrain"):
         retrain = use_platform(act_on_monitoring(
-            checked=check.outputs["result"], policy=policy, gate_config=gate_config, rollout_policy=rollout_policy,
+            project=project, checked=check.outputs["result"], policy=policy, rollout_policy=rollout_policy,
             training_data_uri=training_data_uri, target=target, namespace=namespace))
         retrain.set_display_name("retrain -> gate -> rollout")
     with dsl.If(check.outputs["Output"] == "rollback", name="rollback"):
         revert = use_platform(act_on_monitoring(
-            checked=check.outputs["result"], policy=policy, gate_config=gate_config, rollout_policy=rollout_policy,
+            project=project, checked=check.outputs["result"], policy=policy, rollout_policy=rollout_policy,
             training_data_uri=training_data_uri, target=target, namespace=namespace))
         revert.set_display_name("revert production")
     return check.outputs["Output"]

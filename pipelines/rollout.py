@@ -14,15 +14,14 @@ from pipelines.cluster import use_platform
 
 @dsl.pipeline(name="rollout", description=__doc__.splitlines()[0])
 def rollout_pipeline(
-    model_name: str = "credit-default",
+    project: str,
     candidate: str = "staging",
-    policy: str = "credit_default",
-    gate_config: str = "credit_default",
+    policy: str = "",
     target: str = "cluster",
     namespace: str = "mlops",
 ) -> str:
-    task = roll_out_model(model_name=model_name, candidate=candidate, policy=policy, gate_config=gate_config,
-                          target=target, namespace=namespace)
+    # An empty policy is the project's rollout policy; the gate's stakes are the project's.
+    task = roll_out_model(project=project, candidate=candidate, policy=policy, target=target, namespace=namespace)
     use_platform(task)
     task.set_display_name("shadow -> canary -> promote or roll back")
     return task.outputs["Output"]

@@ -8,20 +8,21 @@ from components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def plan_batch_prediction(
+    project: str,
     input_uri: str,
     output_uri: str,
-    model_name: str,
     model_version: str,
     keep: str,
     shards: int,
-    gate_config: str,
     shard_list: dsl.OutputPath(List[dict]),
     attempt: dsl.OutputPath(str),
+    resolved_output: dsl.OutputPath(str),
     summary: Output[Markdown],
 ) -> str:
-    """Check the input, the output prefix and the model, fix what the run scores (the version an alias points
+    """Check the input, the output prefix and the project's model, fix what the run scores (the version an alias points
     at, the input files and their ETags, the decision threshold, one scored_at) and split the input into shards
-    of Parquet row groups balanced by rows. Returns "pending", or "complete" when the output already holds this
+    of Parquet row groups balanced by rows. Empty URIs are the project's (its feature snapshots in,
+    predictions/<model> out); an empty keep keeps the entity key. Returns "pending", or "complete" when the output already holds this
     input scored by this model version (then shard_list is empty and nothing runs)."""
     import json
 
@@ -30,14 +31,17 @@ def plan_batch_prediction(
     request_scoring_threads(1)
     from mlops.batch.output import save_plan
     from mlops.batch.report import markdown, plan_markdown
-    from mlops.batch.run import plan
+    from mlops.batch.run import default_uris, plan
     from mlops.errors import exit_on_user_error
+    from mlops.project import resolve_project
     from mlops.storage import ObjectStore
 
     with exit_on_user_error("batch plan"):
         store = ObjectStore.from_env()
-        planned = plan(input_uri, output_uri, model_name, model_version or "production", shards=shards,
-                       keep=keep or None, gate=gate_config, store=store)
+        spec = resolve_project(project, store=store)
+        input_uri, output_uri = default_uris(spec, input_uri, output_uri, store.bucket)
+        planned = plan(spec, input_uri, output_uri, model_version or "production", shards=shards,
+                       keep=keep or None, store=store)
         if planned.done is None:
             save_plan(store, planned.job)
     job = planned.job
@@ -47,6 +51,8 @@ def plan_batch_prediction(
         json.dump(items, fh)
     with open(attempt, "w") as fh:
         fh.write(job.attempt)
+    with open(resolved_output, "w") as fh:  # what commit publishes to, the default filled in
+        fh.write(output_uri)
     with open(summary.path, "w") as fh:
         fh.write(markdown(output_uri, planned.done, True) if planned.done else plan_markdown(job))
     print(f"{'complete' if planned.done else 'pending'}: {job.rows:,} rows, {len(items)} shard(s) to score")

@@ -8,25 +8,28 @@ from components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def build_features(
+    project: str,
     data_uri: str,
-    features_contract: str,
     report: Output[HTML],
     summary: Output[Markdown],
 ) -> NamedTuple("FeatureOutputs", [("snapshot_uri", str), ("snapshot_digest", str), ("rows", int),
                                    ("definitions_version", str)]):
-    """Compute features, validate them, publish a content-addressed snapshot to S3, apply the Feast
-    definitions and materialize the online store."""
+    """Compute the project's features, validate them against its features contract, publish a
+    content-addressed snapshot to S3, apply its Feast definitions and materialize the online store."""
     import shutil
     import tempfile
     from collections import namedtuple
     from pathlib import Path
 
     from mlops.errors import exit_on_user_error
+    from mlops.project import dataset_uri, resolve_project
     from mlops.stages import build_features as build
     from mlops.storage import ObjectStore
 
     with exit_on_user_error("features"), tempfile.TemporaryDirectory() as tmp:
-        out = build(data_uri, features_contract, Path(tmp), ObjectStore.from_env())
+        store = ObjectStore.from_env()
+        spec = resolve_project(project, store=store)
+        out = build(spec, dataset_uri(spec, data_uri, store.bucket), Path(tmp), store)
         shutil.copyfile(Path(tmp) / "report.html", report.path)
     start, end = out.materialized
     with open(summary.path, "w") as fh:

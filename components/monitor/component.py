@@ -6,9 +6,8 @@ from components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def check_model(
-    model_name: str,
+    project: str,
     policy: str,
-    gate_config: str,
     labels_uri: str,
     now: str,
     metrics: Output[Metrics],
@@ -16,16 +15,18 @@ def check_model(
     summary: Output[Markdown],
     result: Output[Artifact],
 ) -> str:
-    """Monitor production's latest window against its reference profile: feature, missing-rate and prediction
-    drift, realized performance once labels arrive (labels_uri; empty: none), alerts by the monitoring policy.
+    """Monitor the project's production model: its latest window against its reference profile (feature,
+    missing-rate and prediction drift), realized performance once labels arrive (labels_uri; empty: none),
+    alerts by the project's monitoring policy (policy: another policy file; empty: the project's).
     Records the decision in the audit trail and publishes HTML/Markdown/JSON reports; launches nothing.
     Returns the decision: none, notify, retrain or rollback (a plain string: kfp.local's dsl.If reads no
     NamedTuple outputs)."""
     from mlops.errors import exit_on_user_error
     from mlops.monitoring.run import check
+    from mlops.project import resolve_project
 
     with exit_on_user_error("monitor"):
-        run = check(model_name, policy=policy, gate_config=gate_config, labels_uri=labels_uri or None,
+        run = check(resolve_project(project), policy=policy or None, labels_uri=labels_uri or None,
                     now=now or None)
     checked = run.result
     with open(report.path, "w") as fh:
@@ -55,9 +56,9 @@ def check_model(
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def act_on_monitoring(
+    project: str,
     checked: Input[Artifact],
     policy: str,
-    gate_config: str,
     rollout_policy: str,
     training_data_uri: str,
     target: str,
@@ -70,11 +71,12 @@ def act_on_monitoring(
     target: "cluster" (kfp.Client, KServe) or "local" (kfp.local, `mlops serve`). Returns the last action."""
     from mlops.errors import exit_on_user_error
     from mlops.monitoring.run import carry_out_decision
+    from mlops.project import resolve_project
 
     with open(checked.path) as fh:
         result_json = fh.read()
     with exit_on_user_error("act on monitoring"):
-        result = carry_out_decision(result_json, policy=policy, gate_config=gate_config,
+        result = carry_out_decision(resolve_project(project), result_json, policy=policy or None,
                                     rollout_policy=rollout_policy or None, training_data=training_data_uri or None,
                                     target=target, namespace=namespace or None)
     with open(summary.path, "w") as fh:

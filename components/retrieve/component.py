@@ -8,23 +8,26 @@ from components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def retrieve_training_data(
+    project: str,
     data_uri: str,
     snapshot_uri: str,
-    test_fraction: float,
     train_set: Output[Dataset],
     test_set: Output[Dataset],
 ) -> NamedTuple("RetrieveOutputs", [("digest", str), ("rows", int), ("test_rows", int)]):
     """Point-in-time correct rows (label events joined, through Feast, to the features as of each
-    event), split by time: the most recent test_fraction is the held-out test set."""
+    event), split by time: the most recent split.test_fraction of the project is the held-out test set."""
     from collections import namedtuple
 
     from mlops.errors import exit_on_user_error
+    from mlops.project import dataset_uri, resolve_project
     from mlops.stages import retrieve_training_data as retrieve
     from mlops.storage import ObjectStore
 
     with exit_on_user_error("retrieve"):
-        train, test = retrieve(data_uri, snapshot_uri, train_set.path, test_set.path, ObjectStore.from_env(),
-                               test_fraction)
+        store = ObjectStore.from_env()
+        spec = resolve_project(project, store=store)
+        data_uri = dataset_uri(spec, data_uri, store.bucket)
+        train, test = retrieve(spec, data_uri, snapshot_uri, train_set.path, test_set.path, store)
     for artifact, info in ((train_set, train), (test_set, test)):
         artifact.metadata.update({"source": data_uri, "features": snapshot_uri, "rows": info.rows,
                                   "digest": info.digest})

@@ -6,24 +6,24 @@ from components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def roll_out_model(
-    model_name: str,
+    project: str,
     candidate: str,
     policy: str,
-    gate_config: str,
     target: str,
     namespace: str,
     metrics: Output[Metrics],
     summary: Output[Markdown],
 ) -> str:
-    """Roll the blessed candidate out against production: shadow, canary steps, each judged by the declared
-    policy, then promote (traffic and registry alias) or roll back automatically. Returns "promoted" or
+    """Roll the project's blessed candidate out against production: shadow, canary steps, each judged by the
+    project's rollout policy (policy: another policy file; empty: the project's), then promote (traffic and registry alias) or roll back automatically. Returns "promoted" or
     "rolled_back"; a rollback is an outcome, not a failed task. target: "cluster" patches the
     InferenceService named after the model (in `namespace`), "local" drives `mlops serve` processes on this machine."""
     from mlops.errors import exit_on_user_error
+    from mlops.project import resolve_project
     from mlops.rollout.run import run_rollout
 
     with exit_on_user_error("rollout"):
-        result = run_rollout(model_name, candidate, policy=policy, gate_config=gate_config, target=target,
+        result = run_rollout(resolve_project(project), candidate, policy=policy or None, target=target,
                              namespace=namespace or None)
     with open(summary.path, "w") as fh:
         fh.write(result.markdown() + (f"\nReport: `{result.report_uri}`\n" if result.report_uri else ""))

@@ -8,6 +8,7 @@ from components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def check_feature_skew(
+    project: str,
     served_uri: str,
     max_mismatch_rate: float,
     report: Output[Artifact],
@@ -21,11 +22,13 @@ def check_feature_skew(
     from pathlib import Path
 
     from mlops.errors import DataError, exit_on_user_error
+    from mlops.project import resolve_project
     from mlops.stages import check_skew
     from mlops.storage import ObjectStore
 
     with exit_on_user_error("skew"), tempfile.TemporaryDirectory() as tmp:
-        result = check_skew(served_uri, Path(tmp), ObjectStore.from_env())
+        store = ObjectStore.from_env()
+        result = check_skew(resolve_project(project, store=store), served_uri, Path(tmp), store)
         shutil.copyfile(Path(tmp) / "skew.json", report.path)
         shutil.copyfile(Path(tmp) / "skew.md", summary.path)
         print(result.summary())

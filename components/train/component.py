@@ -8,40 +8,38 @@ from components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train_model(
+    project: str,
     dataset: Input[Dataset],
     data_uri: str,
     dataset_digest: str,
     raw_data_digest: str,
     feature_snapshot: str,
     feature_definitions: str,
-    experiment: str,
-    label_column: str,
-    timestamp_column: str,
-    seed: int,
-    learning_rate: float,
-    max_iter: int,
-    max_leaf_nodes: int,
-    validation_fraction: float,
+    model_params: str,
     metrics: Output[Metrics],
     validation_curves: Output[ClassificationMetrics],
     summary: Output[Markdown],
 ) -> NamedTuple("TrainOutputs", [("run_id", str), ("model_uri", str)]):
-    """Train the classifier deterministically and record the run (params, metrics, lineage, model) in MLflow."""
+    """Train the project's model deterministically and record the run (params, metrics, lineage, model) in
+    MLflow. ``model_params`` is a JSON object laid over the project's model params ("{}" for none)."""
     from collections import namedtuple
 
     from mlops.datasets import DatasetInfo
     from mlops.errors import exit_on_user_error
+    from mlops.project import dataset_uri, resolve_project
     from mlops.reports import training_summary_markdown
     from mlops.stages import train_and_log
-    from mlops.training import TrainingConfig, confusion, roc_points
+    from mlops.storage import ObjectStore
+    from mlops.training import confusion, model_params, roc_points
 
     with exit_on_user_error("train"):
-        config = TrainingConfig(label_column=label_column, timestamp_column=timestamp_column, seed=seed,
-                                learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
-                                validation_fraction=validation_fraction)
+        store = ObjectStore.from_env()
+        spec = resolve_project(project, store=store)
+        data_uri = dataset_uri(spec, data_uri, store.bucket)
+        params = model_params(spec, model_params)
         info = DatasetInfo(uri=data_uri, rows=int(dataset.metadata.get("rows", 0)), columns=[],
                            digest=dataset_digest)
-        result = train_and_log(dataset.path, info, config, experiment,
+        result = train_and_log(spec, dataset.path, info, params,
                                tags={"mlops.raw_data_digest": raw_data_digest,
                                      "mlops.feature_snapshot": feature_snapshot,
                                      "mlops.feature_definitions": feature_definitions})
@@ -51,7 +49,7 @@ def train_model(
         metrics.log_metric(f"validation_{name}", round(value, 6))
     fpr, tpr, thresholds = roc_points(trained.validation_labels, trained.validation_scores)
     validation_curves.log_roc_curve(fpr, tpr, thresholds)
-    validation_curves.log_confusion_matrix(["repaid", "default"],
+    validation_curves.log_confusion_matrix(list(spec.label.class_names),
                                            confusion(trained.validation_labels, trained.validation_scores))
     with open(summary.path, "w") as fh:
         fh.write(training_summary_markdown(result))

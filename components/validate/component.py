@@ -9,23 +9,28 @@ from components import COMPONENT_IMAGE
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def validate_data(
     data_uri: str,
-    contract: str,
+    project: str,
     report: Output[HTML],
     summary: Output[Markdown],
     findings: Output[Artifact],
 ) -> NamedTuple("ValidateOutputs", [("errors", int), ("warnings", int), ("report_uri", str), ("data_digest", str)]):
-    """Check a dataset against its data contract; fail the step, with the report on S3, on any error."""
+    """Check a batch of the project's raw data against its data contract; fail the step, with the report on
+    S3, on any error. ``project`` is an example's name, a project folder or a pushed project's s3:// URI."""
     import shutil
     import tempfile
     from collections import namedtuple
     from pathlib import Path
 
     from mlops.errors import DataError, exit_on_user_error
+    from mlops.project import dataset_uri, resolve_project
     from mlops.stages import validate_dataset
     from mlops.storage import ObjectStore
 
     with exit_on_user_error("validate"), tempfile.TemporaryDirectory() as tmp:
-        out = validate_dataset(data_uri, contract, Path(tmp), publish_to=ObjectStore.from_env())
+        store = ObjectStore.from_env()
+        spec = resolve_project(project, store=store)
+        data_uri = dataset_uri(spec, data_uri, store.bucket)
+        out = validate_dataset(data_uri, spec.contract("raw"), Path(tmp), publish_to=store)
         for name, artifact in (("report.html", report), ("summary.md", summary), ("report.json", findings)):
             shutil.copyfile(Path(tmp) / name, artifact.path)
         result = out.result

@@ -5,8 +5,9 @@ Rules, in the spirit of TFX's Evaluator blessing:
 * value thresholds on the candidate's test metrics (e.g. ROC AUC >= 0.75);
 * change thresholds against the champion scored on the same test set
   (e.g. F1 must beat it by more than 2% relative); skipped with no champion;
-* fairness parity across the groups of the sensitive attribute: largest TPR,
-  FPR and selection-rate gaps, and the four-fifths rule on selection rates;
+* fairness parity across the groups of each of the project's sensitive
+  attributes: largest TPR, FPR and selection-rate gaps, and the four-fifths
+  rule on selection rates;
 * a minimum slice size: groups too small to judge make the verdict NOT_BLESSED.
 
 The output is a blessing: BLESSED only when every rule passed, with every
@@ -24,10 +25,11 @@ from typing import Any
 
 from mlops.errors import ConfigError, DataError
 from mlops.evaluation import EvaluationResult, fairness
+from mlops.project import TASKS, Project
 
 BLESSED, NOT_BLESSED = "BLESSED", "NOT_BLESSED"
-METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "log_loss_skill", "brier")
-LOWER_IS_BETTER = {"log_loss", "brier"}
+METRICS = TASKS["binary_classification"].metrics
+LOWER_IS_BETTER = TASKS["binary_classification"].lower_is_better
 
 
 @dataclass
@@ -50,7 +52,8 @@ class ChangeThreshold:
 
 @dataclass
 class FairnessRule:
-    attribute: str
+    """Parity bounds, applied to each sensitive attribute the project declares."""
+
     max_tpr_gap: float | None = 0.1
     max_fpr_gap: float | None = 0.1
     max_selection_rate_gap: float | None = 0.1
@@ -63,13 +66,14 @@ class GateConfig:
     change_thresholds: list[ChangeThreshold] = field(default_factory=list)
     fairness: FairnessRule | None = None
     min_slice_size: int = 100
-    segments: list[str] = field(default_factory=list)
     decision_threshold: float = 0.5
     high_stakes: bool = False
+    sensitive: list[str] = field(default_factory=list)  # the project's: fairness is judged on each
+    segments: list[str] = field(default_factory=list)  # the project's slices: reported per value
 
     @property
     def slice_columns(self) -> list[str]:
-        return [*([self.fairness.attribute] if self.fairness else []), *self.segments]
+        return list(dict.fromkeys([*self.sensitive, *self.segments]))
 
 
 # -- loading ----------------------------------------------------------------------
@@ -97,8 +101,8 @@ def parse_gate(raw: Any, where: str = "gate config") -> GateConfig:
     """Build a GateConfig from parsed YAML, refusing anything unexpected."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
-    allowed = {"value_thresholds", "change_thresholds", "fairness", "min_slice_size", "segments",
-               "decision_threshold", "high_stakes"}
+    allowed = {"value_thresholds", "change_thresholds", "fairness", "min_slice_size", "decision_threshold",
+               "high_stakes"}
     unknown = set(raw) - allowed
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -118,10 +122,11 @@ def parse_gate(raw: Any, where: str = "gate config") -> GateConfig:
         config.change_thresholds.append(ChangeThreshold(e["metric"], **{kind: amount}))
     if raw.get("fairness") is not None:
         f = raw["fairness"]
-        fields = {"attribute", "max_tpr_gap", "max_fpr_gap", "max_selection_rate_gap", "four_fifths"}
-        if not isinstance(f, dict) or set(f) - fields or not isinstance(f.get("attribute"), str):
-            raise ConfigError(f"{where}: fairness: a mapping with 'attribute' and any of {sorted(fields - {'attribute'})}")
-        rule = FairnessRule(f["attribute"])
+        fields = {"max_tpr_gap", "max_fpr_gap", "max_selection_rate_gap", "four_fifths"}
+        if not isinstance(f, dict) or set(f) - fields:
+            raise ConfigError(f"{where}: fairness: a mapping of any of {sorted(fields)} (it applies to every "
+                              "sensitive attribute project.yaml declares)")
+        rule = FairnessRule()
         for key in ("max_tpr_gap", "max_fpr_gap", "max_selection_rate_gap"):
             if key in f:
                 setattr(rule, key, None if f[key] is None else _num(f[key], f"{where}: fairness.{key}"))
@@ -135,10 +140,6 @@ def parse_gate(raw: Any, where: str = "gate config") -> GateConfig:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ConfigError(f"{where}: min_slice_size: expected a non-negative integer, got {size!r}")
         config.min_slice_size = size
-    segments = raw.get("segments", [])
-    if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
-        raise ConfigError(f"{where}: segments: expected a list of column names")
-    config.segments = segments
     if "decision_threshold" in raw:
         config.decision_threshold = _num(raw["decision_threshold"], f"{where}: decision_threshold")
         if not 0.0 < config.decision_threshold < 1.0:
@@ -227,31 +228,38 @@ def _change_rules(candidate: EvaluationResult, champion: EvaluationResult, confi
 
 
 def _fairness_rules(candidate: EvaluationResult, config: GateConfig) -> list[RuleResult]:
-    rule = config.fairness
-    if rule is None:
+    if config.fairness is None:
         return []
-    groups = candidate.slices_of(rule.attribute)
+    if not config.sensitive:
+        raise DataError("the gate has fairness bounds but the project declares no sensitive attribute "
+                        "to judge them on (project.yaml: sensitive)")
+    return [r for attribute in config.sensitive for r in _parity(candidate, config, attribute)]
+
+
+def _parity(candidate: EvaluationResult, config: GateConfig, attribute: str) -> list[RuleResult]:
+    rule = config.fairness
+    groups = candidate.slices_of(attribute)
     if not groups:
-        raise DataError(f"the gate checks fairness on {rule.attribute!r} but the evaluation has no such slices")
+        raise DataError(f"the gate checks fairness on {attribute!r} but the evaluation has no such slices")
     out = []
     small = [g for g in groups if g.size < config.min_slice_size]
     out.append(RuleResult(
-        f"slice_size:{rule.attribute}", not small,
+        f"slice_size:{attribute}", not small,
         (f"groups {', '.join(f'{g.value} ({g.size} rows)' for g in small)} are below the minimum slice size "
          f"{config.min_slice_size}: too small to judge fairness") if small else
-        f"every group of {rule.attribute} has >= {config.min_slice_size} rows "
+        f"every group of {attribute} has >= {config.min_slice_size} rows "
         f"({', '.join(f'{g.value}: {g.size}' for g in groups)})",
         candidate=float(min(g.size for g in groups)), threshold=float(config.min_slice_size)))
-    f = fairness(candidate, rule.attribute, config.min_slice_size)
+    f = fairness(candidate, attribute, config.min_slice_size)
     for name, gap, limit in (("tpr_gap", f.tpr_gap, rule.max_tpr_gap), ("fpr_gap", f.fpr_gap, rule.max_fpr_gap),
                              ("selection_rate_gap", f.selection_rate_gap, rule.max_selection_rate_gap)):
         if limit is not None:
-            out.append(RuleResult(f"fairness:{name}", gap <= limit,
-                                  f"largest {name.replace('_', ' ')} across {rule.attribute} groups is {gap:.4f}, "
+            out.append(RuleResult(f"fairness:{name}:{attribute}", gap <= limit,
+                                  f"largest {name.replace('_', ' ')} across {attribute} groups is {gap:.4f}, "
                                   f"must be <= {limit:g}", candidate=gap, threshold=limit))
     if rule.four_fifths:
-        out.append(RuleResult("fairness:four_fifths", f.disparate_impact >= 0.8,
-                              f"lowest/highest selection rate across {rule.attribute} groups is "
+        out.append(RuleResult(f"fairness:four_fifths:{attribute}", f.disparate_impact >= 0.8,
+                              f"lowest/highest selection rate across {attribute} groups is "
                               f"{f.disparate_impact:.3f}, must be >= 0.8", candidate=f.disparate_impact,
                               threshold=0.8))
     return out
@@ -269,6 +277,13 @@ def decide(candidate: EvaluationResult, champion: EvaluationResult | None, confi
     rules += _fairness_rules(candidate, config)
     verdict = BLESSED if all(r.passed for r in rules) else NOT_BLESSED
     return Blessing(verdict, rules, champion_name if champion is not None else None, config.high_stakes)
+
+
+def project_gate(project: Project) -> GateConfig:
+    """The project's gate: its gate file, judged on its sensitive attributes and reported per its slices."""
+    config = load_gate(project.gate)
+    config.sensitive, config.segments = list(project.sensitive), list(project.slices)
+    return config
 
 
 PACKAGED_GATES = Path(__file__).resolve().parent / "gates"

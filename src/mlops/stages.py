@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 from mlops import tracking
 from mlops.datasets import DatasetInfo, fetch, read_parquet, require_columns
 from mlops.monitoring.reference import reference_profile
+from mlops.project import Project
 from mlops.storage import ObjectStore, sha256_file
-from mlops.training import TrainedModel, TrainingConfig, train
+from mlops.training import TrainedModel, train
 
 if TYPE_CHECKING:
     from mlops.evaluation import EvaluationResult
@@ -30,15 +31,16 @@ class TrainStageResult:
     trained: TrainedModel
 
 
-def train_and_log(dataset_path: str, dataset: DatasetInfo, config: TrainingConfig,
-                  experiment: str, tags: dict[str, str] | None = None) -> TrainStageResult:
-    """Train on a fetched dataset and record the run (params, metrics, lineage, model) in MLflow."""
+def train_and_log(project: Project, dataset_path: str, dataset: DatasetInfo, params: dict | None = None,
+                  tags: dict[str, str] | None = None, experiment: str | None = None) -> TrainStageResult:
+    """Train the project's model on a fetched dataset and record the run (params, metrics, lineage, model)
+    in MLflow, in the project's experiment unless ``experiment`` names another."""
     tracking.connect()  # fail before spending minutes on training
     df = read_parquet(dataset_path, dataset.uri)
-    trained = train(df, config, source=dataset.uri)
+    trained = train(project, df, params, source=dataset.uri)
     profile = reference_profile(trained, df, metadata={"dataset_uri": dataset.uri, "dataset_digest": dataset.digest})
-    run = tracking.log_training_run(trained, config, dataset, experiment, sample=df.head(100), tags=tags,
-                                    profile=profile)
+    run = tracking.log_training_run(project, trained, dataset, experiment or project.names.experiment,
+                                    sample=df.head(100), tags=tags, profile=profile)
     return TrainStageResult(run, trained)
 
 
@@ -112,13 +114,14 @@ class FeatureStageResult:
     materialized: tuple  # (start, end) of the window loaded into the online store
 
 
-def build_features(data_uri: str, features_contract: str, report_dir: str | Path,
+def build_features(project: Project, data_uri: str, report_dir: str | Path,
                    store: ObjectStore) -> FeatureStageResult:
-    """Raw data -> features, validated against their contract, snapshotted to S3, applied and materialized.
+    """Raw data -> the project's features, validated against their contract, snapshotted to S3, applied and
+    materialized.
 
     The snapshot is content-addressed, so rebuilding the same features
     publishes nothing new. Materialization loads the online store with the
-    latest value per customer within the TTL before the newest feature time.
+    latest value per entity within the TTL before the newest feature time.
     """
     from datetime import timedelta
 
@@ -127,16 +130,16 @@ def build_features(data_uri: str, features_contract: str, report_dir: str | Path
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = read_parquet(fetch(data_uri, Path(tmp) / "raw.parquet", store), data_uri)
-        features = engineering.compute_features(raw)
+        features = engineering.compute_features(project, raw)
         local = Path(tmp) / "features.parquet"
         features.to_parquet(local, index=False)
-        checked = validate_dataset(str(local), features_contract, report_dir, publish_to=store)
+        checked = validate_dataset(str(local), project.contract("features"), report_dir, publish_to=store)
     if not checked.result.passed:
         raise DataError(f"the computed features break their contract:\n{checked.result.summary()}\n"
                         f"  report: {checked.report_uri}")
-    snapshot = feature_store.publish_snapshot(features, store)
+    snapshot = feature_store.publish_snapshot(project, features, store)
     config = feature_store.FeatureStoreConfig.from_env()
-    fs = feature_store.open_store(config)
+    fs = feature_store.open_store(config, project)
     local_snapshot = feature_store.fetch_snapshot(snapshot.uri, config.snapshot_dir, store)
     version = feature_store.apply_definitions(fs, local_snapshot)
     newest = features[definitions.FEATURE_TIMESTAMP].max().to_pydatetime() + timedelta(seconds=1)
@@ -144,11 +147,11 @@ def build_features(data_uri: str, features_contract: str, report_dir: str | Path
     return FeatureStageResult(snapshot.uri, snapshot.digest, snapshot.rows, version, checked, window)
 
 
-def retrieve_training_data(data_uri: str, snapshot_uri: str, train_dest: str | Path, test_dest: str | Path,
-                           store: ObjectStore, test_fraction: float = 0.2) -> tuple[DatasetInfo, DatasetInfo]:
+def retrieve_training_data(project: Project, data_uri: str, snapshot_uri: str, train_dest: str | Path,
+                           test_dest: str | Path, store: ObjectStore) -> tuple[DatasetInfo, DatasetInfo]:
     """Point-in-time correct rows, split by time into a training set and a held-out test set.
 
-    The test set is the most recent ``test_fraction`` of label events:
+    The test set is the most recent ``split.test_fraction`` of label events:
     training (and its own validation split) never sees it, and the gate
     scores champion and candidate on it. Refuses to run when the registry
     no longer reads ``snapshot_uri`` (another run applied a different snapshot
@@ -157,48 +160,49 @@ def retrieve_training_data(data_uri: str, snapshot_uri: str, train_dest: str | P
     from mlops.datasets import check_training_data
     from mlops.errors import DataError
     from mlops.evaluation import split_test
-    from mlops.features import definitions, engineering, store as feature_store
+    from mlops.features import engineering, store as feature_store
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = read_parquet(fetch(data_uri, Path(tmp) / "raw.parquet", store), data_uri)
-    events = engineering.label_events(raw)
+    events = engineering.label_events(project, raw)
     config = feature_store.FeatureStoreConfig.from_env()
-    fs = feature_store.open_store(config)
+    fs = feature_store.open_store(config, project)
     expected = feature_store.fetch_snapshot(snapshot_uri, config.snapshot_dir, store)
     applied = feature_store.applied_snapshot(fs)
     if applied.resolve() != expected.resolve():
         raise DataError(f"the feature registry now reads snapshot {applied.name}, not {expected.name} from "
                         f"{snapshot_uri}: another run applied its features in between; rerun this pipeline")
     rows = feature_store.historical_features(fs, events)
-    check_training_data(rows, definitions.LABEL, definitions.EVENT_TIMESTAMP, f"training rows for {data_uri}")
+    check_training_data(rows, project.label.column, project.event_timestamp, f"training rows for {data_uri}")
     infos = []
-    for part, dest in zip(split_test(rows, definitions.EVENT_TIMESTAMP, test_fraction), (train_dest, test_dest)):
+    parts = split_test(rows, project.event_timestamp, project.split.test_fraction)
+    for part, dest in zip(parts, (train_dest, test_dest)):
         part.to_parquet(dest, index=False)
         infos.append(DatasetInfo(uri=data_uri, rows=len(part), columns=list(part.columns),
                                  digest="sha256:" + sha256_file(dest)))
     return infos[0], infos[1]
 
 
-def check_skew(served_uri: str, report_dir: str | Path, store: ObjectStore | None = None):
+def check_skew(project: Project, served_uri: str, report_dir: str | Path, store: ObjectStore | None = None):
     """Compare feature vectors served online (as logged) with an offline recomputation.
 
-    The served log holds ``customer_id``, ``event_timestamp`` (the request
-    time) and the feature columns; the offline side is the point-in-time
-    retrieval for the same keys from the same Feast definitions. Writes
-    ``skew.json`` and ``skew.md`` into ``report_dir`` and returns the report.
+    The served log holds the entity key, the project's event timestamp (the
+    request time) and the feature columns; the offline side is the
+    point-in-time retrieval for the same keys from the same Feast definitions.
+    Writes ``skew.json`` and ``skew.md`` into ``report_dir`` and returns the report.
     """
-    from mlops.features import definitions, skew, store as feature_store
+    from mlops.features import skew, store as feature_store
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         served = read_parquet(fetch(served_uri, Path(tmp) / "served.parquet", store), served_uri)
-    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), project)
     feature_store.ensure_applied_snapshot(fs, store)
-    keys = [definitions.ENTITY_KEY, definitions.EVENT_TIMESTAMP]
+    keys = [project.entity.key, project.event_timestamp]
     require_columns(served, keys, served_uri)
     offline = feature_store.historical_features(fs, served[keys])
-    report = skew.compare_online_offline(served, offline)
+    report = skew.compare_online_offline(served, offline, keys, project.features.names)
     (report_dir / "skew.json").write_text(report.to_json())
     (report_dir / "skew.md").write_text(f"# Online/offline feature skew\n\n```\n{report.summary()}\n```\n")
     return report
@@ -229,9 +233,10 @@ def _scores(model, test):
     return model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
 
 
-def evaluate_candidate(test_path: str | Path, model_uri: str, model_name: str, gate_ref: str,
-                       report_dir: str | Path, store: ObjectStore | None, run_id: str = "") -> GateStageResult:
-    """Score the candidate and the production champion on the same held-out test set, then apply the gate.
+def evaluate_candidate(project: Project, test_path: str | Path, model_uri: str, report_dir: str | Path,
+                       store: ObjectStore | None, run_id: str = "") -> GateStageResult:
+    """Score the candidate and the production champion on the same held-out test set, then apply the
+    project's gate.
 
     Writes ``report.html``, ``blessing.json`` and ``summary.md`` into
     ``report_dir`` and, with ``store``, publishes them to
@@ -240,17 +245,19 @@ def evaluate_candidate(test_path: str | Path, model_uri: str, model_name: str, g
     from mlops import registry
     from mlops.evaluation import evaluate
     from mlops.evaluation_report import gate_html, gate_markdown
-    from mlops.gate import decide, resolve_gate
+    from mlops.gate import decide, project_gate
 
     tracking.connect()
+    model_name = project.names.model
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    config = resolve_gate(gate_ref, report_dir, store)
+    config = project_gate(project)
     test = read_parquet(test_path, "the test set")
     digest = sha256_file(test_path)
 
     def scored(model) -> "EvaluationResult":
-        result = evaluate(_scores(model, test), test, "default", config.slice_columns, config.decision_threshold)
+        result = evaluate(_scores(model, test), test, project.label.column, config.slice_columns,
+                          config.decision_threshold)
         result.test_digest = digest
         return result
 

@@ -11,6 +11,7 @@ the registry never holds a half-registered model.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 import urllib.request
@@ -25,7 +26,8 @@ from mlops.errors import TrackingError
 from mlops.provenance import provenance_tags
 from mlops.serving.model_files import MODEL_DIGEST_TAG
 from mlops.settings import mlflow_tracking_uri
-from mlops.training import TrainedModel, TrainingConfig
+from mlops.project import Project
+from mlops.training import TrainedModel
 
 MODEL_ARTIFACT = "model"
 _MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "scipy", "skops")
@@ -37,6 +39,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]
+_TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,36 @@ def model_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in _MODEL_REQUIREMENTS]
 
 
-def log_training_run(trained: TrainedModel, config: TrainingConfig, dataset: DatasetInfo, experiment: str,
+def trusted_types(model) -> list[str]:
+    """The types skops must trust to load ``model``: library types only.
+
+    A build hook may return any estimator; its file is loaded by servers with
+    skops, which refuses types it was not told to trust. Types from
+    scikit-learn, NumPy and SciPy are trusted; anything else (a class of the
+    project's own code) would have to be imported, as code, when a server loads
+    the file, so it is refused here, before anything is logged.
+    """
+    import skops.io
+
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    foreign = sorted(t for t in found if not t.startswith(_TRUSTED_MODULES) and t not in SKOPS_TRUSTED_TYPES)
+    if foreign:
+        raise TrackingError(f"the model holds type(s) {foreign} from outside scikit-learn, NumPy and SciPy; servers "
+                            "load models with skops, which cannot load them safely: build it from library classes")
+    return sorted(set(SKOPS_TRUSTED_TYPES) | set(found))
+
+
+def run_params(project: Project, trained: TrainedModel) -> dict[str, str]:
+    """What a run logs as params: the model's params as fitted, and how the project split and seeded it."""
+    model = project.model
+    return {**{k: json.dumps(v) if not isinstance(v, str) else v for k, v in trained.params.items()},
+            "estimator": model.estimator or f"hook {model.build}", "seed": project.split.seed,
+            "validation_fraction": project.split.validation_fraction,
+            "test_fraction": project.split.test_fraction, "label_column": project.label.column,
+            "timestamp_column": project.event_timestamp}
+
+
+def log_training_run(project: Project, trained: TrainedModel, dataset: DatasetInfo, experiment: str,
                      sample: pd.DataFrame, tags: dict[str, str] | None = None, profile=None) -> TrainingRun:
     """Record one training run with everything needed to reproduce it (and ``profile``, the
     monitoring reference profile, when given)."""
@@ -101,16 +133,17 @@ def log_training_run(trained: TrainedModel, config: TrainingConfig, dataset: Dat
         features = features.astype({c: "float64" for c in features.select_dtypes("integer").columns})
         signature = infer_signature(features, trained.pipeline.predict_proba(features))
         with mlflow.start_run(experiment_id=exp.experiment_id) as run:
-            mlflow.log_params(config.params())
+            mlflow.log_params(run_params(project, trained))
             mlflow.log_params({"train_rows": trained.train_rows, "validation_rows": trained.validation_rows,
                                "features": ",".join(trained.features.all)})
             mlflow.log_metrics({f"validation_{k}": v for k, v in trained.metrics.items()})
-            mlflow.set_tags({**provenance_tags(), "mlops.dataset_uri": dataset.uri,
+            mlflow.set_tags({**provenance_tags(), "mlops.project": project.name,
+                             "mlops.project_digest": project.digest, "mlops.dataset_uri": dataset.uri,
                              "mlops.dataset_digest": dataset.digest, "mlops.dataset_rows": str(dataset.rows),
                              **(tags or {})})
             info = mlflow.sklearn.log_model(trained.pipeline, name=MODEL_ARTIFACT, signature=signature,
                                             input_example=features.head(3), pip_requirements=model_requirements(),
-                                            skops_trusted_types=SKOPS_TRUSTED_TYPES)
+                                            skops_trusted_types=trusted_types(trained.pipeline))
             if profile is not None:
                 from mlops.monitoring.reference import log_reference_profile
 

@@ -1,70 +1,41 @@
-"""Model training: a deterministic scikit-learn pipeline and its validation metrics.
+"""Model training: the project's estimator, fitted deterministically, and its validation metrics.
 
-The model is a gradient-boosted tree ensemble (HistGradientBoostingClassifier)
-behind a column transformer that encodes categoricals; missing values are
-handled natively. Same data + same config => bit-identical predictions: the
-seed fixes every random choice and early stopping (which draws its own
-split) is off.
+A project names its model one of two ways. An allow-listed estimator class
+with params gets the suite's preprocessing for its kind: gradient-boosted
+trees see string columns as ordinal categories and route missing values
+natively; every other estimator sees imputed, scaled numbers and one-hot
+categories. A ``build_model(params)`` hook returns any scikit-learn-compatible
+estimator (a Pipeline with its own preprocessing, typically) that fits on the
+feature frame and has ``predict_proba``. Either way the project's seed is set
+on every ``random_state`` left unset, so the same data and project give
+bit-identical predictions.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score, log_loss,
                              precision_score, recall_score, roc_auc_score)
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from mlops.datasets import check_training_data, require_columns
 from mlops.errors import ConfigError, DataError
+from mlops.project import Project, call_hook
 
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """What to learn from which columns, and the model's hyperparameters.
-
-    Columns named in ``id_columns``, ``exclude_columns``, the label and the
-    timestamp are never features; everything else is, numeric or categorical
-    by dtype. The sensitive attribute is excluded by default so the model
-    cannot use it directly; fairness checks read it separately.
-    """
-
-    label_column: str = "default"
-    timestamp_column: str = "event_timestamp"
-    id_columns: tuple[str, ...] = ("customer_id",)
-    exclude_columns: tuple[str, ...] = ("label_timestamp", "gender")
-    validation_fraction: float = 0.2
-    learning_rate: float = 0.1
-    max_iter: int = 200
-    max_leaf_nodes: int = 31
-    l2_regularization: float = 0.0
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.validation_fraction < 0.9:
-            raise ConfigError(f"validation_fraction must be in (0, 0.9), got {self.validation_fraction}")
-        if not 0.0 < self.learning_rate <= 1.0:
-            raise ConfigError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
-        if self.max_iter < 1 or self.max_leaf_nodes < 2:
-            raise ConfigError(f"max_iter must be >= 1 and max_leaf_nodes >= 2, got {self.max_iter}, {self.max_leaf_nodes}")
-        if self.l2_regularization < 0:
-            raise ConfigError(f"l2_regularization must be >= 0, got {self.l2_regularization}")
-
-    def params(self) -> dict[str, object]:
-        """Flat hyperparameters as logged to the tracker."""
-        out = asdict(self)
-        for key in ("id_columns", "exclude_columns"):
-            out[key] = ",".join(out[key])
-        return out
+# Estimators that take string categories as ordinal codes and missing values as they are.
+_NATIVE_CATEGORICAL = {"sklearn.ensemble.HistGradientBoostingClassifier"}
 
 
 @dataclass
@@ -76,18 +47,23 @@ class FeatureColumns:
     def all(self) -> list[str]:
         return self.numeric + self.categorical
 
+    @classmethod
+    def of(cls, project: Project) -> "FeatureColumns":
+        return cls(list(project.features.of_type("float", "integer")), list(project.features.of_type("string")))
+
 
 @dataclass
 class TrainedModel:
-    """A fitted pipeline with what it was fitted on and how it validated."""
+    """A fitted model with what it was fitted on and how it validated."""
 
-    pipeline: Pipeline
+    pipeline: object  # the fitted estimator (a scikit-learn Pipeline for allow-listed estimators)
     features: FeatureColumns
     metrics: dict[str, float]
     train_rows: int
     validation_rows: int
     validation_scores: np.ndarray = field(repr=False)
     validation_labels: np.ndarray = field(repr=False)
+    params: dict = field(default_factory=dict)  # the model's params as fitted (project's, then overrides)
 
 
 def cpu_budget() -> int:
@@ -110,24 +86,6 @@ def cpu_budget() -> int:
     return cpus
 
 
-def feature_columns(df: pd.DataFrame, config: TrainingConfig) -> FeatureColumns:
-    """Split the usable columns into numeric and categorical by dtype."""
-    skip = {config.label_column, config.timestamp_column, *config.id_columns, *config.exclude_columns}
-    numeric, categorical = [], []
-    for col in df.columns:
-        if col in skip:
-            continue
-        dtype = df[col].dtype
-        if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
-            categorical.append(col)
-        elif pd.api.types.is_numeric_dtype(dtype):
-            numeric.append(col)
-        # datetimes and other types are not features
-    if not numeric and not categorical:
-        raise DataError(f"no feature columns left after excluding {sorted(skip)}")
-    return FeatureColumns(numeric, categorical)
-
-
 def split_by_time(df: pd.DataFrame, timestamp_column: str, validation_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out the most recent rows: validation is always later than training.
 
@@ -140,19 +98,75 @@ def split_by_time(df: pd.DataFrame, timestamp_column: str, validation_fraction: 
     return ordered.iloc[:cut], ordered.iloc[cut:]
 
 
-def build_pipeline(features: FeatureColumns, config: TrainingConfig) -> Pipeline:
-    # Unknown categories at predict time become NaN, which the trees route as missing.
-    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                             encoded_missing_value=np.nan, dtype=np.float64)
-    columns = ColumnTransformer(
-        [("categorical", encoder, features.categorical), ("numeric", "passthrough", features.numeric)],
-        remainder="drop", verbose_feature_names_out=False)
-    n_cat = len(features.categorical)
-    model = HistGradientBoostingClassifier(
-        learning_rate=config.learning_rate, max_iter=config.max_iter, max_leaf_nodes=config.max_leaf_nodes,
-        l2_regularization=config.l2_regularization, early_stopping=False, random_state=config.seed,
-        categorical_features=[i < n_cat for i in range(n_cat + len(features.numeric))] if n_cat else None)
-    return Pipeline([("columns", columns), ("model", model)])
+def model_params(project: Project, overrides: dict | str | None = None) -> dict:
+    """The project's model params with ``overrides`` (a mapping, or a JSON object as pipelines pass it) on top."""
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides or "{}")
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"model params override {overrides!r} is not JSON: {exc}") from None
+    if overrides is not None and not (isinstance(overrides, dict) and all(isinstance(k, str) for k in overrides)):
+        raise ConfigError(f"model params override must be a JSON object of parameter names, got {overrides!r}")
+    return {**project.model.params, **(overrides or {})}
+
+
+def _estimator_class(path: str):
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _preprocessed(project: Project, estimator) -> Pipeline:
+    """The suite's preprocessing for an allow-listed estimator, in front of it."""
+    features = FeatureColumns.of(project)
+    if project.model.estimator in _NATIVE_CATEGORICAL:
+        # Unknown categories at predict time become NaN, which the trees route as missing.
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                 encoded_missing_value=np.nan, dtype=np.float64)
+        columns = ColumnTransformer([("categorical", encoder, features.categorical),
+                                     ("numeric", "passthrough", features.numeric)],
+                                    remainder="drop", verbose_feature_names_out=False)
+        n_cat = len(features.categorical)
+        if n_cat:
+            estimator.set_params(categorical_features=[i < n_cat for i in range(n_cat + len(features.numeric))])
+        return Pipeline([("columns", columns), ("model", estimator)])
+    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value="<missing>"),
+                                OneHotEncoder(handle_unknown="ignore"))
+    columns = ColumnTransformer([("numeric", numeric, features.numeric),
+                                 ("categorical", categorical, features.categorical)],
+                                remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("columns", columns), ("model", estimator)])
+
+
+def build_model(project: Project, params: dict | None = None):
+    """An unfitted estimator for ``project``, seeded: every ``random_state`` left unset takes the split seed.
+
+    Raises
+    ------
+    ConfigError
+        An estimator that refuses its params, or a build hook that returns
+        something without ``fit`` and ``predict_proba``; the message names
+        ``project.yaml``'s model key or the hook.
+    """
+    params = project.model.params if params is None else params
+    where = f"{project.where}: model"
+    if project.model.build is not None:
+        estimator = call_hook(project, project.model.build, dict(params))
+        what = f"{project.model.build} of project {project.name}"
+    else:
+        try:
+            estimator = _estimator_class(project.model.estimator)(**params)
+        except TypeError as exc:
+            raise ConfigError(f"{where}.params: {project.model.estimator} refuses them: {exc}") from None
+        what = project.model.estimator
+    missing = [m for m in ("fit", "predict_proba", "get_params", "set_params") if not hasattr(estimator, m)]
+    if missing:
+        raise ConfigError(f"{what} returned {type(estimator).__name__}, which lacks {missing}: a binary "
+                          "classifier must be a scikit-learn-compatible estimator with fit and predict_proba")
+    seeds = {k: project.split.seed for k, v in estimator.get_params(deep=True).items()
+             if (k == "random_state" or k.endswith("__random_state")) and v is None}
+    estimator.set_params(**seeds)
+    return estimator if project.model.build is not None else _preprocessed(project, estimator)
 
 
 def log_loss_skill(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -184,28 +198,39 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: fl
     }
 
 
-def train(df: pd.DataFrame, config: TrainingConfig, source: str = "training data") -> TrainedModel:
-    """Fit on the earlier rows, validate on the most recent ones."""
-    check_training_data(df, config.label_column, config.timestamp_column, source)
-    features = feature_columns(df, config)
+def train(project: Project, df: pd.DataFrame, params: dict | None = None,
+          source: str = "training data") -> TrainedModel:
+    """Fit the project's model on the earlier rows, validate on the most recent ones.
+
+    ``df`` holds training rows as retrieval makes them: the label in the
+    task's encoding (0/1), the event timestamp and every feature column.
+    """
+    label, timestamp = project.label.column, project.event_timestamp
+    check_training_data(df, label, timestamp, source)
+    features = FeatureColumns.of(project)
     require_columns(df, features.all, source)
     empty = [c for c in features.all if df[c].isna().all()]
     if empty:
         raise DataError(f"{source}: feature column(s) {empty} hold no values at all "
-                        "(a broken upstream feed?); fix the data or exclude them")
-    train_df, valid_df = split_by_time(df, config.timestamp_column, config.validation_fraction)
-    if train_df[config.label_column].nunique() < 2:
+                        "(a broken upstream feed?); fix the data or drop them from the project")
+    train_df, valid_df = split_by_time(df, timestamp, project.split.validation_fraction)
+    if train_df[label].nunique() < 2:
         raise DataError(f"{source}: the training part (earliest {len(train_df)} rows) holds a single class")
-    pipeline = build_pipeline(features, config)
+    params = project.model.params if params is None else params
+    model = build_model(project, params)
     with threadpool_limits(limits=cpu_budget(), user_api="openmp"):
-        pipeline.fit(train_df[features.all], train_df[config.label_column].astype(int))
-        scores = pipeline.predict_proba(valid_df[features.all])[:, 1]
-    y_valid = valid_df[config.label_column].astype(int).to_numpy()
-    return TrainedModel(pipeline, features, classification_metrics(y_valid, scores),
-                        len(train_df), len(valid_df), scores, y_valid)
+        try:
+            model.fit(train_df[features.all], train_df[label].astype(int))
+            scores = np.asarray(model.predict_proba(valid_df[features.all]))[:, 1]
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{source}: the model of project {project.name} could not be fitted: "
+                            f"{type(exc).__name__}: {exc}") from None
+    y_valid = valid_df[label].astype(int).to_numpy()
+    return TrainedModel(model, features, classification_metrics(y_valid, scores), len(train_df), len(valid_df),
+                        scores, y_valid, dict(params))
 
 
-def predict_scores(pipeline: Pipeline, df: pd.DataFrame, features: list[str]) -> np.ndarray:
+def predict_scores(pipeline, df: pd.DataFrame, features: list[str]) -> np.ndarray:
     """Positive-class probabilities for the rows of ``df``."""
     require_columns(df, features, "scoring data")
     return pipeline.predict_proba(df[features])[:, 1]

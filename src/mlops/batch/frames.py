@@ -15,7 +15,6 @@ import pyarrow as pa
 from mlops.errors import DataError
 from mlops.serving.request_schema import NUMERIC_TYPES, model_frame
 
-DEFAULT_KEEP = "customer_id"  # the entity key (mlops.features.definitions.ENTITY_KEY; importing it loads Feast)
 PROBABILITY, PREDICTED_CLASS = "probability", "predicted_class"
 MODEL_NAME, MODEL_VERSION, SCORED_AT = "model_name", "model_version", "scored_at"
 OUTPUT_COLUMNS = (PROBABILITY, PREDICTED_CLASS, MODEL_NAME, MODEL_VERSION, SCORED_AT)
@@ -53,10 +52,11 @@ def check_columns(schema: pa.Schema, columns: tuple[tuple[str, str], ...], keep:
         raise DataError(f"{source} has feature columns of the wrong type: " + "; ".join(wrong))
 
 
-def resolve_keep(keep: str | list[str] | tuple[str, ...] | None, schema: pa.Schema) -> tuple[str, ...]:
-    """The columns passed through to the output: as given, or ``customer_id`` when the input has it."""
+def resolve_keep(keep: str | list[str] | tuple[str, ...] | None, schema: pa.Schema,
+                 entity_key: str | None = None) -> tuple[str, ...]:
+    """The columns passed through to the output: as given, or the entity key when the input has it."""
     if keep is None or keep == "":
-        return (DEFAULT_KEEP,) if DEFAULT_KEEP in schema.names else ()
+        return (entity_key,) if entity_key and entity_key in schema.names else ()
     names = [n.strip() for n in keep.split(",")] if isinstance(keep, str) else list(keep)
     if any(not n for n in names) or len(set(names)) != len(names):
         raise DataError(f"columns to keep must be distinct non-empty names separated by commas, got {keep!r}")

@@ -45,10 +45,19 @@ class Planned:
     done: dict | None  # the manifest, when the output already holds this job: nothing to do
 
 
-def plan(input_uri: str, output_uri: str, model_name: str, version_or_alias: str = "production", *,
-         shards: int = 1, keep: str | list[str] | None = None, gate: str = "credit_default",
+def default_uris(project, input_uri: str, output_uri: str, bucket: str) -> tuple[str, str]:
+    """Empty URIs are the project's: its feature snapshots in, ``predictions/<model>`` out."""
+    return (input_uri or f"s3://{bucket}/features/{project.names.prefix}/",
+            output_uri or f"s3://{bucket}/predictions/{project.names.model}")
+
+
+def plan(project, input_uri: str, output_uri: str, version_or_alias: str = "production", *,
+         model: str | None = None, shards: int = 1, keep: str | list[str] | None = None,
          store: ObjectStore | None = None) -> Planned:
     """Check everything a run needs, fix what it will score, and split it into ``shards``.
+
+    The project gives the model (``model`` names another registered one), the
+    decision threshold (its gate's) and the column kept by default (its entity key).
 
     Fails before any scoring, naming what and where: a missing input, a file
     that is not Parquet, missing or mistyped feature columns, an output that
@@ -56,7 +65,7 @@ def plan(input_uri: str, output_uri: str, model_name: str, version_or_alias: str
     the registered digest.
     """
     from mlops import tracking
-    from mlops.gate import resolve_gate
+    from mlops.serving.predictor import decision_threshold
 
     if shards < 1:
         raise DataError(f"shards must be at least 1, got {shards}")
@@ -65,12 +74,12 @@ def plan(input_uri: str, output_uri: str, model_name: str, version_or_alias: str
     files = list_input(input_uri, store)
     check_output_location(store, out, input_uri)
     tracking.connect()
-    ref = resolve_model(model_name, version_or_alias)
-    model = load_verified(ref, store)
-    columns = model.columns
-    threshold = resolve_gate(gate, model_cache_dir() / "gates", store).decision_threshold
+    ref = resolve_model(model or project.names.model, version_or_alias)
+    loaded = load_verified(ref, store)
+    columns = loaded.columns
+    threshold = decision_threshold(project)
     parquets = [open_parquet(f, store) for f in files]
-    kept = frames.resolve_keep(keep, parquets[0].schema_arrow)
+    kept = frames.resolve_keep(keep, parquets[0].schema_arrow, project.entity.key)
     for file, parquet in zip(files, parquets):
         frames.check_columns(parquet.schema_arrow, columns, kept, file.uri)
         for name in kept:
@@ -85,7 +94,7 @@ def plan(input_uri: str, output_uri: str, model_name: str, version_or_alias: str
     job = Job(input_uri, output_uri, f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}", tuple(files),
               fingerprint(files), ref, columns, kept, threshold, now.isoformat(timespec="microseconds"),
               time.time(), make_shards(files, shards))
-    return Planned(job, model, completed(store, job))
+    return Planned(job, loaded, completed(store, job))
 
 
 @dataclass(frozen=True)
@@ -99,11 +108,10 @@ class BatchResult:
         return int(self.manifest["rows"])
 
 
-def run_batch_prediction(input_uri: str, output_uri: str, model_name: str, version_or_alias: str = "production",
-                         *, shards: int | None = None, workers: int | None = None,
+def run_batch_prediction(project, input_uri: str, output_uri: str, version_or_alias: str = "production",
+                         *, model: str | None = None, shards: int | None = None, workers: int | None = None,
                          chunk_rows: int = DEFAULT_CHUNK_ROWS, keep: str | list[str] | None = None,
-                         gate: str = "credit_default", store: ObjectStore | None = None,
-                         progress_interval_s: float = 5.0) -> BatchResult:
+                         store: ObjectStore | None = None, progress_interval_s: float = 5.0) -> BatchResult:
     """Plan, score every shard (``workers`` processes, default one per usable CPU), commit.
 
     A rerun of a job already committed (same input, same model version) does
@@ -116,8 +124,8 @@ def run_batch_prediction(input_uri: str, output_uri: str, model_name: str, versi
     if workers is not None and workers < 1:
         raise DataError(f"workers must be at least 1, got {workers}")
     store = store or ObjectStore.from_env()
-    planned = plan(input_uri, output_uri, model_name, version_or_alias,
-                   shards=usable_cpus() if shards is None else shards, keep=keep, gate=gate, store=store)
+    planned = plan(project, input_uri, output_uri, version_or_alias, model=model,
+                   shards=usable_cpus() if shards is None else shards, keep=keep, store=store)
     if planned.done is not None:
         return BatchResult(planned.done, True, time.perf_counter() - started)
     job = planned.job

@@ -1,4 +1,4 @@
-"""From raw credit applications to feature rows (what the store holds) and label events (what training asks for).
+"""From a project's raw data to feature rows (what the store holds) and label events (what training asks for).
 
 Both functions are pure, vectorised and deterministic: the same raw frame gives
 the same output, row for row, so a feature snapshot's content digest identifies
@@ -11,21 +11,15 @@ import numpy as np
 import pandas as pd
 
 from mlops.errors import DataError
-from mlops.features.definitions import (CATEGORICAL_FEATURES, CREATED_TIMESTAMP, ENTITY_KEY, EVENT_TIMESTAMP,
-                                        FEATURE_NAMES, FEATURE_TIMESTAMP, INTEGER_FEATURES, LABEL,
-                                        RAW_FEATURE_TYPES, SENSITIVE_ATTRIBUTE)
-
-RAW_COLUMNS: tuple[str, ...] = (ENTITY_KEY, EVENT_TIMESTAMP, *RAW_FEATURE_TYPES)
-"""Columns :func:`compute_features` needs in the raw applications."""
-FEATURE_TABLE_COLUMNS: tuple[str, ...] = (ENTITY_KEY, FEATURE_TIMESTAMP, CREATED_TIMESTAMP, *FEATURE_NAMES)
-"""Columns of a feature table (and of its Parquet snapshot), in order."""
+from mlops.features.definitions import CREATED_TIMESTAMP, FEATURE_TIMESTAMP, FeatureDefinitions
+from mlops.project import Project, call_hook
+from mlops.project.data import encode_labels
 
 
 def _require(raw: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
     missing = [c for c in columns if c not in raw.columns]
     if missing:
-        raise DataError(f"{what}: raw credit applications lack column(s) {missing}; "
-                        f"they have {list(raw.columns)}")
+        raise DataError(f"{what}: the raw data lacks column(s) {missing}; it has {list(raw.columns)}")
 
 
 def utc_timestamps(values: pd.Series, column: str) -> pd.Series:
@@ -49,24 +43,32 @@ def utc_timestamps(values: pd.Series, column: str) -> pd.Series:
     return values.astype("datetime64[ns, UTC]").dt.floor("us")
 
 
-def entity_ids(values: pd.Series, column: str = ENTITY_KEY) -> pd.Series:
-    """Entity ids as Python strings (the entity's join key is a STRING)."""
+def entity_ids(values: pd.Series, kind: str, column: str) -> pd.Series:
+    """Entity ids as the entity's join key holds them: Python strings, or int64 for an integer key."""
     if values.isna().any():
         raise DataError(f"column {column!r} has {int(values.isna().sum())} missing entity ids")
-    return values.astype(str).astype(object)
+    if kind == "string":
+        return values.astype(str).astype(object)
+    numbers = pd.to_numeric(values, errors="coerce")
+    whole = numbers.notna() & (numbers == numbers.round())
+    if not whole.all():
+        bad = sorted(map(repr, pd.unique(values[~whole])))[:5]
+        raise DataError(f"column {column!r} must hold whole-number entity ids (the entity key is an integer); "
+                        f"found {bad}")
+    return numbers.astype("int64")
 
 
-def _numeric(raw: pd.DataFrame, column: str) -> pd.Series:
+def _numeric(raw: pd.DataFrame, column: str, integer: bool) -> pd.Series:
     try:
         values = pd.to_numeric(raw[column], errors="raise")
     except (ValueError, TypeError) as exc:
         raise DataError(f"column {column!r} must be numeric: {exc}") from None
-    if column not in INTEGER_FEATURES:
+    if not integer:
         return values.astype("float64")
     try:  # nullable: an integer feature may be missing without turning into a float
         return values.astype("Int64")
     except (ValueError, TypeError) as exc:
-        raise DataError(f"column {column!r} must hold whole numbers (it is an Int64 feature): {exc}") from None
+        raise DataError(f"column {column!r} must hold whole numbers (it is an integer feature): {exc}") from None
 
 
 def _categorical(values: pd.Series) -> pd.Series:
@@ -74,96 +76,105 @@ def _categorical(values: pd.Series) -> pd.Series:
     return text.where(values.notna(), None)
 
 
-def compute_features(raw: pd.DataFrame) -> pd.DataFrame:
-    """One feature row per (customer_id, event_timestamp) from raw credit applications.
+def _feature_values(project: Project, raw: pd.DataFrame) -> pd.DataFrame:
+    """What the features are computed from: the project's hook's output, or the raw columns themselves."""
+    hook = project.features.hook
+    if hook is None:
+        _require(raw, project.features.names, "compute_features")
+        return raw
+    computed = call_hook(project, hook, raw.copy())
+    if not isinstance(computed, pd.DataFrame):
+        raise DataError(f"{hook} of project {project.name} returned {type(computed).__name__}, not a DataFrame")
+    if len(computed) != len(raw):
+        raise DataError(f"{hook} of project {project.name} returned {len(computed)} rows for {len(raw)} raw rows; "
+                        "it must return one row per raw row, in order")
+    missing = [c for c in project.features.names if c not in computed.columns]
+    if missing:
+        raise DataError(f"{hook} of project {project.name} returned no column(s) {missing} that "
+                        f"{project.where} declares under features.columns; it returned {list(computed.columns)}")
+    return computed.set_axis(raw.index)
+
+
+def compute_features(project: Project, raw: pd.DataFrame) -> pd.DataFrame:
+    """One feature row per (entity key, event time) from a project's raw data.
 
     Parameters
     ----------
+    project : Project
+        Whose features: its entity key, event timestamp, feature columns and
+        their types, and its optional ``compute_features`` hook.
     raw : pandas.DataFrame
-        Applications as :func:`mlops.data.generator.generate_credit_data` makes
-        them: at least :data:`RAW_COLUMNS`. An optional ``created_timestamp``
-        column (when a record was written, e.g. a correction) is kept; without
-        it the application time is used, so the output stays deterministic.
+        The raw data: the entity key, the event timestamp and whatever the
+        features are computed from. An optional ``created_timestamp`` column
+        (when a record was written, e.g. a correction) is kept; without it the
+        event time is used, so the output stays deterministic.
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`FEATURE_TABLE_COLUMNS`: ``customer_id``,
-        ``feature_timestamp`` (= ``event_timestamp``, UTC, to the microsecond),
-        ``created_timestamp``, the raw model features (never ``gender``, the
-        label or its timestamp) and the derived ones:
-
-        * ``loan_to_income`` = loan_amount / income, NaN when income is missing or <= 0;
-        * ``log_income`` = ln(income), NaN when income is missing or <= 0;
-        * ``has_late_payments`` = 1 if any late payment in 12 months, else 0 (missing stays missing).
-
-        Rows are sorted by (customer_id, feature_timestamp); when two share both,
-        the one with the later ``created_timestamp`` is kept (the correction wins,
-        as it would in a point-in-time lookup).
+        Columns :attr:`FeatureDefinitions.table_columns`: the entity key,
+        ``feature_timestamp`` (= the event time, UTC, to the microsecond),
+        ``created_timestamp`` and every declared feature, typed as declared
+        (float64, nullable Int64, or str/None). Rows are sorted by (key,
+        feature_timestamp); when two share both, the one with the later
+        ``created_timestamp`` is kept (the correction wins, as it would in a
+        point-in-time lookup).
 
     Raises
     ------
     DataError
-        Naming the missing raw columns, or a column of the wrong type.
+        Naming the missing raw columns, a column of the wrong type, or a hook
+        whose output does not fit.
     """
-    _require(raw, RAW_COLUMNS, "compute_features")
-    timestamps = utc_timestamps(raw[EVENT_TIMESTAMP], EVENT_TIMESTAMP)
+    definitions = FeatureDefinitions(project)
+    key, event = project.entity.key, project.event_timestamp
+    _require(raw, (key, event), "compute_features")
+    timestamps = utc_timestamps(raw[event], event)
     created = (utc_timestamps(raw[CREATED_TIMESTAMP], CREATED_TIMESTAMP)
                if CREATED_TIMESTAMP in raw.columns else timestamps)
+    values = _feature_values(project, raw)
     out = pd.DataFrame({
-        ENTITY_KEY: entity_ids(raw[ENTITY_KEY]),
+        key: entity_ids(raw[key], project.entity.type, key),
         FEATURE_TIMESTAMP: timestamps,
         CREATED_TIMESTAMP: created,
     })
-    for column in RAW_FEATURE_TYPES:
-        out[column] = _categorical(raw[column]) if column in CATEGORICAL_FEATURES else _numeric(raw, column)
-
-    income = out["income"].to_numpy(dtype="float64")
-    usable_income = np.isfinite(income) & (income > 0)
-    safe_income = np.where(usable_income, income, 1.0)  # avoids divide/log warnings on rows masked below
-    out["loan_to_income"] = np.where(usable_income, out["loan_amount"].to_numpy(dtype="float64") / safe_income, np.nan)
-    out["log_income"] = np.where(usable_income, np.log(safe_income), np.nan)
-    out["has_late_payments"] = (out["num_late_payments_12m"] > 0).astype("Int64")  # NA stays NA
-
-    out = out.sort_values([ENTITY_KEY, FEATURE_TIMESTAMP, CREATED_TIMESTAMP], kind="stable")
-    out = out.drop_duplicates([ENTITY_KEY, FEATURE_TIMESTAMP], keep="last")
-    return out[list(FEATURE_TABLE_COLUMNS)].reset_index(drop=True)
+    for name, kind in project.features.columns:
+        out[name] = (_categorical(values[name]) if kind == "string"
+                     else _numeric(values, name, integer=kind == "integer"))
+    out = out.sort_values([key, FEATURE_TIMESTAMP, CREATED_TIMESTAMP], kind="stable")
+    out = out.drop_duplicates([key, FEATURE_TIMESTAMP], keep="last")
+    return out[list(definitions.table_columns)].reset_index(drop=True)
 
 
-def label_events(raw: pd.DataFrame, carry: tuple[str, ...] = (SENSITIVE_ATTRIBUTE,)) -> pd.DataFrame:
+def carried_columns(project: Project) -> tuple[str, ...]:
+    """Columns label events carry beside the label: not features, but what evaluation and monitoring judge by."""
+    return tuple(dict.fromkeys(c for c in (*project.sensitive, *project.slices) if c not in project.features.names))
+
+
+def label_events(project: Project, raw: pd.DataFrame) -> pd.DataFrame:
     """The rows training asks features for: who, as of when, and the outcome.
-
-    Parameters
-    ----------
-    raw : pandas.DataFrame
-        Raw applications with ``customer_id``, ``event_timestamp`` and ``default``.
-    carry : tuple of str
-        Columns carried along unchanged when ``raw`` has them: not features,
-        but needed to evaluate the model (the sensitive attribute for fairness).
 
     Returns
     -------
     pandas.DataFrame
-        ``customer_id``, ``event_timestamp`` (the application time, UTC: the
-        as-of time of the point-in-time lookup, so no feature written after the
-        decision can leak in) and ``default`` (int64), in the raw order. Rows
-        whose label is not known yet (missing) are dropped: they are not
-        training examples.
+        The entity key, the event timestamp (UTC: the as-of time of the
+        point-in-time lookup, so no feature written after the decision can leak
+        in), the label in the task's encoding (0/1 for binary classification,
+        int64), and the :func:`carried_columns` the raw data has, in the raw
+        order. Rows whose label is not known yet (missing) are dropped: they are
+        not training examples.
 
     Raises
     ------
     DataError
-        Naming the missing columns, or a label that is not 0/1.
+        Naming the missing columns, or a label the task cannot read.
     """
-    _require(raw, (ENTITY_KEY, EVENT_TIMESTAMP, LABEL), "label_events")
-    known = raw[raw[LABEL].notna()]
-    labels = known[LABEL]
-    if not labels.isin([0, 1]).all():
-        bad = sorted(map(str, pd.unique(labels[~labels.isin([0, 1])])))[:10]
-        raise DataError(f"label_events: label column {LABEL!r} must be 0/1, found {bad}")
+    key, event, label = project.entity.key, project.event_timestamp, project.label.column
+    _require(raw, (key, event, label, *project.sensitive), "label_events")
+    known = raw[raw[label].notna()]
     return pd.DataFrame({
-        ENTITY_KEY: entity_ids(known[ENTITY_KEY]),
-        EVENT_TIMESTAMP: utc_timestamps(known[EVENT_TIMESTAMP], EVENT_TIMESTAMP),
-        LABEL: labels.astype("int64"),
-        **{column: known[column] for column in carry if column in known.columns},
+        key: entity_ids(known[key], project.entity.type, key),
+        event: utc_timestamps(known[event], event),
+        label: encode_labels(project, known[label], "label_events").astype("int64"),
+        **{column: known[column] for column in carried_columns(project) if column in known.columns},
     }).reset_index(drop=True)

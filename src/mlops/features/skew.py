@@ -1,6 +1,6 @@
 """Training/serving skew: compare the feature vectors serving logged with an offline recomputation.
 
-Serving logs, for each request, the keys (customer and request time) and the
+Serving logs, for each request, the keys (entity and request time) and the
 feature vector the model saw. Recomputing the same keys offline (a
 point-in-time lookup as of the request time) must give the same vector; any
 difference means the online path (materialization, the online store, a
@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from mlops.errors import DataError
-from mlops.features.definitions import ENTITY_KEY, EVENT_TIMESTAMP, FEATURE_NAMES
 
 MAX_EXAMPLES = 5
 _SIDES = ("served", "offline")
@@ -191,8 +190,7 @@ def _compare_feature(joined: pd.DataFrame, feature: str, keys: tuple[str, ...], 
 
 
 def compare_online_offline(served: pd.DataFrame, offline: pd.DataFrame,
-                           keys: Iterable[str] = (ENTITY_KEY, EVENT_TIMESTAMP),
-                           features: Iterable[str] = FEATURE_NAMES, rtol: float = 1e-9,
+                           keys: Iterable[str], features: Iterable[str], rtol: float = 1e-9,
                            atol: float = 0.0) -> SkewReport:
     """Compare served feature vectors with an offline recomputation of the same keys.
 
@@ -203,10 +201,11 @@ def compare_online_offline(served: pd.DataFrame, offline: pd.DataFrame,
     offline : pandas.DataFrame
         The offline recomputation for the same keys, e.g.
         :func:`mlops.features.store.historical_features` as of each request time.
-    keys : iterable of str, default ("customer_id", "event_timestamp")
-        Columns that identify a request on both sides; unique per side.
-        Datetime keys are compared in UTC (naive = UTC).
-    features : iterable of str, default FEATURE_NAMES
+    keys : iterable of str
+        Columns that identify a request on both sides (the entity key and the
+        request time); unique per side. Datetime keys are compared in UTC (naive = UTC).
+    features : iterable of str
+        The project's feature columns.
     rtol, atol : float
         Numeric features match when ``|served - offline| <= atol + rtol * |offline|``;
         NaN on both sides matches, NaN on one side does not. Non-numeric

@@ -3,7 +3,7 @@
 How the pieces fit:
 
 * S3 holds the feature data as content-addressed Parquet snapshots
-  (``features/credit/<sha256>.parquet``), published once and never rewritten;
+  (``features/<project prefix>/<sha256>.parquet``), published once and never rewritten;
 * the offline store is DuckDB over a LOCAL copy of one snapshot (DuckDB cannot
   read ``s3://`` here without downloading its httpfs extension), fetched by
   digest into ``<repo_dir>/snapshots/<sha256>.parquet``. Tasks that share a
@@ -43,10 +43,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from mlops.errors import ConfigError, DataError, FeatureStoreError, StorageError
-from mlops.features.definitions import (DEFAULT_TTL, ENTITY, ENTITY_KEY, EVENT_TIMESTAMP,
-                                        FEATURE_NAMES, FEATURE_TYPES, NUMERIC_FEATURES, SERVICE_NAME,
-                                        VIEW_NAME, definitions_version, feature_service, feature_view)
-from mlops.features.engineering import FEATURE_TABLE_COLUMNS, entity_ids, utc_timestamps
+from mlops.features.definitions import FEAST_TYPES, FeatureDefinitions
+from mlops.features.engineering import entity_ids, utc_timestamps
+from mlops.project import Project
 from mlops.settings import s3_settings
 from mlops.storage import ObjectStore, is_s3_uri, join_key, parse_s3_uri, sha256_file
 
@@ -55,11 +54,11 @@ ENV_ONLINE_STORE = "MLOPS_FEAST_ONLINE_STORE"
 ENV_REDIS = "MLOPS_FEAST_REDIS"
 ENV_REGISTRY = "MLOPS_FEAST_REGISTRY"
 ENV_REPO = "MLOPS_FEAST_REPO"
-DEFAULT_PROJECT = "credit"
-SNAPSHOT_PREFIX = "features/credit"
+SNAPSHOT_PREFIX = "features"  # snapshots of project P live under features/<P's prefix>/
 _ROW = "_mlops_row"  # carries the caller's row order through Feast, which does not keep it
 _SNAPSHOT_NAME = re.compile(r"([0-9a-f]{64})\.parquet")
 _HOST_PORT = re.compile(r"[^\s:/,]+:\d{1,5}")
+_INTEGER_ID = re.compile(r"^-?[0-9]{1,18}$")
 
 
 # -- configuration -------------------------------------------------------------
@@ -99,8 +98,6 @@ class FeatureStoreConfig:
     repo_dir : pathlib.Path
         Local working directory: the SQLite online store, the default registry
         and the fetched snapshots (``snapshots/``) live here.
-    project : str, default "credit"
-        Feast project (a namespace in the registry and the online store).
     online_store : {"sqlite", "redis"}, default "sqlite"
     redis_connection_string : str, optional
         Feast's ``host:port[,password=...,ssl=true]``; required for ``redis``.
@@ -110,15 +107,12 @@ class FeatureStoreConfig:
     """
 
     repo_dir: Path
-    project: str = DEFAULT_PROJECT
     online_store: str = "sqlite"
     redis_connection_string: str | None = None
     registry: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repo_dir", Path(self.repo_dir).resolve())
-        if not re.fullmatch(r"[A-Za-z0-9_]+", self.project):
-            raise ConfigError(f"feature store project {self.project!r} must be letters, digits and underscores")
         _check_online_store(self.online_store, self.redis_connection_string,
                             "FeatureStoreConfig.online_store", "FeatureStoreConfig.redis_connection_string")
         _check_registry(self.registry, "FeatureStoreConfig.registry")
@@ -163,13 +157,28 @@ class FeatureStoreConfig:
         return cls(repo_dir=repo_dir, online_store=kind, redis_connection_string=redis_string, registry=registry)
 
 
-def open_store(config: FeatureStoreConfig) -> FeatureStore:
-    """A Feast store built in code: DuckDB offline, SQLite or Redis online, local or S3 registry.
+@dataclass(frozen=True, eq=False)
+class ProjectStore:
+    """A Feast store opened for one project: the store, and the project's feature definitions."""
 
-    For an ``s3://`` registry this sets ``FEAST_S3_ENDPOINT_URL`` (which Feast's
-    S3 registry reads) from ``MLOPS_S3_ENDPOINT``; credentials come from the
-    usual ``AWS_*`` variables. Nothing is contacted yet: the registry and the
-    online store are reached by the first operation.
+    feast: FeatureStore
+    definitions: FeatureDefinitions
+
+    @property
+    def project(self) -> Project:
+        return self.definitions.project
+
+
+def open_store(config: FeatureStoreConfig, project: Project) -> ProjectStore:
+    """A Feast store for ``project``: DuckDB offline, SQLite or Redis online, local or S3 registry.
+
+    Each suite project is its own Feast project (``names.feast_project``), so
+    two projects share one registry and one online store without sharing a
+    view, a service or an online row. For an ``s3://`` registry this sets
+    ``FEAST_S3_ENDPOINT_URL`` (which Feast's S3 registry reads) from
+    ``MLOPS_S3_ENDPOINT``; credentials come from the usual ``AWS_*``
+    variables. Nothing is contacted yet: the registry and the online store
+    are reached by the first operation.
 
     Raises
     ------
@@ -184,7 +193,7 @@ def open_store(config: FeatureStoreConfig) -> FeatureStore:
     online = (RedisOnlineStoreConfig(connection_string=config.redis_connection_string or "")
               if config.online_store == "redis" else SqliteOnlineStoreConfig(path=str(config.online_path)))
     repo_config = RepoConfig(
-        project=config.project,
+        project=project.names.feast_project,
         provider="local",
         registry=config.registry_path,
         offline_store={"type": "duckdb"},
@@ -193,20 +202,20 @@ def open_store(config: FeatureStoreConfig) -> FeatureStore:
         repo_path=config.repo_dir,
     )
     with _feast_errors("open the feature store", registry=config.registry_path):
-        return FeatureStore(config=repo_config)
+        return ProjectStore(FeatureStore(config=repo_config), FeatureDefinitions(project))
+
+
+def snapshot_prefix(project: Project) -> str:
+    return join_key(SNAPSHOT_PREFIX, project.names.prefix)
 
 
 # -- errors ----------------------------------------------------------------------
 
-def _registry_of(fs: FeatureStore) -> str:
-    return fs.config.registry.path
-
-
 @contextlib.contextmanager
-def _feast_errors(action: str, fs: FeatureStore | None = None, registry: str | None = None) -> Iterator[None]:
+def _feast_errors(action: str, fs: ProjectStore | None = None, registry: str | None = None) -> Iterator[None]:
     """Turn the Feast failures a user can cause into one clear MlopsError."""
-    registry = registry or (_registry_of(fs) if fs is not None else "?")
-    project = fs.project if fs is not None else "?"
+    registry = registry or (fs.feast.config.registry.path if fs is not None else "?")
+    project = fs.feast.project if fs is not None else "?"
     try:
         yield
     except (S3RegistryBucketNotExist, S3RegistryBucketForbiddenAccess) as exc:
@@ -220,12 +229,12 @@ def _feast_errors(action: str, fs: FeatureStore | None = None, registry: str | N
                                 f"does not exist or is unreadable ({exc}); apply the definitions first "
                                 f"or fix {ENV_REGISTRY}") from None
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        where = fs.config.online_store.connection_string if fs is not None else "?"
+        where = fs.feast.config.online_store.connection_string if fs is not None else "?"
         raise FeatureStoreError(f"cannot {action}: the Redis online store at {where} is unreachable ({exc}); "
                                 f"check {ENV_REDIS} and that Redis is running") from None
 
 
-def check_online_store(fs: FeatureStore, timeout: float = 2.0) -> None:
+def check_online_store(fs: ProjectStore, timeout: float = 2.0) -> None:
     """Fail fast, with a clear message, when a Redis online store does not answer.
 
     Feast's own client retries with back-off (several seconds) before failing;
@@ -237,7 +246,7 @@ def check_online_store(fs: FeatureStore, timeout: float = 2.0) -> None:
     FeatureStoreError
         Naming the connection string and ``MLOPS_FEAST_REDIS``.
     """
-    online = fs.config.online_store
+    online = fs.feast.config.online_store
     if not isinstance(online, RedisOnlineStoreConfig):
         return
     # Feast's own parser (private), so the ping reads the string exactly as Feast will.
@@ -263,23 +272,23 @@ class Snapshot:
     uploaded: bool = True  # False when an identical snapshot was already there
 
 
-def _require_feature_table(columns: list[str], source: str) -> None:
-    missing = [c for c in FEATURE_TABLE_COLUMNS if c not in columns]
+def _require_feature_table(definitions: FeatureDefinitions, columns: list[str], source: str) -> None:
+    missing = [c for c in definitions.table_columns if c not in columns]
     if missing:
         raise DataError(f"{source} is not a feature table: it lacks column(s) {missing} "
                         "(make it with mlops.features.engineering.compute_features)")
 
 
-def publish_snapshot(features: pd.DataFrame, store: ObjectStore, prefix: str = SNAPSHOT_PREFIX) -> Snapshot:
-    """Publish a feature table to S3 as ``<prefix>/<sha256>.parquet``, once.
+def publish_snapshot(project: Project, features: pd.DataFrame, store: ObjectStore) -> Snapshot:
+    """Publish a project's feature table to S3 as ``features/<prefix>/<sha256>.parquet``, once.
 
     Parameters
     ----------
+    project : Project
     features : pandas.DataFrame
         A feature table (:func:`~mlops.features.engineering.compute_features`).
     store : ObjectStore
         The object store; its default bucket receives the snapshot.
-    prefix : str, default "features/credit"
 
     Returns
     -------
@@ -295,12 +304,12 @@ def publish_snapshot(features: pd.DataFrame, store: ObjectStore, prefix: str = S
     StorageError
         If S3 is unreachable or refuses the upload.
     """
-    _require_feature_table(list(features.columns), "the table to publish")
+    _require_feature_table(FeatureDefinitions(project), list(features.columns), "the table to publish")
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "features.parquet"
         features.to_parquet(local, index=False)
         digest = sha256_file(local)
-        key = join_key(prefix, f"{digest}.parquet")
+        key = join_key(snapshot_prefix(project), f"{digest}.parquet")
         existing = store.stat(key)
         uploaded = existing is None or existing.sha256 != digest
         if uploaded:
@@ -345,16 +354,16 @@ _ARROW_KINDS = {"INT64": pa.types.is_integer, "DOUBLE": pa.types.is_floating,
                 "STRING": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)}
 
 
-def _check_snapshot_schema(path: Path) -> None:
+def _check_snapshot_schema(definitions: FeatureDefinitions, path: Path) -> None:
     """The snapshot must hold every column the view declares, with a compatible type."""
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read feature snapshot {path} as Parquet: {exc}") from None
-    _require_feature_table(schema.names, f"feature snapshot {path}")
+    _require_feature_table(definitions, schema.names, f"feature snapshot {path}")
     wrong = {}
-    for name, dtype in FEATURE_TYPES.items():
-        kind = dtype.to_value_type().name
+    for name, declared in definitions.project.features.columns:
+        kind = FEAST_TYPES[declared].to_value_type().name
         arrow_type = schema.field(name).type
         if not (_ARROW_KINDS[kind](arrow_type) or pa.types.is_null(arrow_type)):
             wrong[name] = f"{arrow_type} (declared {kind})"
@@ -362,22 +371,23 @@ def _check_snapshot_schema(path: Path) -> None:
         raise DataError(f"feature snapshot {path} has columns of the wrong type: {wrong}")
 
 
-def apply_definitions(fs: FeatureStore, snapshot_path: str | os.PathLike, ttl: timedelta = DEFAULT_TTL) -> str:
-    """Register the entity, the feature view over ``snapshot_path`` and the feature service.
+def apply_definitions(fs: ProjectStore, snapshot_path: str | os.PathLike, ttl: timedelta | None = None) -> str:
+    """Register the project's entity, its feature view over ``snapshot_path`` and its feature service.
 
     Parameters
     ----------
-    fs : feast.FeatureStore
+    fs : ProjectStore
     snapshot_path : path
         Local Parquet snapshot (from :func:`fetch_snapshot`); recorded in the
         registry as the view's source, so every task reading this registry
         must have it at the same path.
-    ttl : datetime.timedelta, default 90 days
+    ttl : datetime.timedelta, optional
+        Default: the project's ``features.ttl_days``.
 
     Returns
     -------
     str
-        :func:`~mlops.features.definitions.definitions_version` of what was applied.
+        :meth:`~mlops.features.definitions.FeatureDefinitions.version` of what was applied.
 
     Raises
     ------
@@ -389,34 +399,36 @@ def apply_definitions(fs: FeatureStore, snapshot_path: str | os.PathLike, ttl: t
     path = Path(snapshot_path).resolve()
     if not path.is_file():
         raise DataError(f"feature snapshot {path} does not exist (fetch it with fetch_snapshot)")
-    _check_snapshot_schema(path)
-    view = feature_view(str(path), ttl)
-    service = feature_service(view)
+    definitions = fs.definitions
+    _check_snapshot_schema(definitions, path)
+    view = definitions.feature_view(str(path), ttl)
+    service = definitions.feature_service(view)
     with _feast_errors("apply the feature definitions", fs):
-        fs.apply([ENTITY, view, service])
+        fs.feast.apply([definitions.entity, view, service])
     _SERVICES.pop(fs, None)
-    return definitions_version(view, service)
+    return definitions.version(view, service)
 
 
-def _view(fs: FeatureStore) -> FeatureView:
-    with _feast_errors(f"find feature view {VIEW_NAME!r}", fs):
-        view = fs.get_feature_view(VIEW_NAME, allow_registry_cache=True)
+def _view(fs: ProjectStore) -> FeatureView:
+    name = fs.definitions.view_name
+    with _feast_errors(f"find feature view {name!r}", fs):
+        view = fs.feast.get_feature_view(name, allow_registry_cache=True)
     source = Path(getattr(view.batch_source, "path", ""))
     if not source.is_file():
-        raise DataError(f"the source of feature view {VIEW_NAME!r}, {source}, is missing on this machine; "
+        raise DataError(f"the source of feature view {name!r}, {source}, is missing on this machine; "
                         "fetch its snapshot there first (fetch_snapshot into the feature store's snapshots dir)")
     return view
 
 
-def applied_snapshot(fs: FeatureStore) -> Path:
+def applied_snapshot(fs: ProjectStore) -> Path:
     """The local snapshot file the registry's feature view currently reads."""
-    with _feast_errors(f"find feature view {VIEW_NAME!r}", fs):
-        view = fs.get_feature_view(VIEW_NAME, allow_registry_cache=False)
+    name = fs.definitions.view_name
+    with _feast_errors(f"find feature view {name!r}", fs):
+        view = fs.feast.get_feature_view(name, allow_registry_cache=False)
     return Path(getattr(view.batch_source, "path", ""))
 
 
-def ensure_applied_snapshot(fs: FeatureStore, store: ObjectStore | None = None,
-                            prefix: str = SNAPSHOT_PREFIX) -> Path:
+def ensure_applied_snapshot(fs: ProjectStore, store: ObjectStore | None = None) -> Path:
     """Make sure the snapshot the registry reads exists on this machine (a fresh pod has none).
 
     The registry records the local path ``<snapshots>/<sha256>.parquet``; the
@@ -426,21 +438,22 @@ def ensure_applied_snapshot(fs: FeatureStore, store: ObjectStore | None = None,
     if path.is_file():
         return path
     store = store or ObjectStore.from_env()
-    return fetch_snapshot(f"s3://{store.bucket}/{prefix}/{path.name}", path.parent, store)
+    return fetch_snapshot(f"s3://{store.bucket}/{snapshot_prefix(fs.project)}/{path.name}", path.parent, store)
 
 
 # The service a store resolved, kept per store object: looking it up in the
 # registry costs more than an online read itself. A process thus keeps the
 # feature list it started with, as a deployed model must; apply_definitions
 # through the same store refreshes it.
-_SERVICES: "weakref.WeakKeyDictionary[FeatureStore, FeatureService]" = weakref.WeakKeyDictionary()
+_SERVICES: "weakref.WeakKeyDictionary[ProjectStore, FeatureService]" = weakref.WeakKeyDictionary()
 
 
-def _service(fs: FeatureStore) -> FeatureService:
+def _service(fs: ProjectStore) -> FeatureService:
     service = _SERVICES.get(fs)
     if service is None:
-        with _feast_errors(f"find feature service {SERVICE_NAME!r}", fs):
-            service = _SERVICES[fs] = fs.get_feature_service(SERVICE_NAME, allow_cache=True)
+        name = fs.definitions.service_name
+        with _feast_errors(f"find feature service {name!r}", fs):
+            service = _SERVICES[fs] = fs.feast.get_feature_service(name, allow_cache=True)
     return service
 
 
@@ -448,12 +461,12 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def materialize(fs: FeatureStore, end: datetime, start: datetime | None = None) -> tuple[datetime, datetime]:
-    """Load the latest feature row per customer, as of ``end``, into the online store.
+def materialize(fs: ProjectStore, end: datetime, start: datetime | None = None) -> tuple[datetime, datetime]:
+    """Load the latest feature row per entity, as of ``end``, into the online store.
 
     Parameters
     ----------
-    fs : feast.FeatureStore
+    fs : ProjectStore
     end : datetime.datetime
         Rows with ``feature_timestamp`` up to ``end`` are considered (naive = UTC).
     start : datetime.datetime, optional
@@ -475,10 +488,10 @@ def materialize(fs: FeatureStore, end: datetime, start: datetime | None = None) 
     """
     end = _utc(end)
     view = _view(fs)
-    start = _utc(start) if start is not None else end - (view.ttl or DEFAULT_TTL)
+    start = _utc(start) if start is not None else end - (view.ttl or fs.definitions.ttl)
     check_online_store(fs)
     with _feast_errors("materialize features", fs):
-        fs.materialize(start_date=start, end_date=end, feature_views=[VIEW_NAME])
+        fs.feast.materialize(start_date=start, end_date=end, feature_views=[view.name])
     return start, end
 
 
@@ -496,43 +509,46 @@ def _text_column(values: Iterable[object]) -> np.ndarray:
     return np.array(list(values), dtype=object)
 
 
-def _typed(features: Mapping[str, Iterable[object]]) -> pd.DataFrame:
+def _typed(definitions: FeatureDefinitions, features: Mapping[str, Iterable[object]]) -> pd.DataFrame:
     """One representation on both paths: numeric features float64 (NaN = missing), categoricals str/None.
 
     Takes a frame (offline) or a dict of lists (online, where this runs on
     every read, hence plain NumPy for lists and one DataFrame construction).
     """
-    return pd.DataFrame({name: _float_column(features[name]) if name in NUMERIC_FEATURES
-                         else _text_column(features[name]) for name in FEATURE_NAMES})
+    numeric = set(definitions.numeric_features)
+    return pd.DataFrame({name: _float_column(features[name]) if name in numeric
+                         else _text_column(features[name]) for name in definitions.feature_names})
 
 
-def _empty_features(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="float64" if c in NUMERIC_FEATURES else object) for c in columns})
+def _empty_features(definitions: FeatureDefinitions) -> pd.DataFrame:
+    numeric = set(definitions.numeric_features)
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in numeric else object)
+                         for c in definitions.feature_names})
 
 
-def historical_features(fs: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time correct features for each (customer_id, event_timestamp) row.
+def historical_features(fs: ProjectStore, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time correct features for each (entity key, event timestamp) row.
 
-    For each row Feast returns the customer's feature row with the latest
+    For each row Feast returns the entity's feature row with the latest
     ``feature_timestamp`` at or before ``event_timestamp`` (ties: latest
     ``created_timestamp``), or nulls when there is none within the TTL: no
     value from after the as-of time can leak into training.
 
     Parameters
     ----------
-    fs : feast.FeatureStore
+    fs : ProjectStore
     entity_df : pandas.DataFrame
-        ``customer_id`` and ``event_timestamp`` (naive = UTC; looked up to the
-        microsecond), optionally the label ``default``, e.g.
+        The project's entity key and event timestamp (naive = UTC; looked up to
+        the microsecond), optionally the label and other columns, e.g.
         :func:`~mlops.features.engineering.label_events`.
 
     Returns
     -------
     pandas.DataFrame
-        In ``entity_df``'s row order: ``customer_id``, ``event_timestamp`` (as
-        given), the :data:`FEATURE_NAMES` (numeric as float64, categorical as
-        str or None), then ``entity_df``'s other columns (the label ``default``,
-        a sensitive attribute...) unchanged.
+        In ``entity_df``'s row order: the key and the event timestamp (as
+        given), the project's features (numeric as float64, categorical as
+        str or None), then ``entity_df``'s other columns (the label, a
+        sensitive attribute...) unchanged.
 
     Raises
     ------
@@ -541,55 +557,71 @@ def historical_features(fs: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFra
     FeatureStoreError
         If nothing is applied yet.
     """
-    missing = [c for c in (ENTITY_KEY, EVENT_TIMESTAMP) if c not in entity_df.columns]
+    definitions = fs.definitions
+    key, event, names = definitions.entity_key, definitions.event_timestamp, definitions.feature_names
+    missing = [c for c in (key, event) if c not in entity_df.columns]
     if missing:
         raise DataError(f"historical_features: the entity dataframe lacks column(s) {missing}; "
                         f"it has {list(entity_df.columns)}")
     # The label and any other columns the caller carries (e.g. the sensitive attribute for
     # fairness evaluation) pass through untouched, after the features.
-    carried = [c for c in entity_df.columns if c not in (ENTITY_KEY, EVENT_TIMESTAMP, *FEATURE_NAMES)]
-    passthrough = [ENTITY_KEY, EVENT_TIMESTAMP] + carried
+    carried = [c for c in entity_df.columns if c not in (key, event, *names)]
+    passthrough = [key, event] + carried
     given = entity_df[passthrough].reset_index(drop=True)
     if given.empty:
-        return pd.concat([given[passthrough[:2]], _empty_features(list(FEATURE_NAMES)), given[passthrough[2:]]], axis=1)
+        return pd.concat([given[passthrough[:2]], _empty_features(definitions), given[passthrough[2:]]], axis=1)
     lookup = pd.DataFrame({
-        ENTITY_KEY: entity_ids(given[ENTITY_KEY]),
-        EVENT_TIMESTAMP: utc_timestamps(given[EVENT_TIMESTAMP], EVENT_TIMESTAMP),
+        key: entity_ids(given[key], fs.project.entity.type, key),
+        event: utc_timestamps(given[event], event),
         _ROW: np.arange(len(given)),
     })
     service = _service(fs)
     _view(fs)
     with _feast_errors("retrieve historical features", fs):
-        result = fs.get_historical_features(entity_df=lookup, features=service).to_df()
+        result = fs.feast.get_historical_features(entity_df=lookup, features=service).to_df()
     result = result.sort_values(_ROW, kind="stable").reset_index(drop=True)
     if not np.array_equal(result[_ROW].to_numpy(), lookup[_ROW].to_numpy()):
         raise FeatureStoreError(f"historical_features: Feast returned {len(result)} rows for "
                                 f"{len(lookup)} entity rows; the result cannot be aligned")
-    return pd.concat([given[passthrough[:2]], _typed(result), given[passthrough[2:]]], axis=1)
+    return pd.concat([given[passthrough[:2]], _typed(definitions, result), given[passthrough[2:]]], axis=1)
 
 
-def online_features(fs: FeatureStore, customer_ids: list[str]) -> pd.DataFrame:
-    """The current feature vectors of ``customer_ids`` from the online store.
+def online_features(fs: ProjectStore, entity_ids_: list) -> pd.DataFrame:
+    """The current feature vectors of the entities ``entity_ids_`` from the online store.
 
     Returns
     -------
     pandas.DataFrame
-        ``customer_id`` and the :data:`FEATURE_NAMES` (numeric as float64,
-        categorical as str or None), one row per id in the order given; a
-        customer the store does not know gets nulls.
+        The entity key and the project's features (numeric as float64,
+        categorical as str or None), one row per id in the order given; an
+        entity the store does not know gets nulls.
 
     Raises
     ------
     FeatureStoreError
         If nothing is applied yet or the online store is unreachable.
     """
-    ids = [str(c) for c in customer_ids]
+    definitions = fs.definitions
+    key = definitions.entity_key
+    ids = online_ids(fs.project, entity_ids_)
     if not ids:
-        return pd.concat([pd.DataFrame({ENTITY_KEY: pd.Series(dtype=object)}),
-                          _empty_features(list(FEATURE_NAMES))], axis=1)
+        return pd.concat([pd.DataFrame({key: pd.Series(dtype=object)}), _empty_features(definitions)], axis=1)
     service = _service(fs)
     with _feast_errors("read online features", fs):
-        values = fs.get_online_features(features=service, entity_rows={ENTITY_KEY: ids}).to_dict()
-    features = _typed(values)
-    features.insert(0, ENTITY_KEY, np.array(ids, dtype=object))
+        values = fs.feast.get_online_features(features=service, entity_rows={key: ids}).to_dict()
+    features = _typed(definitions, values)
+    features.insert(0, key, np.array(ids, dtype=object if fs.project.entity.type == "string" else "int64"))
     return features
+
+
+def online_ids(project: Project, ids: Iterable[object]) -> list:
+    """Ids as the entity's join key holds them (str, or int for an integer key); a DataError names a bad one."""
+    if project.entity.type == "string":
+        return [str(i) for i in ids]
+    out = []
+    for i in ids:
+        if isinstance(i, bool) or not (isinstance(i, (int, np.integer)) or (isinstance(i, str) and _INTEGER_ID.match(i))):
+            raise DataError(f"{project.entity.key} {i!r} is not an integer id (entity {project.entity.name} of "
+                            f"project {project.name} has integer keys)")
+        out.append(int(i))
+    return out

@@ -94,9 +94,12 @@ def current_profile(reference: Profile, window: pd.DataFrame, production: str) -
                             max_points=None, source="the logged window")
 
 
-def evaluate(store: ObjectStore, model: str, policy: MonitoringPolicy, *, now=None, labels: pd.DataFrame | None = None,
-             label_spec: LabelSpec = LabelSpec(), threshold: float = 0.5) -> MonitorResult:
-    """Drift and performance of the window ending ``now``, and the alerts they raise (no action taken)."""
+def evaluate(store: ObjectStore, model: str, policy: MonitoringPolicy, *, label_spec: LabelSpec | None = None,
+             now=None, labels: pd.DataFrame | None = None, threshold: float = 0.5, project=None) -> MonitorResult:
+    """Drift and performance of the window ending ``now``, and the alerts they raise (no action taken).
+
+    ``labels`` are label events in the task's encoding (0/1), found by ``label_spec``; ``project``
+    resolves a KPI hook in its folder."""
     from mlops.monitoring.reference import load_reference_profile
     from mlops.serving.request_log import read_window
 
@@ -119,10 +122,13 @@ def evaluate(store: ObjectStore, model: str, policy: MonitoringPolicy, *, now=No
         result.current = current_profile(result.reference, window, production)
         result.drift = compare(result.reference, result.current, policy.drift)
     if labels is not None and not history.empty:
+        if label_spec is None:
+            raise DataError("labels were given without a label spec (which columns hold the entity, the "
+                            "outcome and when it became known)")
         joined = join_labels(history, labels, label_spec, as_of=end)
         result.labels = _label_summary(joined)
         rule = policy.performance
-        result.performance = realized_performance(joined, rule.window, threshold, resolve_kpi(rule.kpi),
+        result.performance = realized_performance(joined, rule.window, threshold, resolve_kpi(rule.kpi, project),
                                                   rule.kpi_params)
     result.alerts = alerts(result, policy)
     return result
@@ -172,12 +178,12 @@ class ActContext:
     """What acting needs beyond the result: where to launch, on what data, as whom."""
 
     store: ObjectStore
+    project: object  # the monitored model's Project
     policy: MonitoringPolicy
     target: str  # local | cluster
     actor: str
-    training_data: str | None = None  # fresh labeled applications to retrain on
-    gate_config: str = "credit_default"
-    rollout_policy: str = "credit_default"
+    training_data: str | None = None  # fresh labeled data to retrain on
+    rollout_policy: str | None = None  # a retrained model's rollout policy (None: the project's)
     high_stakes: bool = False
     namespace: str | None = None
     launch: bool = True  # False: decide and record, but launch nothing (a dry run)
@@ -222,7 +228,7 @@ def _roll_back(result: MonitorResult, ctx: ActContext, reasons: list[str]) -> No
     from mlops.rollout.controller import revert_production
     from mlops.rollout.run import make_driver
 
-    driver = make_driver(ctx.target, result.model, ctx.store, namespace=ctx.namespace)
+    driver = make_driver(ctx.target, ctx.project, result.model, ctx.store, namespace=ctx.namespace)
     done = revert_production(ctx.store, driver, result.model, ctx.actor,
                              "monitoring: " + "; ".join(reasons), progress=ctx.progress)
     result.actions.append(f"production reverted v{done.previous} -> v{done.version} (traffic and registry)")
@@ -252,8 +258,8 @@ def _retrain(result: MonitorResult, ctx: ActContext) -> None:
                                              f"monitoring alerts: {', '.join(a.name for a in result.alerts)}",
                                              details={"data_uri": ctx.training_data, "target": ctx.target}))
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
-    training = launch_pipeline("training", {"data_uri": ctx.training_data, "model_name": model,
-                                            "gate_config": ctx.gate_config}, ctx.target,
+    training = launch_pipeline("training", {"project": _pipeline_project(ctx), "data_uri": ctx.training_data},
+                               ctx.target,
                                f"retrain-{model}-{stamp}", progress=ctx.progress)
     staging_after = registry.alias_version(model, registry.STAGING)
     blessed = training.succeeded and staging_after is not None and staging_after != staging_before
@@ -288,9 +294,9 @@ def _roll_out(result: MonitorResult, ctx: ActContext, version: str, outcome: dic
                               f"then mlops rollout {result.model} {version})")
         return
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
-    rollout = launch_pipeline("rollout", {"model_name": result.model, "candidate": version,
-                                          "policy": ctx.rollout_policy, "gate_config": ctx.gate_config,
-                                          "target": ctx.target, "namespace": ctx.namespace or "mlops"},
+    rollout = launch_pipeline("rollout", {"project": _pipeline_project(ctx), "candidate": version,
+                                          "policy": ctx.rollout_policy or "", "target": ctx.target,
+                                          "namespace": ctx.namespace or "mlops"},
                               ctx.target, f"rollout-{result.model}-{stamp}", progress=ctx.progress)
     outcome["rollout"] = {"succeeded": rollout.succeeded, "run": rollout.run, "output": rollout.outputs.get("Output"),
                           "detail": rollout.detail}
@@ -298,6 +304,13 @@ def _roll_out(result: MonitorResult, ctx: ActContext, version: str, outcome: dic
     why = rollout.outputs.get("Output") or rollout.detail
     result.actions.append(f"rolled out: v{version} is production" if promoted else
                           f"rollout of v{version} did not promote it ({why})")
+
+
+def _pipeline_project(ctx: ActContext) -> str:
+    """How a launched pipeline's tasks find the project: any source locally, an example or s3:// in a cluster."""
+    from mlops.project import cluster_source
+
+    return cluster_source(ctx.project) if ctx.target == "cluster" else ctx.project.source
 
 
 def report_prefix(store: ObjectStore, result: MonitorResult) -> str:

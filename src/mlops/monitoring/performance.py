@@ -34,9 +34,16 @@ REQUEST_KEYS = ("request_id", "row")
 class LabelSpec:
     """Where the label events keep the entity, the outcome and when it became known."""
 
-    entity: str = "customer_id"
-    label: str = "default"
-    known_at: str = "label_timestamp"
+    entity: str
+    label: str
+    known_at: str
+
+    @classmethod
+    def of(cls, project) -> "LabelSpec":
+        if project.label_timestamp is None:
+            raise ConfigError(f"{project.where} declares no timestamps.label: realized performance needs to know "
+                              "when each label became known")
+        return cls(project.entity.key, project.label.column, project.label_timestamp)
 
 
 @dataclass
@@ -73,7 +80,7 @@ def as_utc(moment) -> pd.Timestamp:
     return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
 
 
-def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame, spec: LabelSpec = LabelSpec(),
+def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame, spec: LabelSpec,
                 as_of: pd.Timestamp | None = None, source: str = "labels") -> LabelJoin:
     """Attach to each logged prediction the label that judges it, as known at ``as_of`` (default: now)."""
     need = [LOGGED_AT, SCORE, VERSION]
@@ -128,10 +135,18 @@ def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame, spec: LabelSpec
 Kpi = Callable[[pd.DataFrame, dict], dict]
 
 
-def resolve_kpi(ref: str | None) -> Kpi | None:
-    """A KPI hook named ``module:function`` (None: no KPI)."""
+def resolve_kpi(ref: str | None, project=None) -> Kpi | None:
+    """A KPI hook: ``file.py:function`` in the project's folder, or an importable ``module:function``
+    (None: no KPI)."""
     if not ref:
         return None
+    if project is not None and ref.partition(":")[0].endswith(".py"):
+        from mlops.project import call_hook, load_hook
+        from mlops.project.spec import parse_hook
+
+        hook = parse_hook(ref, project.root, f"{project.monitoring}: performance.kpi")
+        load_hook(project, hook)  # a missing file or function fails now, not when labels arrive
+        return lambda labeled, params: call_hook(project, hook, labeled, params)
     module, _, name = ref.partition(":")
     if not module or not name:
         raise ConfigError(f"a KPI hook is named module:function, got {ref!r}")
@@ -142,20 +157,6 @@ def resolve_kpi(ref: str | None) -> Kpi | None:
     if not callable(hook):
         raise ConfigError(f"the KPI hook {ref!r} is not callable")
     return hook
-
-
-def credit_net_value(labeled: pd.DataFrame, params: dict) -> dict:
-    """Lending outcome of the model's decisions: approved loans (predicted class 0) earn
-    ``margin`` of the amount when repaid and lose ``loss_given_default`` of it when they default."""
-    margin, lgd = float(params.get("margin", 0.08)), float(params.get("loss_given_default", 0.6))
-    if "loan_amount" not in labeled.columns:
-        raise DataError("the credit_net_value KPI needs the loan_amount column in the logged features")
-    approved = labeled[labeled[PREDICTED] == 0]
-    amount = approved["loan_amount"].fillna(0.0)
-    defaulted = approved["label"] == 1
-    gain, loss = float((amount[~defaulted] * margin).sum()), float((amount[defaulted] * lgd).sum())
-    return {"net_value": gain - loss, "net_value_per_loan": (gain - loss) / len(labeled) if len(labeled) else 0.0,
-            "approved_default_rate": float(defaulted.mean()) if len(approved) else float("nan")}
 
 
 @dataclass

@@ -15,8 +15,6 @@ from mlops.errors import ConfigError
 from mlops.monitoring.drift import DriftOptions
 from mlops.monitoring.performance import resolve_kpi
 
-PACKAGED_POLICIES = Path(__file__).resolve().parent / "policies"
-
 RETRAIN, ROLLBACK, NOTIFY, IGNORE = "retrain", "rollback", "notify", "ignore"
 ACTIONS = (RETRAIN, ROLLBACK, NOTIFY, IGNORE)
 ALERTS = ("dataset_drift", "prediction_drift", "missing_drift", "performance_below", "worse_than_previous")
@@ -44,7 +42,7 @@ class MonitoringPolicy:
     actions: dict[str, str]
     cooldown_hours: float = 24.0
     rollout: bool = True
-    rollout_policy: str = "credit_default"  # the rollout policy a retrained model goes through
+    rollout_policy: str | None = None  # the rollout policy a retrained model goes through (None: the project's)
     source: str = field(default="", compare=False)
 
     def action(self, alert: str) -> str:
@@ -70,13 +68,13 @@ def _drift(raw: Any, where: str) -> DriftOptions:
                         missing_change=number(raw.get("missing_change", 0.05), f"{where}.missing_change", 0.0, 1.0))
 
 
-def _performance(raw: Any, where: str) -> PerformanceRule:
+def _performance(raw: Any, where: str, project) -> PerformanceRule:
     raw = mapping(raw or {}, where, {"metric", "window", "min_labeled", "min_value", "max_drop", "kpi", "kpi_params"})
     metric = raw.get("metric", "roc_auc")
     if metric not in HIGHER_IS_BETTER:
         raise ConfigError(f"{where}.metric: {metric!r} is not a judged metric; known: {list(HIGHER_IS_BETTER)}")
     kpi = raw.get("kpi")
-    resolve_kpi(kpi)  # fail at load time, not after an hour of waiting for labels
+    resolve_kpi(kpi, project)  # fail at load time, not after an hour of waiting for labels
     params = raw.get("kpi_params") or {}
     if not isinstance(params, dict):
         raise ConfigError(f"{where}.kpi_params must be a mapping")
@@ -87,7 +85,9 @@ def _performance(raw: Any, where: str) -> PerformanceRule:
         kpi, dict(params))
 
 
-def parse_policy(raw: Any, where: str = "monitoring policy") -> MonitoringPolicy:
+def parse_policy(raw: Any, where: str = "monitoring policy", project=None, folder: Path | None = None) -> MonitoringPolicy:
+    """A policy from parsed YAML; ``project`` resolves a ``file.py:function`` KPI hook, ``folder`` a relative
+    ``retraining.rollout_policy`` path (both are the project's when the policy is)."""
     raw = mapping(raw, where, {"window", "drift", "performance", "actions", "retraining"}, {"window"})
     window = mapping(raw["window"], f"{where}: window", {"hours", "min_rows"}, {"hours"})
     actions = mapping(raw.get("actions") or {}, f"{where}: actions", set(ALERTS))
@@ -99,25 +99,34 @@ def parse_policy(raw: Any, where: str = "monitoring policy") -> MonitoringPolicy
     rollout = retraining.get("rollout", True)
     if not isinstance(rollout, bool):
         raise ConfigError(f"{where}: retraining.rollout must be true or false, got {rollout!r}")
-    rollout_policy = retraining.get("rollout_policy", "credit_default")
-    if not isinstance(rollout_policy, str) or not rollout_policy:
-        raise ConfigError(f"{where}: retraining.rollout_policy must name a rollout policy, got {rollout_policy!r}")
+    rollout_policy = retraining.get("rollout_policy")
+    if rollout_policy is not None:
+        if not isinstance(rollout_policy, str) or not rollout_policy:
+            raise ConfigError(f"{where}: retraining.rollout_policy must name a rollout policy file, "
+                              f"got {rollout_policy!r}")
+        if folder is not None and not rollout_policy.startswith("s3://") and not Path(rollout_policy).is_absolute():
+            rollout_policy = str(folder / rollout_policy)
+            if not Path(rollout_policy).is_file():
+                raise ConfigError(f"{where}: retraining.rollout_policy {retraining['rollout_policy']!r} "
+                                  f"does not exist in {folder}")
     return MonitoringPolicy(
         number(window["hours"], f"{where}: window.hours", 0.0001), _count(window.get("min_rows", 500),
                                                                         f"{where}: window.min_rows"),
-        _drift(raw.get("drift"), f"{where}: drift"), _performance(raw.get("performance"), f"{where}: performance"),
+        _drift(raw.get("drift"), f"{where}: drift"),
+        _performance(raw.get("performance"), f"{where}: performance", project),
         dict(actions), number(retraining.get("cooldown_hours", 24.0), f"{where}: retraining.cooldown_hours", 0.0),
         rollout, rollout_policy, where)
 
 
-def load_policy(path: str | Path) -> MonitoringPolicy:
+def load_policy(path: str | Path, project=None) -> MonitoringPolicy:
     from mlops.config_files import read_yaml
 
-    return parse_policy(read_yaml(path, "monitoring policy"), str(path))
+    path = Path(path)
+    return parse_policy(read_yaml(path, "monitoring policy"), str(path), project, path.resolve().parent)
 
 
-def resolve_policy(ref: str, cache_dir: Path, store=None) -> MonitoringPolicy:
-    """A policy by packaged name (e.g. credit_default), local path, or s3:// URI."""
-    from mlops.config_files import resolve_config_file
-
-    return load_policy(resolve_config_file(ref, PACKAGED_POLICIES, "monitoring policy", cache_dir, store))
+def project_policy(project) -> MonitoringPolicy:
+    """The project's monitoring policy (``monitoring`` in project.yaml)."""
+    if project.monitoring is None:
+        raise ConfigError(f"{project.where} declares no monitoring policy (monitoring: monitoring.yaml)")
+    return load_policy(project.monitoring, project)

@@ -10,9 +10,7 @@ dashboard shows the decision and the action as separate tasks:
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from mlops.monitoring.monitor import (ActContext, MonitorResult, carry_out, evaluate, publish, record_decision,
                                       report_prefix)
@@ -27,32 +25,36 @@ class MonitorRun:
     markdown: str
 
 
-def _context(policy: str, gate_config: str, rollout_policy: str | None, target: str, training_data: str | None,
+def _context(project, policy: str | None, rollout_policy: str | None, target: str, training_data: str | None,
              namespace: str | None, launch: bool, actor: str | None, progress) -> ActContext:
     from mlops import tracking
     from mlops.audit import default_actor
-    from mlops.gate import resolve_gate
-    from mlops.monitoring.policy import resolve_policy
+    from mlops.gate import load_gate
+    from mlops.monitoring.policy import load_policy, project_policy
     from mlops.storage import ObjectStore
 
     tracking.connect()
     store = ObjectStore.from_env()
-    with tempfile.TemporaryDirectory(prefix="mlops-monitor-") as tmp:
-        monitoring_policy = resolve_policy(policy, Path(tmp), store)
-        gate = resolve_gate(gate_config, Path(tmp), store)
-    return ActContext(store, monitoring_policy, target, actor or default_actor(), training_data or None, gate_config,
+    monitoring_policy = load_policy(policy, project) if policy else project_policy(project)
+    gate = load_gate(project.gate)
+    return ActContext(store, project, monitoring_policy, target, actor or default_actor(), training_data or None,
                       rollout_policy or monitoring_policy.rollout_policy, gate.high_stakes, namespace, launch,
                       progress, gate.decision_threshold)
 
 
 def _evaluate(model: str, ctx: ActContext, labels_uri: str | None, now) -> MonitorResult:
     from mlops.datasets import read_tables
+    from mlops.project.data import encode_labels
 
+    project = ctx.project
     labels = read_tables(labels_uri, ctx.store) if labels_uri else None
+    if labels is not None and project.label.column in labels.columns:
+        labels[project.label.column] = encode_labels(project, labels[project.label.column], labels_uri)
     ctx.progress(f"monitoring {model}: window of {ctx.policy.window_hours:g} h"
                  + (f", labels from {labels_uri}" if labels_uri else ", no label feed"))
-    result = evaluate(ctx.store, model, ctx.policy, now=now, labels=labels, label_spec=LabelSpec(),
-                      threshold=ctx.decision_threshold)
+    result = evaluate(ctx.store, model, ctx.policy, now=now, labels=labels,
+                      label_spec=LabelSpec.of(project) if labels is not None else None,
+                      threshold=ctx.decision_threshold, project=project)
     for alert in result.alerts:
         ctx.progress(f"  alert {alert.name} -> {alert.action}: {alert.reason}")
     if not result.alerts:
@@ -68,13 +70,16 @@ def _render_and_publish(result: MonitorResult, ctx: ActContext, prefix: str) -> 
     return run
 
 
-def run_monitor(model: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
-                rollout_policy: str | None = None, labels_uri: str | None = None,
-                training_data: str | None = None, target: str = "local", namespace: str | None = None,
-                now=None, launch: bool = True, actor: str | None = None, progress=print) -> MonitorRun:
-    """Evaluate the latest window of ``model``, act on the alerts, publish the reports."""
-    ctx = _context(policy, gate_config, rollout_policy, target, training_data, namespace, launch, actor, progress)
-    result = _evaluate(model, ctx, labels_uri, now)
+def run_monitor(project, *, model: str | None = None, policy: str | None = None, rollout_policy: str | None = None,
+                labels_uri: str | None = None, training_data: str | None = None, target: str = "local",
+                namespace: str | None = None, now=None, launch: bool = True, actor: str | None = None,
+                progress=print) -> MonitorRun:
+    """Evaluate the latest window of the project's model, act on the alerts, publish the reports.
+
+    ``policy`` names a monitoring policy file instead of the project's; ``model`` another registered model
+    served with the project's features."""
+    ctx = _context(project, policy, rollout_policy, target, training_data, namespace, launch, actor, progress)
+    result = _evaluate(model or project.names.model, ctx, labels_uri, now)
     prefix = report_prefix(ctx.store, result)
     record_decision(result, ctx)
     carry_out(result, ctx)
@@ -83,22 +88,21 @@ def run_monitor(model: str, *, policy: str = "credit_default", gate_config: str 
     return _render_and_publish(result, ctx, prefix)
 
 
-def check(model: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
-          labels_uri: str | None = None, now=None, actor: str | None = None, progress=print) -> MonitorRun:
+def check(project, *, model: str | None = None, policy: str | None = None, labels_uri: str | None = None, now=None,
+          actor: str | None = None, progress=print) -> MonitorRun:
     """The pipeline's first step: evaluate, record the decision, publish the reports; nothing launched."""
-    ctx = _context(policy, gate_config, None, "local", None, None, False, actor, progress)
-    result = _evaluate(model, ctx, labels_uri, now)
+    ctx = _context(project, policy, None, "local", None, None, False, actor, progress)
+    result = _evaluate(model or project.names.model, ctx, labels_uri, now)
     prefix = report_prefix(ctx.store, result)
     record_decision(result, ctx)
     return _render_and_publish(result, ctx, prefix)
 
 
-def carry_out_decision(result_json: str, *, policy: str = "credit_default", gate_config: str = "credit_default",
-                       rollout_policy: str | None = None, training_data: str | None = None,
-                       target: str = "local", namespace: str | None = None, actor: str | None = None,
-                       progress=print) -> MonitorResult:
+def carry_out_decision(project, result_json: str, *, policy: str | None = None, rollout_policy: str | None = None,
+                       training_data: str | None = None, target: str = "local", namespace: str | None = None,
+                       actor: str | None = None, progress=print) -> MonitorResult:
     """The pipeline's second step: roll back or retrain as the published result decided."""
-    ctx = _context(policy, gate_config, rollout_policy, target, training_data, namespace, True, actor, progress)
+    ctx = _context(project, policy, rollout_policy, target, training_data, namespace, True, actor, progress)
     result = MonitorResult.from_dict(json.loads(result_json))
     carry_out(result, ctx)
     for action in result.actions:

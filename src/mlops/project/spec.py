@@ -80,6 +80,11 @@ class Label:
     column: str
     positive: Any  # the positive class as the data holds it: 1, True, "yes"
 
+    @property
+    def class_names(self) -> tuple[str, str]:
+        """How dashboards name the negative and the positive class (encoded 0 and 1)."""
+        return f"not {self.column}", self.column
+
 
 @dataclass(frozen=True)
 class Features:
@@ -140,10 +145,18 @@ class Project:
     metrics_hook: Hook | None = None  # custom metrics: a function (y_true, scores, threshold) -> {name: value}
     data_hook: Hook | None = None  # generate(rows, seed, scenario) -> raw frame, for demos and tests
     digest: str = ""  # sha256 of every file of the project, in path order: its identity in lineage
+    source: str = ""  # how it was named (an example, a folder, an s3:// archive): what other processes resolve
 
     @property
     def where(self) -> str:
         return str(self.root / PROJECT_FILE)
+
+    def contract(self, kind: str) -> str:
+        """The path of the project's data contract of ``kind`` ("raw" or "features")."""
+        if kind not in self.contracts:
+            raise ConfigError(f"{self.where} declares no contracts.{kind}: add `contracts: {{{kind}: "
+                              f"contracts/{kind}.yaml}}` (make one with `mlops schema infer`)")
+        return str(self.contracts[kind])
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -194,14 +207,20 @@ def load_project(root: str | Path) -> Project:
         contracts={k: _file(v, root, f"{where}: contracts.{k}") for k, v in contracts.items()},
         metrics_hook=_hook(metrics["hook"], root, f"{where}: metrics.hook") if "hook" in metrics else None,
         data_hook=_hook(data["generator"], root, f"{where}: data.generator") if "generator" in data else None,
-        digest=project_digest(root))
+        digest=project_digest(root), source=str(root.resolve()))
 
 
-def project_digest(root: Path) -> str:
-    """sha256 over every file's relative path and bytes (caches and bytecode left out)."""
+def project_files(root: str | Path) -> list[Path]:
+    """The files that make a project, in path order (caches, bytecode and hidden files left out)."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def project_digest(root: str | Path) -> str:
+    """sha256 over every project file's relative path and bytes: the project's identity in lineage."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(root).rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                       and not p.name.startswith(".")):
+    for path in project_files(root):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return "sha256:" + digest.hexdigest()
@@ -322,6 +341,11 @@ def _inside(raw: Any, root: Path, where: str) -> Path:
 
 def _file(raw: Any, root: Path, where: str) -> Path:
     return _inside(raw, root, where)
+
+
+def parse_hook(raw: Any, root: Path, where: str) -> Hook:
+    """``file.py:function``, the file inside ``root``; a ConfigError naming ``where`` otherwise."""
+    return _hook(raw, root, where)
 
 
 def _hook(raw: Any, root: Path, where: str) -> Hook:

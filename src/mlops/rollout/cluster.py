@@ -55,27 +55,31 @@ def template() -> dict:
     return yaml.safe_load(TEMPLATE.read_text())
 
 
-def _model_env(ref: ModelRef) -> list[dict]:
-    return [{"name": "MLOPS_MODEL_NAME", "value": ref.name}, {"name": "MLOPS_MODEL_VERSION", "value": ref.version},
-            {"name": "MLOPS_MODEL_DIGEST", "value": ref.digest}]
+def _model_env(ref: ModelRef, project: str) -> list[dict]:
+    return [{"name": "MLOPS_PROJECT", "value": project}, {"name": "MLOPS_MODEL_NAME", "value": ref.name},
+            {"name": "MLOPS_MODEL_VERSION", "value": ref.version}, {"name": "MLOPS_MODEL_DIGEST", "value": ref.digest}]
 
 
-def inference_service(ref: ModelRef, namespace: str, image: str | None = None) -> dict:
-    """The model's InferenceService serving ``ref``, from the template."""
+def inference_service(ref: ModelRef, namespace: str, project: str, image: str | None = None) -> dict:
+    """The model's InferenceService serving ``ref``, from the template.
+
+    ``project`` is how the pods find the project: an example's name (shipped in
+    the image) or a pushed project's s3:// URI.
+    """
     isvc = template()
     isvc["metadata"].update({"name": ref.name, "namespace": namespace})
     model = isvc["spec"]["predictor"]["model"]
-    model["storageUri"], model["env"] = ref.storage_uri, _model_env(ref)
+    model["storageUri"], model["env"] = ref.storage_uri, _model_env(ref, project)
     transformer = isvc["spec"]["transformer"]["containers"][0]
-    transformer["args"] = ["--model-name", ref.name]
+    transformer["args"] = ["--project", project, "--model-name", ref.name]
     if image:
         transformer["image"] = image
     return isvc
 
 
-def shadow_service(ref: ModelRef, namespace: str) -> dict:
+def shadow_service(ref: ModelRef, namespace: str, project: str) -> dict:
     """A predictor-only InferenceService for the candidate: what the transformers mirror to."""
-    isvc = inference_service(ref, namespace)
+    isvc = inference_service(ref, namespace, project)
     isvc["metadata"]["name"] = ref.name + SHADOW_SUFFIX
     isvc["metadata"]["labels"]["app.kubernetes.io/component"] = "shadow"
     del isvc["spec"]["transformer"]
@@ -83,10 +87,10 @@ def shadow_service(ref: ModelRef, namespace: str) -> dict:
     return isvc
 
 
-def canary_patch(ref: ModelRef, percent: int) -> dict:
+def canary_patch(ref: ModelRef, percent: int, project: str) -> dict:
     """Merge patch: the predictor serves ``ref`` on ``percent``% of traffic (None: all of it)."""
     return {"spec": {"predictor": {"canaryTrafficPercent": percent,
-                                   "model": {"storageUri": ref.storage_uri, "env": _model_env(ref)}}}}
+                                   "model": {"storageUri": ref.storage_uri, "env": _model_env(ref, project)}}}}
 
 
 def traffic_patch(percent: int | None) -> dict:
@@ -156,9 +160,11 @@ def predictor_url(name: str, namespace: str) -> str:
 class ClusterTraffic:
     """Drives the model's InferenceService through the Kubernetes API (in-cluster or kubeconfig)."""
 
-    def __init__(self, store, model: str, namespace: str | None = None, ready_timeout_s: float = 600.0,
+    def __init__(self, store, model: str, project: str, namespace: str | None = None, ready_timeout_s: float = 600.0,
                  poll_s: float = 2.0) -> None:
-        self.store, self.model = store, model
+        from mlops.project import cluster_source
+
+        self.store, self.model, self.project = store, model, cluster_source(project)
         self.namespace = namespace or os.environ.get("MLOPS_SERVING_NAMESPACE") or DEFAULT_NAMESPACE
         self.ready_timeout_s, self.poll_s = ready_timeout_s, poll_s
         self._api = None
@@ -269,7 +275,7 @@ class ClusterTraffic:
         The first deployment of a model, and the way back to a known state:
         rollouts then move traffic from here by canary patches.
         """
-        self._apply(inference_service(resolve_model(self.model, version), self.namespace, image))
+        self._apply(inference_service(resolve_model(self.model, version), self.namespace, self.project, image))
         return self._get(self.model) or {}
 
     def deploy(self, version: str) -> None:
@@ -280,7 +286,7 @@ class ClusterTraffic:
 
     def start_shadow(self, version: str) -> None:
         ref = resolve_model(self.model, version)
-        self._apply(shadow_service(ref, self.namespace))
+        self._apply(shadow_service(ref, self.namespace, self.project))
         target = ShadowTarget(predictor_url(ref.name + SHADOW_SUFFIX, self.namespace), version)
         write_routing(self.store, self.model, Routing(target))
         wait_for_shadow(self, target, timeout_s=60.0)
@@ -293,7 +299,7 @@ class ClusterTraffic:
     def set_canary(self, stable: str, candidate: str, percent: int) -> None:
         """The candidate's revision takes ``percent``%, the last rolled-out one (stable) the rest."""
         self._patch_and_await(
-            self.model, canary_patch(resolve_model(self.model, candidate), percent),
+            self.model, canary_patch(resolve_model(self.model, candidate), percent, self.project),
             f"{percent}% on the candidate's revision and {100 - percent}% on the rolled-out one",
             lambda s, new: s.traffic == ({new: percent, s.rolled_out: 100 - percent} if percent < 100
                                          else {new: 100}) and s.rolled_out != new)
@@ -306,7 +312,7 @@ class ClusterTraffic:
         # Roll back: the rolled-out revision keeps 100% (0% to the latest) while the winner's spec gets its
         # new revision; only once that one is Ready, holding its 0%, may the split go.
         rolled_out = PredictorStatus.of(self._get(self.model)).rolled_out
-        self._patch_and_await(self.model, canary_patch(resolve_model(self.model, winner), 0),
+        self._patch_and_await(self.model, canary_patch(resolve_model(self.model, winner), 0, self.project),
                               f"100% on the rolled-out revision {rolled_out} and 0% on the winner's new one",
                               lambda s, new: s.traffic == {rolled_out: 100})
         self._patch_and_await(self.model, traffic_patch(None), "100% on the winner's new revision",

@@ -1,7 +1,7 @@
 """The KServe predictor: one verified MLflow model version behind V1 and V2.
 
 Requests are checked against the model's signature (see
-:mod:`mlops.serving.request_schema`); answers carry each row's default
+:mod:`mlops.serving.request_schema`); answers carry each row's positive-class
 probability and class (at the gate's decision threshold) and the model
 version, also as the ``x-mlops-model-version`` header so a caller (the
 transformer, a load balancer) can attribute every answer. Prometheus
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ REFUSED = Counter("mlops_refused_requests_total", "Requests answered with a 4xx,
                   ["model_name", "model_version", "status"])
 
 
-class CreditModel(kserve.Model):
+class ServedModel(kserve.Model):
     """A classifier served with signature validation, class threshold and version attribution."""
 
     def __init__(self, name: str, version: str, model: LoadedModel, threshold: float, max_rows: int = 10_000):
@@ -98,19 +99,20 @@ class CreditModel(kserve.Model):
         return [{"name": n, "datatype": t, "shape": [-1]} for n, t in open_inference.CLASSIFIER_OUTPUTS.items()]
 
 
-def decision_threshold(gate: str, cache_dir: str) -> float:
-    """The operating point the evaluation gate judged the model at: one home for it."""
-    from pathlib import Path
+def decision_threshold(project) -> float:
+    """The operating point the project's evaluation gate judged the model at: one home for it."""
+    from mlops.gate import load_gate
 
-    from mlops.gate import resolve_gate
-
-    return resolve_gate(gate, Path(cache_dir)).decision_threshold
+    return load_gate(project.gate).decision_threshold
 
 
-def build_model(args: argparse.Namespace) -> CreditModel:
+def build_model(args: argparse.Namespace) -> "ServedModel":
     """Load the model the arguments name, from a local directory or from the registry via S3."""
     from mlops.errors import ServingError
+    from mlops.project import resolve_project
 
+    project = resolve_project(args.project, Path(args.cache_dir) / "projects")
+    args.model_name = args.model_name or project.names.model
     if args.model_dir:
         if not args.model_digest or not args.model_version:
             raise ServingError("--model-dir needs --model-digest (sha256:...) and --model-version: files copied by "
@@ -124,15 +126,14 @@ def build_model(args: argparse.Namespace) -> CreditModel:
         model_dir, version, digest = fetch_model(ref, args.cache_dir), ref.version, ref.digest
     started = time.perf_counter()
     loaded = load_model(model_dir, digest)
-    model = CreditModel(args.model_name, version, loaded, decision_threshold(args.gate, args.cache_dir),
-                        max_rows=args.max_rows)
+    model = ServedModel(args.model_name, version, loaded, decision_threshold(project), max_rows=args.max_rows)
     warm_up(model, model_dir)
     print(f"loaded {args.model_name} v{version} ({digest[:19]}...) from {model_dir} in "
           f"{time.perf_counter() - started:.2f} s", flush=True)
     return model
 
 
-def warm_up(model: CreditModel, model_dir) -> None:
+def warm_up(model: ServedModel, model_dir) -> None:
     """Score the model's logged input example once, so the first caller does not pay for cold paths."""
     from mlflow.models import Model
 
@@ -146,8 +147,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-predictor", description=__doc__.splitlines()[0])
     env = os.environ.get
     # Defaults from MLOPS_MODEL_* so an InferenceService sets them per version in its env.
+    p.add_argument("--project", default=env("MLOPS_PROJECT"),
+                   help="the project served: an example's name, a folder or a pushed s3:// archive (MLOPS_PROJECT)")
     p.add_argument("--model-name", default=env("MLOPS_MODEL_NAME"),
-                   help="registered model name; also the URL path name (env MLOPS_MODEL_NAME)")
+                   help="registered model name, also the URL path name (default: the project's; MLOPS_MODEL_NAME)")
     p.add_argument("--model-version", default=env("MLOPS_MODEL_VERSION"),
                    help="version number or alias (default: production when using the registry)")
     p.add_argument("--model-dir", default=env("MLOPS_MODEL_DIR"),
@@ -155,7 +158,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-digest", default=env("MLOPS_MODEL_DIGEST"),
                    help="the registered sha256 digest the files in --model-dir must match")
     p.add_argument("--cache-dir", default=str(model_cache_dir()))
-    p.add_argument("--gate", default="credit_default", help="gate config holding the decision threshold")
     p.add_argument("--host", default=os.environ.get("MLOPS_SERVING_HOST", "0.0.0.0"))
     p.add_argument("--http-port", type=int, default=int(os.environ.get("PORT", "8080")))
     p.add_argument("--max-rows", type=int, default=10_000)
@@ -174,8 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     request_scoring_threads(args.threads)  # before scikit-learn loads (at model load, below)
     if unknown:
         print(f"ignoring arguments meant for stock KServe servers: {' '.join(unknown)}", flush=True)
-    if not args.model_name:
-        parser().error("--model-name (or MLOPS_MODEL_NAME) is required")
+    if not args.project:
+        parser().error("--project (or MLOPS_PROJECT) is required: the project whose model is served")
     with exit_on_user_error("predictor"):
         model = build_model(args)
     # One row per request: parallel tree traversal only adds OpenMP overhead, and

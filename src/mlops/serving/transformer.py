@@ -1,7 +1,8 @@
 """The KServe transformer: entity ids in, online features from Feast, prediction from the predictor.
 
-Callers send customer ids (V1 ``{"instances": [{"customer_id": ...}]}`` or a
-V2 BYTES tensor ``customer_id``). The transformer reads their current
+Callers send entity ids, named by the project's join key (V1
+``{"instances": [{"<key>": ...}]}``, or a V2 tensor ``<key>``: BYTES for a
+string key, INT64 for an integer one). The transformer reads their current
 features from the online store through the same feature service training
 used (training-serving parity), asks the predictor (V1 on that hop), logs every row
 (features, prediction, model version, request id) to S3 in batches, and, when
@@ -30,10 +31,10 @@ import orjson
 import pandas as pd
 
 from mlops.errors import BadRequest, UpstreamError
-from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES
 from mlops.serving import open_inference
 from mlops.serving.http_server import SERVER_TIMING, UNKNOWN_VERSION, VERSION_HEADER, import_kserve, upstream_client
 from mlops.serving.request_schema import _flatten, is_text
+from mlops.project import Project
 from mlops.serving.routing import Routing, ShadowTarget, read_routing
 
 kserve = import_kserve()
@@ -64,48 +65,58 @@ SHADOW_TARGET = Gauge("mlops_shadow_target_info", "The shadow currently mirrored
 FEATURE_LATENCY = Histogram("mlops_feature_lookup_seconds", "Online feature lookup latency", buckets=LATENCY_BUCKETS)
 
 
-_TEXT = frozenset(CATEGORICAL_FEATURES)
+_INTEGER_TENSORS = ("INT64", "INT32", "INT16", "INT8", "UINT32", "UINT16", "UINT8")
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 
-def entity_ids(payload, max_rows: int = 10_000) -> list[str]:
-    """Customer ids of a V1 or V2 request; a clear 4xx for anything else."""
+def entity_ids(payload, project: Project, max_rows: int = 10_000) -> list:
+    """The entity ids of a V1 or V2 request, as the project's join key holds them; a clear 4xx for anything else."""
+    key, integer = project.entity.key, project.entity.type == "integer"
+    tensor_type = "INT64" if integer else "BYTES"
+    example = 123 if integer else '"C000123"'
     if isinstance(payload, InferRequest):
         names = [i.name for i in payload.inputs]
-        if names != [ENTITY_KEY]:  # a second customer_id tensor too: which one would be meant?
-            raise BadRequest(f"a V2 request to the transformer needs exactly one input, {ENTITY_KEY!r} "
-                             f"(BYTES, shape [n]); got {sorted(names) or 'none'}")
+        if names != [key]:  # a second key tensor too: which one would be meant?
+            raise BadRequest(f"a V2 request to the transformer needs exactly one input, {key!r} "
+                             f"({tensor_type}, shape [n]); got {sorted(names) or 'none'}")
         tensor = payload.inputs[0]
-        if tensor.datatype != "BYTES":
-            raise BadRequest(f"input {ENTITY_KEY!r} must be a BYTES tensor of shape [n], got {tensor.datatype}")
+        if tensor.datatype not in ((*_INTEGER_TENSORS,) if integer else ("BYTES",)):
+            raise BadRequest(f"input {key!r} must be a {tensor_type} tensor of shape [n], got {tensor.datatype}")
         data = _flatten(tensor.data)  # [n] or [n, 1], nested or not, as the predictor reads tensors
         if data is None or list(tensor.shape) not in ([len(data)], [len(data), 1]):
             carried = "nested data of another form" if data is None else f"{len(data)} values"
-            raise BadRequest(f"input {ENTITY_KEY!r} declares shape {list(tensor.shape)} but carries {carried}")
+            raise BadRequest(f"input {key!r} declares shape {list(tensor.shape)} but carries {carried}")
         ids = [v.decode() if isinstance(v, bytes) else v for v in data]
     else:
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list) or not payload["instances"]:
             raise BadRequest(f"a V1 request needs \"instances\": a non-empty list of objects like "
-                             f"{{\"{ENTITY_KEY}\": \"C000123\"}}")
+                             f"{{\"{key}\": {example}}}")
         ids = []
         for i, row in enumerate(payload["instances"]):
-            if not isinstance(row, dict) or set(row) != {ENTITY_KEY}:
-                raise BadRequest(f"instance {i} must be an object with exactly the field {ENTITY_KEY!r}; "
+            if not isinstance(row, dict) or set(row) != {key}:
+                raise BadRequest(f"instance {i} must be an object with exactly the field {key!r}; "
                                  "features come from the feature store, not from the caller")
-            ids.append(row[ENTITY_KEY])
+            ids.append(row[key])
     if not ids:
-        raise BadRequest(f"empty request: no {ENTITY_KEY} given")
+        raise BadRequest(f"empty request: no {key} given")
     if len(ids) > max_rows:
-        raise BadRequest(f"{len(ids)} customer ids in one request; at most {max_rows} are accepted", status=413)
+        raise BadRequest(f"{len(ids)} {key} values in one request; at most {max_rows} are accepted", status=413)
+    if integer:
+        bad = [i for i, v in enumerate(ids) if isinstance(v, bool) or not isinstance(v, int)
+               or not _INT64[0] <= v <= _INT64[1]]
+        if bad:
+            raise BadRequest(f"{key} must be a whole number (a 64-bit integer id) (rows {bad[:10]})")
+        return ids
     bad = [i for i, v in enumerate(ids) if not isinstance(v, str) or not v.strip()]
     if bad:
-        raise BadRequest(f"{ENTITY_KEY} must be a non-empty string (rows {bad[:10]})")
+        raise BadRequest(f"{key} must be a non-empty string (rows {bad[:10]})")
     bad = [i for i, v in enumerate(ids) if not is_text(v)]
     if bad:  # the feature store cannot look such an id up
-        raise BadRequest(f"{ENTITY_KEY} must be valid Unicode text (rows {bad[:10]} hold unpaired surrogates)")
+        raise BadRequest(f"{key} must be valid Unicode text (rows {bad[:10]} hold unpaired surrogates)")
     return ids
 
 
-def predictor_body(features: pd.DataFrame) -> bytes:
+def predictor_body(features: pd.DataFrame, project: Project) -> bytes:
     """The predictor's request: V1 instances, one object of feature values per row, nulls for missing.
 
     V1 rather than V2 on this hop: KServe decodes a V2 body through pydantic
@@ -114,9 +125,9 @@ def predictor_body(features: pd.DataFrame) -> bytes:
     request, and pandas' per-column conversions cost more than the hop.
     """
     columns = {}
-    for name in FEATURE_NAMES:
+    for name, kind in project.features.columns:
         values = features[name].to_numpy().tolist()
-        columns[name] = ([None if v is None or v != v else v for v in values] if name in _TEXT
+        columns[name] = ([None if v is None or v != v else v for v in values] if kind == "string"
                          else [None if v != v else v for v in values])  # NaN -> null
     rows = [dict(zip(columns, row)) for row in zip(*columns.values())]
     return orjson.dumps({"instances": rows})
@@ -132,7 +143,11 @@ def parse_answer(content: bytes) -> tuple[np.ndarray, np.ndarray, str | None]:
 
 
 class FeatureTransformer(kserve.Model):
-    """Feature lookup, prediction forwarding, request logging and shadow mirroring for one model."""
+    """Feature lookup, prediction forwarding, request logging and shadow mirroring for one project's model.
+
+    ``feature_store`` is the project's :class:`~mlops.features.store.ProjectStore`: it knows the entity key,
+    the feature list and the service to read.
+    """
 
     def __init__(self, name: str, predictor_url: str, feature_store, request_log=None, *, routing_store=None,
                  routing_poll_s: float = 2.0, timeout_s: float = 10.0, shadow_timeout_s: float = 5.0,
@@ -140,6 +155,7 @@ class FeatureTransformer(kserve.Model):
         super().__init__(name, return_response_headers=True)
         self.predictor_url = predictor_url.rstrip("/")
         self.fs, self.log = feature_store, request_log
+        self.project: Project = feature_store.project
         self.timeout_s, self.shadow_timeout_s, self.max_shadow_inflight = timeout_s, shadow_timeout_s, max_shadow_inflight
         self.max_rows = max_rows
         self.last_version: str | None = None
@@ -185,16 +201,17 @@ class FeatureTransformer(kserve.Model):
             self._client = upstream_client(self.timeout_s)
         return self._client
 
-    def lookup(self, ids: list[str]) -> pd.DataFrame:
+    def lookup(self, ids: list) -> pd.DataFrame:
         from mlops.features.store import online_features
 
         started = time.perf_counter()
         features = online_features(self.fs, ids)
         FEATURE_LATENCY.observe(time.perf_counter() - started)
-        unknown = [i for i, row_known in zip(ids, _known_rows(features)) if not row_known]
+        unknown = [i for i, row_known in zip(ids, _known_rows(features, self.project)) if not row_known]
         if unknown:
-            raise BadRequest(f"no online features for {ENTITY_KEY} {', '.join(map(str, unknown[:10]))}"
-                             f"{' and more' if len(unknown) > 10 else ''}: unknown customer, or the feature "
+            entity = self.project.entity
+            raise BadRequest(f"no online features for {entity.key} {', '.join(map(str, unknown[:10]))}"
+                             f"{' and more' if len(unknown) > 10 else ''}: unknown {entity.name}, or the feature "
                              "store was not materialized", status=422)
         return features
 
@@ -207,9 +224,9 @@ class FeatureTransformer(kserve.Model):
         if v2:
             open_inference.requested(payload, open_inference.CLASSIFIER_OUTPUTS)
         request_id = caller_id or headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-        ids = entity_ids(payload, self.max_rows)
+        ids = entity_ids(payload, self.project, self.max_rows)
         features = self.lookup(ids)
-        body = predictor_body(features)
+        body = predictor_body(features, self.project)
         probability, classes, version = await self._primary(body, request_id)
         self.last_version = version
         if response_headers is not None:  # which version answered, as the predictor says it
@@ -223,7 +240,8 @@ class FeatureTransformer(kserve.Model):
             return open_inference.answer(payload, self.name, version,
                                          {"probability": probability, "class": classes},
                                          response_id=request_id)
-        return {"predictions": [{ENTITY_KEY: c, "probability": p, "class": k}
+        key = self.project.entity.key
+        return {"predictions": [{key: c, "probability": p, "class": k}
                                 for c, p, k in zip(ids, probability.tolist(), classes.tolist())],
                 "model_name": self.name, "model_version": version, "request_id": request_id}
 
@@ -312,10 +330,10 @@ def _header_safe(request_id: str) -> str:
     return request_id if request_id.isascii() and request_id.isprintable() else quote(request_id, safe="")
 
 
-def _known_rows(features: pd.DataFrame) -> np.ndarray:
-    """Rows with at least one feature value: the store knows the customer."""
+def _known_rows(features: pd.DataFrame, project: Project) -> np.ndarray:
+    """Rows with at least one feature value: the store knows the entity."""
     known = np.zeros(len(features), dtype=bool)
-    for name in FEATURE_NAMES:
+    for name in project.features.names:
         values = features[name].to_numpy()
         known |= ~np.isnan(values) if values.dtype.kind == "f" else np.fromiter(
             (v is not None for v in values), dtype=bool, count=len(values))
@@ -355,7 +373,9 @@ def _error_message(resp) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-transformer", description=__doc__.splitlines()[0])
     # KServe starts a transformer with --model_name, --predictor_host and --http_port: accepted as aliases.
-    p.add_argument("--model-name", "--model_name", required=True)
+    p.add_argument("--project", default=os.environ.get("MLOPS_PROJECT"),
+                   help="the project served: an example's name, a folder or a pushed s3:// archive (MLOPS_PROJECT)")
+    p.add_argument("--model-name", "--model_name", help="default: the project's model name")
     p.add_argument("--predictor-url", default=os.environ.get("MLOPS_PREDICTOR_URL"),
                    help="base URL of the predictor (in KServe: http://<isvc>-predictor.<namespace>)")
     p.add_argument("--predictor_host", help="host[:port] of the predictor, as KServe passes it")
@@ -363,13 +383,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", "--http_port", type=int, default=int(os.environ.get("PORT", "8080")))
     p.add_argument("--no-request-log", action="store_true", help="do not log served rows to S3")
     p.add_argument("--routing-poll-s", type=float, default=2.0)
-    p.add_argument("--max-rows", type=int, default=10_000, help="most customer ids per request")
+    p.add_argument("--max-rows", type=int, default=10_000, help="most entity ids per request")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     from mlops.errors import ConfigError, exit_on_user_error
     from mlops.features import store as feature_store
+    from mlops.project import resolve_project
     from mlops.serving.http_server import serve
     from mlops.serving.request_log import RequestLog
     from mlops.storage import ObjectStore
@@ -382,9 +403,13 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_user_error("transformer"):
         if not args.predictor_url:
             raise ConfigError("--predictor-url (or MLOPS_PREDICTOR_URL) is required")
+        if not args.project:
+            raise ConfigError("--project (or MLOPS_PROJECT) is required: the project whose model is served")
         store = ObjectStore.from_env()
         store.check()
-        fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+        project = resolve_project(args.project, store=store)
+        args.model_name = args.model_name or project.names.model
+        fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), project)
         feature_store.ensure_applied_snapshot(fs, store)
         feature_store.check_online_store(fs)
         log = None if args.no_request_log else RequestLog(store, args.model_name)

@@ -1,6 +1,6 @@
 """Deterministic synthetic consumer-credit default data.
 
-:func:`generate_credit_data` draws a realistic tabular binary-classification
+:func:`generate` draws a realistic tabular binary-classification
 problem: one row per loan application, with an entity id, an application
 timestamp, eight numeric and four categorical features, a sensitive attribute
 (``gender``), the ``default`` label and the time at which that label became
@@ -75,7 +75,7 @@ __all__ = [
     "SCENARIOS",
     "SENSITIVE_COLUMN",
     "TIMESTAMP_COLUMN",
-    "generate_credit_data",
+    "generate",
 ]
 
 SCENARIOS: tuple[str, ...] = (
@@ -87,12 +87,12 @@ SCENARIOS: tuple[str, ...] = (
     "new_category",
     "recession",
 )
-"""Names accepted by the ``scenario`` argument of :func:`generate_credit_data`."""
+"""Names accepted by the ``scenario`` argument of :func:`generate`."""
 
 MIN_ROWS = 1_000
-"""Smallest number of rows :func:`generate_credit_data` accepts."""
+"""Smallest number of rows :func:`generate` accepts."""
 MAX_ROWS = 1_000_000
-"""Largest number of rows :func:`generate_credit_data` accepts."""
+"""Largest number of rows :func:`generate` accepts."""
 MAX_DAYS = 36_500
 """Longest time window in days (keeps nanosecond timestamps far from overflow)."""
 
@@ -214,7 +214,7 @@ _CONCEPT_RULE = replace(
 )
 
 
-def generate_credit_data(
+def generate(
     rows: int,
     seed: int = 42,
     scenario: str = "none",
@@ -258,7 +258,7 @@ def generate_credit_data(
 
     Examples
     --------
-    >>> df = generate_credit_data(1_000, seed=7)
+    >>> df = generate(1_000, seed=7)
     >>> df.shape
     (1000, 17)
     >>> bool(df["event_timestamp"].is_monotonic_increasing)
