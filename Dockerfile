@@ -56,6 +56,9 @@ COPY pyproject.toml README.md ./
 COPY src/ src/
 COPY components/ components/
 COPY pipelines/ pipelines/
+# The example projects, found by name (project=churn) through MLOPS_EXAMPLES; a team's own project is
+# pushed to S3 (`mlops project push`) and named by its s3:// URI instead.
+COPY examples/ /opt/mlops/examples/
 # --no-deps: every dependency came from the lock above. --no-build-isolation:
 # build with the lock's setuptools rather than fetching an unpinned one.
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
@@ -74,6 +77,7 @@ RUN groupadd --gid 1000 mlops \
 ARG CODE_VERSION=unknown
 ARG IMAGE=mlops-suite/components:0.1.0
 ENV MLOPS_CODE_VERSION=${CODE_VERSION} \
+    MLOPS_EXAMPLES=/opt/mlops/examples \
     MLOPS_LOCK_DIGEST=${LOCK_DIGEST} \
     MLOPS_COMPONENT_IMAGE=${IMAGE} \
     PYTHONDONTWRITEBYTECODE=1 \

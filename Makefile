@@ -33,8 +33,10 @@ $(STAMP): $(LOCKED) pyproject.toml
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# Any project runs the same story: make demo PROJECT=churn (or a project folder).
+PROJECT ?= credit-default
 demo: venv
-	$(BIN)/mlops demo
+	$(BIN)/mlops demo --project $(PROJECT)
 
 # Two workers, whole files per worker (module fixtures start servers once): 10 min instead of 19 on 2 CPUs.
 test: venv

@@ -15,5 +15,5 @@ build_and_load_image
 
 log "end-to-end check (mlops cluster e2e)"
 cd "$ROOT" || exit 2
-"$PYTHON" -m mlops.cli cluster e2e --root "$ROOT" --cluster "$CLUSTER" --image "$IMAGE"
+"$PYTHON" -m mlops.cli cluster e2e --project "${MLOPS_PROJECT:-credit-default}" --root "$ROOT" --cluster "$CLUSTER" --image "$IMAGE"
 log "done"

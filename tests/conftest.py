@@ -41,25 +41,23 @@ def store(platform):
 
 @pytest.fixture(scope="session")
 def train_versions(platform):
-    """Register versions of a model the way production makes them, for tests that serve or score one.
+    """Register versions of a project's model the way production makes them, for tests that serve or score one.
 
-    ``make(model, raw, work, iterations)``: the raw applications to S3, Feast
-    features (snapshot, apply, materialize), point-in-time training rows
-    (``work/train.parquet``, ``work/test.parquet``), then one registered
-    version per ``max_iter`` in ``iterations``. Returns the versions and the
-    features stage's result.
+    ``make(project, raw, work, variants)``: the raw data to S3, Feast features (snapshot, apply,
+    materialize), point-in-time training rows (``work/train.parquet``, ``work/test.parquet``), then one
+    registered version per params override in ``variants``. Returns the versions and the features stage's
+    result. ``project`` is usually a renamed copy of an example (tests.projects.renamed).
     """
     from mlops import stages
     from mlops.storage import ObjectStore
-    from mlops.training import TrainingConfig
     from tests.feature_rows import training_rows
 
-    def make(model: str, raw, work, iterations=(5, 15)):
-        train, features, rows, _ = training_rows(ObjectStore(platform.s3_settings()), work, model, raw)
+    def make(project, raw, work, variants=({"max_iter": 5}, {"max_iter": 15})):
+        train, features, rows, _ = training_rows(ObjectStore(platform.s3_settings()), work, project, raw)
         versions = []
-        for max_iter in iterations:
-            run = stages.train_and_log(str(rows), train, TrainingConfig(max_iter=max_iter), model).run
-            versions.append(stages.register(run.model_uri, model, run.run_id, train.digest))
+        for params in variants:
+            run = stages.train_and_log(project, str(rows), train, {**project.model.params, **params}).run
+            versions.append(stages.register(run.model_uri, project.names.model, run.run_id, train.digest))
         return versions, features
 
     return make

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 
-def training_rows(store, work: Path, name: str, raw: pd.DataFrame):
-    """``raw`` applications to S3 -> Feast features (snapshot, apply, materialize) -> point-in-time rows.
+def training_rows(store, work: Path, project, raw: pd.DataFrame):
+    """``raw`` data of ``project`` to S3 -> Feast features (snapshot, apply, materialize) -> point-in-time rows.
 
     Returns (info of the training rows, the features stage's result, the rows' path, a flipped-label copy's
     path); the rows are ``work/train.parquet``, the held-out ones ``work/test.parquet``.
@@ -17,12 +17,13 @@ def training_rows(store, work: Path, name: str, raw: pd.DataFrame):
     from mlops import stages
     from mlops.datasets import write_table
 
-    uri = f"s3://{store.bucket}/datasets/{name}.parquet"
+    uri = f"s3://{store.bucket}/datasets/{project.names.prefix}/train.parquet"
     write_table(raw, uri, store)
-    features = stages.build_features(uri, "credit_features", work / "feature-reports", store)
-    train, _ = stages.retrieve_training_data(uri, features.snapshot_uri, work / "train.parquet",
+    features = stages.build_features(project, uri, work / "feature-reports", store)
+    train, _ = stages.retrieve_training_data(project, uri, features.snapshot_uri, work / "train.parquet",
                                              work / "test.parquet", store)
     flipped = pd.read_parquet(work / "train.parquet")
-    flipped["default"] = 1 - flipped["default"]
+    label = project.label.column
+    flipped[label] = 1 - flipped[label]
     flipped.to_parquet(work / "flipped.parquet", index=False)
     return train, features, work / "train.parquet", work / "flipped.parquet"

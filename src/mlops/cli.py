@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from mlops import __version__
+from mlops.cli_project import add_project_argument, project_of
 from mlops.errors import ConfigError, MlopsError
 
 
@@ -39,16 +40,16 @@ def _platform(args: argparse.Namespace) -> int:
 
 # -- data --------------------------------------------------------------------
 def _data_generate(args: argparse.Namespace) -> int:
-    from mlops.data.generator import generate_credit_data
     from mlops.datasets import write_table
+    from mlops.project.data import encode_labels, generate_data
 
-    try:
-        df = generate_credit_data(args.rows, seed=args.seed, scenario=args.scenario, start=args.start, days=args.days)
-    except ValueError as exc:
-        raise ConfigError(f"mlops data generate: {exc}") from None
+    project = project_of(args)
+    options = {k: v for k, v in (("start", args.start), ("days", args.days)) if v is not None}
+    df = generate_data(project, args.rows, seed=args.seed, scenario=args.scenario, **options)
     digest = write_table(df, args.out)
-    print(f"wrote {len(df)} rows ({args.scenario}, seed {args.seed}) to {args.out} ({digest}); "
-          f"default rate {df['default'].mean():.3f}")
+    rate = encode_labels(project, df[project.label.column], args.out).mean()
+    print(f"wrote {len(df)} rows of {project.name} ({args.scenario}, seed {project.split.seed if args.seed is None else args.seed}) "
+          f"to {args.out} ({digest}); {project.label.column} rate {rate:.3f}")
     return 0
 
 
@@ -70,7 +71,8 @@ def _validate(args: argparse.Namespace) -> int:
     from mlops.storage import ObjectStore
 
     publish_to = ObjectStore.from_env() if args.publish else None
-    out = validate_dataset(args.data, args.contract, args.report_dir, publish_to)
+    contract = args.contract or project_of(args).contract(args.stage)
+    out = validate_dataset(args.data, contract, args.report_dir, publish_to)
     print(out.result.summary())
     print(f"reports: {out.report_dir / 'report.html'} (HTML), report.json, summary.md"
           + (f"; published to {out.report_uri}" if out.report_uri else ""))
@@ -81,14 +83,17 @@ def _validate(args: argparse.Namespace) -> int:
 def _features_online(args: argparse.Namespace) -> int:
     from mlops.features import store as feature_store
 
-    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
-    feature_store.online_features(fs, args.customer[:1])  # warm the store's lookups
+    project = project_of(args)
+    key = project.entity.key
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), project)
+    ids = feature_store.online_ids(project, args.id)
+    feature_store.online_features(fs, ids[:1])  # warm the store's lookups
     start = time.perf_counter()
-    frame = feature_store.online_features(fs, args.customer)
+    frame = feature_store.online_features(fs, ids)
     elapsed_ms = (time.perf_counter() - start) * 1000
-    print(frame.set_index("customer_id").T.to_string())
-    print(f"\n{len(args.customer)} entities read from the online store in {elapsed_ms:.2f} ms")
-    absent = frame.loc[frame.drop(columns="customer_id").isna().all(axis=1), "customer_id"].tolist()
+    print(frame.set_index(key).T.to_string())
+    print(f"\n{len(ids)} entities read from the online store in {elapsed_ms:.2f} ms")
+    absent = frame.loc[frame.drop(columns=key).isna().all(axis=1), key].tolist()
     if absent:
         print(f"no online values for {absent}: unknown, or last seen longer than the feature TTL before the "
               "newest materialized data")
@@ -98,7 +103,7 @@ def _features_online(args: argparse.Namespace) -> int:
 def _skew(args: argparse.Namespace) -> int:
     from mlops.stages import check_skew
 
-    report = check_skew(args.served, args.report_dir)
+    report = check_skew(project_of(args), args.served, args.report_dir)
     print(report.summary())
     print(f"reports: {Path(args.report_dir) / 'skew.json'}, skew.md")
     return 0 if report.passed(max_mismatch_rate=args.max_mismatch_rate) else 1
@@ -126,15 +131,19 @@ def _promote(args: argparse.Namespace) -> int:
 
     from mlops import registry
     from mlops.audit import default_actor
-    from mlops.gate import resolve_gate
+    from mlops.gate import load_gate
 
     store = _registry_store()
+    project = project_of(args)
+    if project.names.model != args.model:
+        raise ConfigError(f"{args.model} is not the model of project {project.name} ({project.names.model}): "
+                          "its gate cannot say whether this model is high-stakes")
     tags = MlflowClient().get_model_version(args.model, args.version).tags
     if "mlops.gate.champion" not in tags:
         raise registry.PromotionRefused(f"{args.model} v{args.version} was not blessed by the evaluation gate "
                                         "(no gate decision recorded): it cannot be promoted")
     champion = None if tags["mlops.gate.champion"] == "none" else tags["mlops.gate.champion"]
-    high_stakes = resolve_gate(args.gate_config, Path("."), store).high_stakes
+    high_stakes = load_gate(project.gate).high_stakes
     done = registry.promote(store, args.model, args.version, registry.PRODUCTION, expected_current=champion,
                             actor=args.by or default_actor(), reason=args.reason, require_approval=high_stakes,
                             details={"gate_report": tags.get("mlops.gate.report", "")})
@@ -220,7 +229,10 @@ def _run(args: argparse.Namespace) -> int:
     else:
         from mlops.run_summary import describe_training_outputs
 
-        lines = describe_training_outputs(result.outputs, params.get("model_name"))
+        from mlops.project import resolve_project
+
+        model = resolve_project(params["project"]).names.model if params.get("project") else None
+        lines = describe_training_outputs(result.outputs, model)
     _print_run_summary(result, lines)
     if args.json:
         Path(args.json).write_text(json.dumps({"outputs": result.outputs, "seconds": result.seconds,
@@ -249,7 +261,7 @@ def _print_run_summary(result, lines: list[str]) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from mlops.demo import run_demo
 
-    run_demo(rows=args.rows, seed=args.seed)
+    run_demo(project_of(args), rows=args.rows, seed=args.seed)
     return 0
 
 
@@ -264,15 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "status", "down"])
     p.set_defaults(func=_platform)
 
-    p = sub.add_parser("data", help="generate demo datasets (credit default, with drift scenarios)")
+    p = sub.add_parser("data", help="generate a project's demo data (its own generator, with drift scenarios)")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    g = data_sub.add_parser("generate", help="write a synthetic credit-default dataset as Parquet (path or s3://)")
-    g.add_argument("--rows", type=int, default=20_000, help="rows, 1,000 to 1,000,000 (default 20,000)")
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--scenario", default="none",
-                   help="none, covariate_shift, concept_shift, null_column, wrong_units or new_category")
-    g.add_argument("--start", default="2025-01-01", help="first event date (default 2025-01-01)")
-    g.add_argument("--days", type=int, default=180, help="days the events span (default 180)")
+    g = data_sub.add_parser("generate", help="write a project's synthetic dataset as Parquet (path or s3://)")
+    add_project_argument(g)
+    g.add_argument("--rows", type=int, default=20_000, help="rows (default 20,000)")
+    g.add_argument("--seed", type=int, help="default: the project's split seed")
+    g.add_argument("--scenario", default="none", help="one of the project generator's scenarios (default none)")
+    g.add_argument("--start", help="first event date, if the generator takes one")
+    g.add_argument("--days", type=int, help="days the events span, if the generator takes it")
     g.add_argument("--out", required=True, help="destination: a local .parquet path or s3://bucket/key.parquet")
     g.set_defaults(func=_data_generate)
 
@@ -280,29 +292,33 @@ def build_parser() -> argparse.ArgumentParser:
     schema_sub = p.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
     g = schema_sub.add_parser("infer", help="write a contract YAML and reference profile from a reference dataset")
     g.add_argument("--data", required=True, help="reference dataset: a local .parquet path or s3://bucket/key")
-    g.add_argument("--dataset", required=True, help="the contract's dataset name, e.g. credit_applications")
+    g.add_argument("--dataset", required=True, help="the contract's dataset name, e.g. loan_applications")
     g.add_argument("--key", action="append", default=[], help="key column that must be unique (repeatable)")
     g.add_argument("--timestamp", help="event timestamp column")
-    g.add_argument("--out", required=True, help="contract file to write, e.g. contracts/credit_applications.yaml")
+    g.add_argument("--out", required=True, help="contract file to write, e.g. my-project/contracts/raw.yaml")
     g.set_defaults(func=_schema_infer)
 
     p = sub.add_parser("validate", help="check a dataset against its data contract; HTML, JSON and Markdown reports")
     p.add_argument("--data", required=True, help="dataset to check: a local .parquet path or s3://bucket/key")
-    p.add_argument("--contract", default="credit_applications",
-                   help="packaged contract name, contract file path or s3:// URI (default credit_applications)")
+    add_project_argument(p)
+    p.add_argument("--stage", choices=["raw", "features"], default="raw",
+                   help="which of the project's contracts (default raw)")
+    p.add_argument("--contract", help="a contract file or s3:// URI instead of the project's")
     p.add_argument("--report-dir", default="validation-report", help="where to write the reports")
     p.add_argument("--publish", action="store_true", help="also publish the reports to S3")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("features", help="the Feast feature store: read the online store")
     feat_sub = p.add_subparsers(dest="features_command", metavar="ACTION", required=True)
-    g = feat_sub.add_parser("online", help="print the online feature vector of one or more customers")
-    g.add_argument("--customer", action="append", required=True, help="customer id (repeatable)")
+    g = feat_sub.add_parser("online", help="print the online feature vector of one or more entities")
+    add_project_argument(g)
+    g.add_argument("--id", action="append", required=True, help="entity id, the project's join key (repeatable)")
     g.set_defaults(func=_features_online)
 
     p = sub.add_parser("skew", help="compare served feature vectors with an offline point-in-time recomputation")
-    p.add_argument("--served", required=True, help="logged served vectors: Parquet path or s3:// URI with "
-                   "customer_id, event_timestamp and the feature columns")
+    add_project_argument(p)
+    p.add_argument("--served", required=True, help="logged served vectors: Parquet path or s3:// URI with the "
+                   "project's entity key, event timestamp and feature columns")
     p.add_argument("--max-mismatch-rate", type=float, default=0.0, help="allowed mismatch rate per feature")
     p.add_argument("--report-dir", default="skew-report", help="where to write skew.json and skew.md")
     p.set_defaults(func=_skew)
@@ -319,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version")
     p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     p.add_argument("--by", help="who (default: your login name)")
-    p.add_argument("--gate-config", default="credit_default", help="the gate config that says if it is high-stakes")
+    add_project_argument(p)
     p.set_defaults(func=_promote)
 
     p = sub.add_parser("rollback", help="point production back at the version it replaced")
@@ -367,7 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_cluster(sub)
 
+    from mlops.cli_project import register as register_project
+
+    register_project(sub)
+
     p = sub.add_parser("demo", help="the end-to-end story on this machine: platform, data, training, registry")
+    add_project_argument(p)
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=_demo)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlops.cli_project import add_project_argument, project_of
 from mlops.errors import ConfigError
-
-DEFAULT_MODEL = "credit-default"
 
 
 def _positive(text: str) -> int:
@@ -33,9 +32,10 @@ def _batch_predict(args: argparse.Namespace) -> int:
 
     if args.version and not args.version.isdigit():
         raise ConfigError(f"--version must be a version number such as 3, got {args.version!r} (aliases: --alias)")
-    result = run_batch_prediction(args.input, args.output, args.model, args.version or args.alias or "production",
-                                  shards=args.shards, workers=args.workers, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
-                                  keep=args.keep, gate=args.gate, progress_interval_s=args.progress_every)
+    result = run_batch_prediction(project_of(args), args.input, args.output,
+                                  args.version or args.alias or "production", shards=args.shards,
+                                  workers=args.workers, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+                                  keep=args.keep, progress_interval_s=args.progress_every)
     print(summary(args.output.rstrip("/"), result.manifest, result.already_complete))
     return 0
 
@@ -43,25 +43,23 @@ def _batch_predict(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("batch-predict", help="score a Parquet file or prefix with a registered model; atomic output",
                        description="Score every row of a Parquet file or prefix (local or s3://) with a registered "
-                       "model version, in shards scored in parallel, and publish the predictions under an s3:// "
+                       "model version of the project, in shards scored in parallel, and publish the predictions under an s3:// "
                        "prefix through a manifest: readers see all of them or none. Rerunning the same input "
                        "with the same model version does nothing.")
     p.add_argument("--input", required=True, help="a Parquet file or prefix: s3://bucket/key, s3://bucket/prefix/, "
                    "a local file or directory; it must hold the model's feature columns")
     p.add_argument("--output", required=True, help="the s3://bucket/prefix the predictions are published under")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    add_project_argument(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--version", help="the model version number to score with")
     which.add_argument("--alias", help="the registry alias to score with (default production)")
-    p.add_argument("--keep", help="input columns copied to the output, comma-separated (default: customer_id "
-                   "if the input has it)")
+    p.add_argument("--keep", help="input columns copied to the output, comma-separated (default: the project's "
+                   "entity key if the input has it)")
     p.add_argument("--shards", type=_positive, help="split the input into this many shards of Parquet row groups "
                    "(default: one per CPU)")
     p.add_argument("--workers", type=_positive, help="processes scoring shards at once (default: one per CPU)")
     p.add_argument("--chunk-rows", type=_positive,
                    help="rows scored at a time; memory does not grow with the input (default 65,536)")
-    p.add_argument("--gate", default="credit_default", help="gate config whose decision threshold sets "
-                   "predicted_class (default credit_default, as the predictor)")
     p.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between progress lines on stderr (default 5)")
     p.set_defaults(func=_batch_predict)

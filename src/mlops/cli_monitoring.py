@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlops.cli_serving import DEFAULT_MODEL
+from mlops.cli_project import add_project_argument, project_of
 
 # Exit codes a scheduler can branch on: 0 nothing to do, 3 alerts recorded (notify), 4 retraining
 # warranted, 5 production rolled back. 1 stays "the run itself failed".
@@ -15,8 +15,7 @@ DECISION_EXIT = {"none": 0, "ignore": 0, "notify": 3, "retrain": 4, "rollback": 
 def _monitor(args: argparse.Namespace) -> int:
     from mlops.monitoring.run import run_monitor
 
-    run = run_monitor(args.model, policy=args.policy, gate_config=args.gate_config,
-                      rollout_policy=args.rollout_policy, labels_uri=args.labels, training_data=args.training_data,
+    run = run_monitor(project_of(args), policy=args.policy, rollout_policy=args.rollout_policy, labels_uri=args.labels, training_data=args.training_data,
                       target=args.target, namespace=args.namespace, now=args.now, launch=not args.dry_run,
                       actor=args.by)
     print("\n" + run.markdown)
@@ -29,12 +28,11 @@ def _monitor(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("monitor", help="drift and realized performance of the latest window; retrain or roll back "
                        "when the monitoring policy says so")
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--policy", default="credit_default", help="monitoring policy: packaged name, path or s3:// URI")
-    p.add_argument("--labels", help="label events (Parquet file, or a prefix ending in /): customer_id, default, "
-                   "label_timestamp; request_id + row for an exact join")
-    p.add_argument("--training-data", help="fresh labeled applications to retrain on when retraining is warranted")
-    p.add_argument("--gate-config", default="credit_default", help="the gate config (decision threshold, stakes)")
+    add_project_argument(p)
+    p.add_argument("--policy", help="a monitoring policy file (default: the project's)")
+    p.add_argument("--labels", help="label events (Parquet file, or a prefix ending in /): the project's entity key, "
+                   "label and label timestamp; request_id + row for an exact join")
+    p.add_argument("--training-data", help="fresh labeled data to retrain on when retraining is warranted")
     p.add_argument("--rollout-policy", help="rollout policy for a retrained model (default: the monitoring "
                    "policy's retraining.rollout_policy)")
     p.add_argument("--target", choices=["local", "cluster"], default="local",

@@ -7,10 +7,10 @@ adds the commands to the main parser.
 from __future__ import annotations
 
 import argparse
+import json
 
+from mlops.cli_project import add_project_argument, project_of
 from mlops.errors import ConfigError
-
-DEFAULT_MODEL = "credit-default"
 ROLLED_BACK_EXIT = 2  # distinct from 1 (an error): the rollout worked, the candidate did not
 
 
@@ -24,16 +24,19 @@ def _resolve_version(model: str, ref: str) -> str:
 
 def _serve(args: argparse.Namespace) -> int:
     from mlops.serving.local import LocalServing
+    from mlops.serving.traffic_replay import known_ids, request_body
 
-    serving = LocalServing(args.model)
+    project = project_of(args)
+    serving = LocalServing(project)
+    model = project.names.model
     if args.action == "up":
-        version = _resolve_version(args.model, args.version)
+        version = _resolve_version(model, args.version)
         urls = serving.up(version, port=args.port, request_log=not args.no_request_log)
         for name, url in urls.items():
             print(f"{name:>12}  {url}")
-        t = urls["transformer"]
-        print(f"\ntry: curl -s -H 'Content-Type: application/json' {t}/v1/models/{args.model}:predict "
-              "-d '{\"instances\": [{\"customer_id\": \"C0020000\"}]}'")
+        example = json.dumps(request_body(project, (known_ids(project, 1) or ["<id>"])[-1], "v1"))
+        print(f"\ntry: curl -s -H 'Content-Type: application/json' {urls['transformer']}/v1/models/{model}:predict "
+              f"-d '{example}'")
         return 0
     if args.action == "down":
         stopped = serving.down()
@@ -50,14 +53,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _traffic(args: argparse.Namespace) -> int:
     from mlops.serving.local import LocalServing
-    from mlops.serving.traffic_replay import customer_ids, replay
+    from mlops.serving.traffic_replay import known_ids, replay
 
-    url = args.url or LocalServing(args.model).urls().get("transformer")
+    project = project_of(args)
+    url = args.url or LocalServing(project).urls().get("transformer")
     if not url:
-        raise ConfigError(f"no transformer serves {args.model} here: start one with `mlops serve up` or pass --url")
+        raise ConfigError(f"no transformer serves {project.names.model} here: start one with `mlops serve up` "
+                          "or pass --url")
     if args.requests is None and args.duration is None:
         args.requests = 100
-    stats = replay(url, args.model, customer_ids(), rate=args.rate, requests=args.requests,
+    stats = replay(url, project, known_ids(project), rate=args.rate, requests=args.requests,
                    duration_s=args.duration, protocol=args.protocol, seed=args.seed)
     print(stats.summary())
     return 0 if set(stats.statuses) <= {200} else 1
@@ -84,8 +89,7 @@ def _rollout(args: argparse.Namespace) -> int:
     from mlops.rollout.controller import PROMOTED
     from mlops.rollout.run import run_rollout
 
-    result = run_rollout(args.model, args.candidate, policy=args.policy, gate_config=args.gate_config,
-                         target=args.target, faults=dict(parse_fault(f) for f in args.fault), actor=args.by,
+    result = run_rollout(project_of(args), args.candidate, policy=args.policy, target=args.target, faults=dict(parse_fault(f) for f in args.fault), actor=args.by,
                          namespace=args.namespace)
     print("\n" + result.markdown())
     if result.report_uri:
@@ -96,14 +100,14 @@ def _rollout(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("serve", help="serve a model locally: predictor(s), traffic splitter and feature transformer")
     p.add_argument("action", choices=["up", "status", "down"])
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    add_project_argument(p)
     p.add_argument("--version", default="production", help="version number or alias to serve (up)")
     p.add_argument("--port", type=int, default=8080, help="the transformer's port on 127.0.0.1 (up)")
     p.add_argument("--no-request-log", action="store_true", help="do not log served rows to S3 (up)")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("traffic", help="replay inference requests for known customers at a steady rate")
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    p = sub.add_parser("traffic", help="replay inference requests for known entities at a steady rate")
+    add_project_argument(p)
     p.add_argument("--url", help="transformer base URL (default: the local `mlops serve` one)")
     p.add_argument("--rate", type=float, default=50.0, help="requests per second")
     p.add_argument("--requests", type=int, help="how many (default 100 unless --duration)")
@@ -113,10 +117,9 @@ def register(sub) -> None:
     p.set_defaults(func=_traffic)
 
     p = sub.add_parser("rollout", help="shadow -> canary steps -> promote a blessed candidate, or roll back")
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    add_project_argument(p)
     p.add_argument("--candidate", default="staging", help="version number or alias (default: staging)")
-    p.add_argument("--policy", default="credit_default", help="rollout policy: packaged name, path or s3:// URI")
-    p.add_argument("--gate-config", default="credit_default", help="the gate config that says if it is high-stakes")
+    p.add_argument("--policy", help="a rollout policy file or s3:// URI (default: the project's)")
     p.add_argument("--by", help="who runs it (default: your login name)")
     p.add_argument("--target", choices=["local", "cluster"], default="local",
                    help="local `mlops serve` processes, or the model's InferenceService in a cluster")

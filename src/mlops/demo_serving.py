@@ -18,45 +18,44 @@ def _post(url: str, body: dict) -> dict:
         return json.loads(resp.read())
 
 
-def serve_production(model: str, version: str, port: int = 8080) -> LocalServing:
+def serve_production(project, version: str, port: int = 8080) -> LocalServing:
     """Start the local serving topology for ``version`` and show one V1 and one V2 request."""
     from mlops.local_platform import free_ports, port_is_free
-    from mlops.serving.traffic_replay import customer_ids
+    from mlops.serving.traffic_replay import known_ids, request_body
 
-    serving = LocalServing(model)
+    model = project.names.model
+    serving = LocalServing(project)
     serving.down()  # a previous demo's processes
     if not port_is_free(port):
         port = free_ports(["t"])["t"]
     urls = serving.up(version, port=port, progress=lambda m: print(f"  {m}"))
-    base, customer = urls["transformer"], customer_ids()[-1]
-    v1 = _post(f"{base}/v1/models/{model}:predict", {"instances": [{"customer_id": customer}]})
+    base, entity = urls["transformer"], known_ids(project)[-1]
+    v1_body = request_body(project, entity, "v1")
+    v1 = _post(f"{base}/v1/models/{model}:predict", v1_body)
     print(f"  curl -H 'Content-Type: application/json' {base}/v1/models/{model}:predict "
-          f"-d '{{\"instances\": [{{\"customer_id\": \"{customer}\"}}]}}'\n  -> {json.dumps(v1['predictions'])} "
-          f"(model v{v1['model_version']})")
-    v2 = _post(f"{base}/v2/models/{model}/infer", {"inputs": [{"name": "customer_id", "datatype": "BYTES",
-                                                               "shape": [1], "data": [customer]}]})
+          f"-d '{json.dumps(v1_body)}'\n  -> {json.dumps(v1['predictions'])} (model v{v1['model_version']})")
+    v2 = _post(f"{base}/v2/models/{model}/infer", request_body(project, entity, "v2"))
     outputs = {o["name"]: o["data"] for o in v2["outputs"]}
     print(f"  V2 {base}/v2/models/{model}/infer -> probability {outputs['probability']}, class {outputs['class']}")
-    print("  the transformer read the customer's features from the online store (Feast) and logs every "
-          "served row to S3 (inference-log/)")
+    print(f"  the transformer read the {project.entity.name}'s features from the online store (Feast) and logs "
+          "every served row to S3 (inference-log/)")
     return serving
 
 
-def roll_out_under_traffic(model: str, candidate: str, faults: dict[str, dict] | None = None,
-                           policy: str = "credit_default"):
-    """`mlops rollout` of ``candidate`` (by rollout ``policy``) while replayed traffic flows; prints what callers
-    saw."""
+def roll_out_under_traffic(project, candidate: str, faults: dict[str, dict] | None = None, policy: str | None = None):
+    """`mlops rollout` of ``candidate`` (by rollout ``policy``, default the project's) while replayed traffic
+    flows; prints what callers saw."""
     from mlops.rollout.run import run_rollout
-    from mlops.serving.traffic_replay import customer_ids, replay
+    from mlops.serving.traffic_replay import known_ids, replay
 
-    serving = LocalServing(model)
+    serving = LocalServing(project)
     stop, box = threading.Event(), {}
-    ids = customer_ids()
+    ids = known_ids(project)
     thread = threading.Thread(target=lambda: box.setdefault("stats", replay(
-        serving.urls()["transformer"], model, ids, rate=TRAFFIC_RATE, stop=stop)), daemon=True)
+        serving.urls()["transformer"], project, ids, rate=TRAFFIC_RATE, stop=stop)), daemon=True)
     thread.start()
     try:
-        result = run_rollout(model, candidate, policy=policy, faults=faults, actor="demo",
+        result = run_rollout(project, candidate, policy=policy, faults=faults, actor="demo",
                              progress=lambda m: print(f"  {m}"))
     finally:
         stop.set()

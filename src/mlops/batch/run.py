@@ -27,7 +27,7 @@ from mlops.batch.plan import Job, make_shards
 from mlops.batch.progress import Progress
 from mlops.batch.scoring import DEFAULT_CHUNK_ROWS, ShardResult, load_verified, score_shard
 from mlops.errors import DataError, MlopsError, PipelineError
-from mlops.serving.model_files import LoadedModel, model_cache_dir, resolve_model
+from mlops.serving.model_files import LoadedModel, resolve_model
 from mlops.storage import ObjectStore
 
 
@@ -52,12 +52,12 @@ def default_uris(project, input_uri: str, output_uri: str, bucket: str) -> tuple
 
 
 def plan(project, input_uri: str, output_uri: str, version_or_alias: str = "production", *,
-         model: str | None = None, shards: int = 1, keep: str | list[str] | None = None,
+         shards: int = 1, keep: str | list[str] | None = None,
          store: ObjectStore | None = None) -> Planned:
     """Check everything a run needs, fix what it will score, and split it into ``shards``.
 
-    The project gives the model (``model`` names another registered one), the
-    decision threshold (its gate's) and the column kept by default (its entity key).
+    The project gives the model, the decision threshold (its gate's) and the
+    column kept by default (its entity key).
 
     Fails before any scoring, naming what and where: a missing input, a file
     that is not Parquet, missing or mistyped feature columns, an output that
@@ -74,7 +74,7 @@ def plan(project, input_uri: str, output_uri: str, version_or_alias: str = "prod
     files = list_input(input_uri, store)
     check_output_location(store, out, input_uri)
     tracking.connect()
-    ref = resolve_model(model or project.names.model, version_or_alias)
+    ref = resolve_model(project.names.model, version_or_alias)
     loaded = load_verified(ref, store)
     columns = loaded.columns
     threshold = decision_threshold(project)
@@ -109,7 +109,7 @@ class BatchResult:
 
 
 def run_batch_prediction(project, input_uri: str, output_uri: str, version_or_alias: str = "production",
-                         *, model: str | None = None, shards: int | None = None, workers: int | None = None,
+                         *, shards: int | None = None, workers: int | None = None,
                          chunk_rows: int = DEFAULT_CHUNK_ROWS, keep: str | list[str] | None = None,
                          store: ObjectStore | None = None, progress_interval_s: float = 5.0) -> BatchResult:
     """Plan, score every shard (``workers`` processes, default one per usable CPU), commit.
@@ -124,7 +124,7 @@ def run_batch_prediction(project, input_uri: str, output_uri: str, version_or_al
     if workers is not None and workers < 1:
         raise DataError(f"workers must be at least 1, got {workers}")
     store = store or ObjectStore.from_env()
-    planned = plan(project, input_uri, output_uri, version_or_alias, model=model,
+    planned = plan(project, input_uri, output_uri, version_or_alias,
                    shards=usable_cpus() if shards is None else shards, keep=keep, store=store)
     if planned.done is not None:
         return BatchResult(planned.done, True, time.perf_counter() - started)

@@ -30,12 +30,9 @@ from pathlib import Path
 
 from mlops.errors import MlopsError, PipelineError, RolloutError
 
-MODEL = "credit-default"
 NAMESPACE = "mlops"
 PLATFORM_CONFIG = "manifests/base/platform-config"
 COMPILED = "pipelines/compiled"
-FIRST_PARAMS = {"max_iter": 10}  # the demo's first model
-BETTER_PARAMS = {"max_iter": 30}  # the demo's better candidate: the gate blesses it over the first
 CANARY_PERCENT = 30
 
 
@@ -118,15 +115,20 @@ def upload_pipelines(client, compiled: Path) -> dict[str, tuple[str, str]]:
     return uploaded
 
 
-def run_training(client, pipeline: tuple[str, str], params: dict, label: str, timeout_s: int,
+def run_training(client, project, pipeline: tuple[str, str], model_params: dict, label: str, timeout_s: int,
                  require_blessed: bool = True) -> str | None:
     """One training run in the cluster; the version it put on ``staging``, or None if the gate did not bless it.
 
     The run itself must succeed either way; ``require_blessed`` also demands a new blessed version.
     """
-    from mlops import registry
+    import json
 
-    before = registry.alias_version(MODEL, registry.STAGING)
+    from mlops import registry
+    from mlops.project import cluster_source
+
+    model = project.names.model
+    params = {"project": cluster_source(project), "model_params": json.dumps(model_params)}
+    before = registry.alias_version(model, registry.STAGING)
     run = client.run_pipeline(_experiment_id(client, "mlops-kind-e2e"), f"e2e-{label}-{time.strftime('%H%M%S')}",
                               pipeline_id=pipeline[0], version_id=pipeline[1], params=params, enable_caching=False)
     print(f"  run {run.run_id} ({params}); follow it in the KFP UI")
@@ -134,9 +136,9 @@ def run_training(client, pipeline: tuple[str, str], params: dict, label: str, ti
     if done.state != "SUCCEEDED":
         raise PipelineError(f"training run {run.run_id} ended {done.state}: {getattr(done, 'error', None) or ''} "
                             "(task logs: kubectl -n kubeflow logs -l pipeline/runid=" + run.run_id + ")")
-    after = registry.alias_version(MODEL, registry.STAGING)
+    after = registry.alias_version(model, registry.STAGING)
     if after is not None and after != before:
-        print(f"  {MODEL} v{after} blessed and on staging")
+        print(f"  {model} v{after} blessed and on staging")
         return after
     if require_blessed:
         raise ClusterCheckFailed(f"the {label} run succeeded but put no new version on staging (the gate did "
@@ -159,7 +161,7 @@ def _cli(*argv: str) -> None:
         raise ClusterCheckFailed(f"`mlops {' '.join(argv)}` failed (its error is above)")
 
 
-def gateway_host(isvc: dict) -> str:
+def gateway_host(isvc: dict, name: str) -> str:
     """The Host the ingress gateway routes to the model's transformer.
 
     Without Istio's virtual host (Kourier), KServe leaves the top-level URL
@@ -170,15 +172,15 @@ def gateway_host(isvc: dict) -> str:
     url = (status.get("components", {}).get("transformer", {}).get("url") or status.get("url") or "")
     host = url.split("://", 1)[-1].split("/", 1)[0]
     if not host:
-        raise ClusterCheckFailed(f"InferenceService {NAMESPACE}/{MODEL} is Ready but reports no URL")
+        raise ClusterCheckFailed(f"InferenceService {NAMESPACE}/{name} is Ready but reports no URL")
     return host
 
 
-def send(endpoints: Endpoints, host: str, ids: list[str], requests: int) -> dict[str, int]:
+def send(endpoints: Endpoints, project, host: str, ids: list, requests: int) -> dict[str, int]:
     """``requests`` V2 inference requests through the gateway; fails unless every one is answered (200)."""
     from mlops.serving.traffic_replay import replay
 
-    stats = replay(endpoints.gateway, MODEL, ids, rate=5.0, requests=requests, protocol="v2",
+    stats = replay(endpoints.gateway, project, ids, rate=5.0, requests=requests, protocol="v2",
                    headers={"Host": host}, concurrency=2)
     print(f"  {stats.summary()}")
     if stats.statuses.get(200, 0) != requests:
@@ -187,14 +189,21 @@ def send(endpoints: Endpoints, host: str, ids: list[str], requests: int) -> dict
     return dict(stats.versions)
 
 
-def run_e2e(root: str | Path = ".", cluster: str = "mlops", image: str | None = None,
+def run_e2e(project, root: str | Path = ".", cluster: str = "mlops", image: str | None = None,
             run_timeout_s: int = 2400) -> None:
+    """The project's model through the cluster: its demo's first and better params (project.yaml, demo.models)
+    train in Kubeflow, KServe serves them, one canary step splits and rolls back."""
     import kfp
 
     from mlops import registry
+    from mlops.errors import ConfigError
     from mlops.rollout.cluster import ClusterTraffic
-    from mlops.serving.traffic_replay import customer_ids
+    from mlops.serving.traffic_replay import known_ids
     from mlops.storage import ObjectStore
+
+    if project.demo is None:
+        raise ConfigError(f"{project.where} has no demo section: the e2e check trains its first and better models")
+    model = project.names.model
 
     root, started = Path(root).resolve(), time.perf_counter()
     endpoints = Endpoints.from_kind(root)
@@ -206,34 +215,36 @@ def run_e2e(root: str | Path = ".", cluster: str = "mlops", image: str | None = 
     training = pipelines["training"]
 
     _step("the compiled training pipeline in the cluster, on the seeded demo data (first model)", started)
-    production = registry.alias_version(MODEL, registry.PRODUCTION)
+    production = registry.alias_version(model, registry.PRODUCTION)
     # On a rerun, production is the first model of an earlier run: this run must succeed, and its identical
     # model is rightly not blessed over it.
-    blessed = run_training(client, training, FIRST_PARAMS, "first", run_timeout_s, require_blessed=production is None)
+    blessed = run_training(client, project, training, project.demo.first, "first", run_timeout_s,
+                           require_blessed=production is None)
     if production is None:
-        _cli("approve", MODEL, blessed, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
-        _cli("promote", MODEL, blessed, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
+        _cli("approve", model, blessed, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
+        _cli("promote", model, blessed, "--by", "kind-e2e", "--reason", "cluster end-to-end check",
+             "--project", project.source)
     first = production or blessed
 
-    _step(f"serve production v{first} as InferenceService {NAMESPACE}/{MODEL}; V2 through the gateway", started)
-    traffic = ClusterTraffic(ObjectStore.from_env(), MODEL, NAMESPACE)
-    host = gateway_host(traffic.serve(first, image))
-    ids = customer_ids(limit=500)
-    answered = send(endpoints, host, ids, requests=20)
+    _step(f"serve production v{first} as InferenceService {NAMESPACE}/{model}; V2 through the gateway", started)
+    traffic = ClusterTraffic(ObjectStore.from_env(), model, project, NAMESPACE)
+    host = gateway_host(traffic.serve(first, image), model)
+    ids = known_ids(project, limit=500)
+    answered = send(endpoints, project, host, ids, requests=20)
     if set(answered) != {first}:
         raise ClusterCheckFailed(f"production v{first} should answer every request, answered: {answered}")
 
     _step("a better candidate from the same pipeline; one canary step, then back to production alone", started)
-    candidate = run_training(client, training, BETTER_PARAMS, "candidate", run_timeout_s)  # beats the first
-    _cli("approve", MODEL, candidate, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
+    candidate = run_training(client, project, training, project.demo.better, "candidate", run_timeout_s)
+    _cli("approve", model, candidate, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
     traffic.deploy(candidate)
     traffic.set_canary(first, candidate, CANARY_PERCENT)
-    answered = send(endpoints, host, ids, requests=60)
+    answered = send(endpoints, project, host, ids, requests=60)
     if set(answered) != {first, candidate}:  # P(no candidate answer in 60 at 30%) = 0.7**60, about 5e-10
         raise ClusterCheckFailed(f"a {CANARY_PERCENT}% canary of v{candidate} should share the traffic with "
                                  f"v{first}; answered: {answered}")
     traffic.finish(winner=first, loser=candidate)
-    answered = send(endpoints, host, ids, requests=20)
+    answered = send(endpoints, project, host, ids, requests=20)
     if set(answered) != {first}:
         raise RolloutError(f"after rolling the canary back, v{first} alone should answer; answered: {answered}")
     _step(f"cluster path proven: pipelines uploaded, training ran in Kubeflow, v{first} served by KServe through "

@@ -7,7 +7,6 @@ the data and the code that made it.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from mlops.errors import DataError

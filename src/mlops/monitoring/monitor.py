@@ -228,7 +228,7 @@ def _roll_back(result: MonitorResult, ctx: ActContext, reasons: list[str]) -> No
     from mlops.rollout.controller import revert_production
     from mlops.rollout.run import make_driver
 
-    driver = make_driver(ctx.target, ctx.project, result.model, ctx.store, namespace=ctx.namespace)
+    driver = make_driver(ctx.target, ctx.project, ctx.store, namespace=ctx.namespace)
     done = revert_production(ctx.store, driver, result.model, ctx.actor,
                              "monitoring: " + "; ".join(reasons), progress=ctx.progress)
     result.actions.append(f"production reverted v{done.previous} -> v{done.version} (traffic and registry)")

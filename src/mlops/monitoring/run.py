@@ -70,16 +70,15 @@ def _render_and_publish(result: MonitorResult, ctx: ActContext, prefix: str) -> 
     return run
 
 
-def run_monitor(project, *, model: str | None = None, policy: str | None = None, rollout_policy: str | None = None,
+def run_monitor(project, *, policy: str | None = None, rollout_policy: str | None = None,
                 labels_uri: str | None = None, training_data: str | None = None, target: str = "local",
                 namespace: str | None = None, now=None, launch: bool = True, actor: str | None = None,
                 progress=print) -> MonitorRun:
     """Evaluate the latest window of the project's model, act on the alerts, publish the reports.
 
-    ``policy`` names a monitoring policy file instead of the project's; ``model`` another registered model
-    served with the project's features."""
+    ``policy`` names a monitoring policy file instead of the project's."""
     ctx = _context(project, policy, rollout_policy, target, training_data, namespace, launch, actor, progress)
-    result = _evaluate(model or project.names.model, ctx, labels_uri, now)
+    result = _evaluate(project.names.model, ctx, labels_uri, now)
     prefix = report_prefix(ctx.store, result)
     record_decision(result, ctx)
     carry_out(result, ctx)
@@ -88,11 +87,11 @@ def run_monitor(project, *, model: str | None = None, policy: str | None = None,
     return _render_and_publish(result, ctx, prefix)
 
 
-def check(project, *, model: str | None = None, policy: str | None = None, labels_uri: str | None = None, now=None,
+def check(project, *, policy: str | None = None, labels_uri: str | None = None, now=None,
           actor: str | None = None, progress=print) -> MonitorRun:
     """The pipeline's first step: evaluate, record the decision, publish the reports; nothing launched."""
     ctx = _context(project, policy, None, "local", None, None, False, actor, progress)
-    result = _evaluate(model or project.names.model, ctx, labels_uri, now)
+    result = _evaluate(project.names.model, ctx, labels_uri, now)
     prefix = report_prefix(ctx.store, result)
     record_decision(result, ctx)
     return _render_and_publish(result, ctx, prefix)

@@ -31,14 +31,17 @@ def load_hook(project: Project, hook: Hook) -> Callable[..., Any]:
         if spec is None or spec.loader is None:
             raise HookError(f"{project.where}: cannot import {hook.file} (not a Python file?)")
         module = importlib.util.module_from_spec(spec)
+        # Registered before it runs, as the import system does: dataclasses and typing look the module up
+        # by name while its body executes.
+        sys.modules[module_name] = module
         sys.path.insert(0, str(project.root))  # a hook may import its project's other modules
         try:
             spec.loader.exec_module(module)
         except Exception as exc:  # noqa: BLE001 - whatever the hook's file does on import, say where
+            del sys.modules[module_name]
             raise HookError(f"{project.root / hook.file}: importing it failed: {_where(exc, project)}") from exc
         finally:
             sys.path.remove(str(project.root))
-        sys.modules[module_name] = module
     function = getattr(module, hook.function, None)
     if not callable(function):
         found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))

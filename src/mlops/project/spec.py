@@ -123,6 +123,18 @@ class Names:
 
 
 @dataclass(frozen=True)
+class Demo:
+    """The demo's roles, cast from the project: which generator scenarios and which model params play them."""
+
+    broken: str  # a scenario the raw contract must stop
+    drift: str  # a scenario monitoring must detect, and a model retrained on it beats production
+    drift_options: dict  # extra generator arguments for the drifted batch (e.g. a later start)
+    first: dict  # model params of the first production model
+    worse: dict  # params of a candidate the gate must refuse against it
+    better: dict  # params of a candidate the gate must bless against it
+
+
+@dataclass(frozen=True)
 class Project:
     root: Path
     name: str
@@ -144,6 +156,7 @@ class Project:
     contracts: dict[str, Path] = field(default_factory=dict)  # "raw", "features"
     metrics_hook: Hook | None = None  # custom metrics: a function (y_true, scores, threshold) -> {name: value}
     data_hook: Hook | None = None  # generate(rows, seed, scenario) -> raw frame, for demos and tests
+    demo: Demo | None = None  # how `mlops demo` tells the story with this project's data and model
     digest: str = ""  # sha256 of every file of the project, in path order: its identity in lineage
     source: str = ""  # how it was named (an example, a folder, an s3:// archive): what other processes resolve
 
@@ -162,7 +175,7 @@ class Project:
 # -- loading ---------------------------------------------------------------------------------
 
 _TOP = {"name", "task", "description", "entity", "timestamps", "label", "sensitive", "slices", "features", "model",
-        "split", "names", "gate", "rollout", "monitoring", "contracts", "metrics", "data"}
+        "split", "names", "gate", "rollout", "monitoring", "contracts", "metrics", "data", "demo"}
 _REQUIRED = {"name", "task", "entity", "timestamps", "label", "features", "model", "gate"}
 
 
@@ -207,6 +220,7 @@ def load_project(root: str | Path) -> Project:
         contracts={k: _file(v, root, f"{where}: contracts.{k}") for k, v in contracts.items()},
         metrics_hook=_hook(metrics["hook"], root, f"{where}: metrics.hook") if "hook" in metrics else None,
         data_hook=_hook(data["generator"], root, f"{where}: data.generator") if "generator" in data else None,
+        demo=_demo(raw["demo"], f"{where}: demo", "generator" in data) if "demo" in raw else None,
         digest=project_digest(root), source=str(root.resolve()))
 
 
@@ -326,6 +340,24 @@ def _names(raw: Any, name: str, where: str) -> Names:
         raise ConfigError(f"{where}.feast_project must be letters, digits and underscores, got {feast!r}")
     return Names(model, _text(raw.get("experiment", name), f"{where}.experiment"), feast,
                  _name(raw.get("prefix", name), f"{where}.prefix"))
+
+
+def _demo(raw: Any, where: str, has_generator: bool) -> Demo:
+    raw = mapping(raw, where, {"scenarios", "drift_options", "models"}, {"scenarios", "models"})
+    if not has_generator:
+        raise ConfigError(f"{where}: the demo needs data.generator, the project's own data generator")
+    scenarios = mapping(raw["scenarios"], f"{where}.scenarios", {"broken", "drift"}, {"broken", "drift"})
+    models = mapping(raw["models"], f"{where}.models", {"first", "worse", "better"}, {"first", "worse", "better"})
+    for key, value in (*scenarios.items(), *models.items()):
+        kind = str if key in scenarios else dict
+        if not isinstance(value, kind):
+            raise ConfigError(f"{where}: {key} must be {'a scenario name' if kind is str else 'a mapping of params'}, "
+                              f"got {value!r}")
+    options = raw.get("drift_options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}.drift_options must be a mapping of generator arguments")
+    return Demo(scenarios["broken"], scenarios["drift"], dict(options), dict(models["first"]), dict(models["worse"]),
+                dict(models["better"]))
 
 
 def _inside(raw: Any, root: Path, where: str) -> Path:

@@ -29,18 +29,13 @@ DRAIN_S = 2.0  # after traffic leaves a version, requests already routed to it f
 
 
 class LocalServing:
-    """The serving processes of one project's model on this machine.
+    """The serving processes of one project's model (``names.model``) on this machine."""
 
-    ``model_name`` defaults to the project's; naming another serves that
-    registered model with the project's features and gate (tests do, to keep
-    their versions apart).
-    """
-
-    def __init__(self, project, model_name: str | None = None, home: Path | None = None) -> None:
+    def __init__(self, project, home: Path | None = None) -> None:
         self.project = project
-        self.model_name = model_name or project.names.model
+        self.model_name = project.names.model
         self.home = (Path(home) if home else state_dir()).resolve()
-        self.dir = self.home / "serving" / model_name
+        self.dir = self.home / "serving" / self.model_name
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -93,7 +88,6 @@ class LocalServing:
         url = f"http://{HOST}:{port}"
         service = self._launch(f"predictor-v{version}",
                                self._python("mlops.serving.predictor", "--project", str(self.project.root),
-                                            "--model-name", self.model_name,
                                             "--model-version", version, "--host", HOST, "--http-port", str(port),
                                             "--cache-dir", str(self.dir / "models")),
                                url, f"/v2/models/{self.model_name}/ready")
@@ -158,7 +152,7 @@ class LocalServing:
         state["routes"] = routes
         self._save(state)
         progress(f"starting the transformer on {HOST}:{port}")
-        args = ["--project", str(self.project.root), "--model-name", self.model_name, "--predictor-url", state["splitter"].url, "--host", HOST,
+        args = ["--project", str(self.project.root), "--predictor-url", state["splitter"].url, "--host", HOST,
                 "--http-port", str(port)] + ([] if request_log else ["--no-request-log"])
         state["transformer"] = self._launch("transformer", self._python("mlops.serving.transformer", *args),
                                             f"http://{HOST}:{port}", f"/v2/models/{self.model_name}/ready")

@@ -1,6 +1,6 @@
-"""`mlops traffic`: replay inference requests for known customers at a steady rate.
+"""`mlops traffic`: replay inference requests for known entities at a steady rate.
 
-Requests go to the transformer (V1 or V2), one customer per request,
+Requests go to the transformer (V1 or V2), one entity per request,
 paced on a fixed schedule shared by a few keep-alive clients (a slow answer
 does not lower the offered rate). It stands in for live traffic so a
 shadow or canary phase has something to judge; it reports status counts,
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlops.errors import ConfigError
-from mlops.features.definitions import ENTITY_KEY
 
 
 @dataclass
@@ -39,31 +38,42 @@ class ReplayStats:
                 f"latency p50 {np.nanpercentile(lat, 50):.2f} ms, p99 {np.nanpercentile(lat, 99):.2f} ms")
 
 
-def customer_ids(limit: int = 5_000) -> list[str]:
-    """Customers the online store can answer for: the newest ones of the applied feature snapshot.
+def known_ids(project, limit: int = 5_000) -> list:
+    """Entities the online store can answer for: the newest ones of the project's applied feature snapshot.
 
-    Materialization keeps a customer online only while its latest features
-    are within the feature view's TTL, so older customers would get 422.
+    Materialization keeps an entity online only while its latest features
+    are within the feature view's TTL, so older ones would get 422.
     """
     import pyarrow.parquet as pq
 
     from mlops.features import store as feature_store
-    from mlops.features.definitions import DEFAULT_TTL, FEATURE_TIMESTAMP
+    from mlops.features.definitions import FEATURE_TIMESTAMP
 
-    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
-    table = pq.read_table(feature_store.ensure_applied_snapshot(fs), columns=[ENTITY_KEY, FEATURE_TIMESTAMP])
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), project)
+    key = project.entity.key
+    table = pq.read_table(feature_store.ensure_applied_snapshot(fs), columns=[key, FEATURE_TIMESTAMP])
     frame = table.to_pandas().sort_values(FEATURE_TIMESTAMP)
-    recent = frame[frame[FEATURE_TIMESTAMP] > frame[FEATURE_TIMESTAMP].max() - DEFAULT_TTL / 2]
-    return list(dict.fromkeys(recent[ENTITY_KEY].tolist()))[-limit:]
+    recent = frame[frame[FEATURE_TIMESTAMP] > frame[FEATURE_TIMESTAMP].max() - fs.definitions.ttl / 2]
+    return list(dict.fromkeys(recent[key].tolist()))[-limit:]
 
 
-def replay(url: str, model_name: str, ids: list[str], *, rate: float, requests: int | None = None,
+def request_body(project, entity_id, protocol: str) -> dict:
+    """One entity's request to the transformer, V1 or V2 (a BYTES or INT64 tensor named by the join key)."""
+    key = project.entity.key
+    if protocol == "v1":
+        return {"instances": [{key: entity_id}]}
+    datatype = "INT64" if project.entity.type == "integer" else "BYTES"
+    return {"inputs": [{"name": key, "datatype": datatype, "shape": [1], "data": [entity_id]}]}
+
+
+def replay(url: str, project, ids: list, *, rate: float, requests: int | None = None,
            duration_s: float | None = None, protocol: str = "v1", seed: int = 0,
            stop: threading.Event | None = None, concurrency: int = 4,
            headers: dict[str, str] | None = None) -> ReplayStats:
     """Send requests to ``url`` (the transformer) at ``rate`` per second until a count, a duration or ``stop``.
 
-    ``headers`` go with every request: through an ingress gateway, ``Host``
+    The model is the project's (``project.names.model``). ``headers`` go with
+    every request: through an ingress gateway, ``Host``
     names the InferenceService.
 
     ``concurrency`` clients share the schedule, so a slow answer delays only
@@ -74,7 +84,7 @@ def replay(url: str, model_name: str, ids: list[str], *, rate: float, requests: 
     if requests is None and duration_s is None and stop is None:
         raise ConfigError("give a number of requests, a duration or a stop event")
     if not ids:
-        raise ConfigError("no customer ids to send")
+        raise ConfigError("no entity ids to send")
     if protocol not in ("v1", "v2"):
         raise ConfigError(f"protocol must be v1 or v2, got {protocol!r}")
     if not 1 <= concurrency <= 64:
@@ -96,15 +106,14 @@ def replay(url: str, model_name: str, ids: list[str], *, rate: float, requests: 
 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
         rng = random.Random(seed * 1000 + worker)
-        path = f"/v1/models/{model_name}:predict" if protocol == "v1" else f"/v2/models/{model_name}/infer"
+        name = project.names.model
+        path = f"/v1/models/{name}:predict" if protocol == "v1" else f"/v2/models/{name}/infer"
         with httpx.Client(base_url=url.rstrip("/"), timeout=30.0, headers=headers) as client:
             while (slot := next_slot()) is not None:
                 delay = slot / rate - (time.perf_counter() - started)
                 if delay > 0:
                     time.sleep(delay)
-                customer = rng.choice(ids)
-                body = ({"instances": [{ENTITY_KEY: customer}]} if protocol == "v1" else
-                        {"inputs": [{"name": ENTITY_KEY, "datatype": "BYTES", "shape": [1], "data": [customer]}]})
+                body = request_body(project, rng.choice(ids), protocol)
                 t0 = time.perf_counter()
                 version, status = None, None
                 try:
