@@ -33,10 +33,11 @@ def generate_churn_data(rows: int, seed: int = 7, scenario: str = "none", **opti
     return generate_data(CHURN, rows, seed=seed, scenario=scenario, **options)
 
 
-def renamed(example: Project | str, folder: Path, name: str, edit=None) -> Project:
+def renamed(example: Project | str, folder: Path, name: str, edit=None, files: dict[str, str] | None = None) -> Project:
     """A copy of ``example`` in ``folder/name`` whose model, experiment, Feast project and prefix are ``name``.
 
-    ``edit(doc)`` may change the copy's parsed project.yaml further before it is written.
+    ``edit(doc)`` may change the copy's parsed project.yaml further before it is written; ``files`` (relative
+    path -> text) are written into the copy before it is loaded.
     """
     source = example.root if isinstance(example, Project) else examples_dir() / example
     target = Path(folder) / name
@@ -48,6 +49,8 @@ def renamed(example: Project | str, folder: Path, name: str, edit=None) -> Proje
     doc["names"] = {"model": name, "experiment": name, "feast_project": name.replace("-", "_"), "prefix": name}
     if edit is not None:
         edit(doc)
+    for relative, text in (files or {}).items():
+        (target / relative).write_text(text)
     (target / "project.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return load_project(target)
 

@@ -11,8 +11,9 @@ def promote_model(
     blessing: Input[Artifact],
     dataset_digest: str,
 ) -> NamedTuple("PromoteOutputs", [("model_version", str), ("aliases", str)]):
-    """Register a blessed model and move `staging` to it; `production` too (compare-and-set against the
-    champion the gate judged) unless the model is high-stakes, which waits for `mlops approve`."""
+    """Register a blessed model and move `staging` to it. `production` too when no version serves yet and the
+    model is not high-stakes (a compare-and-set against the champion the gate judged); otherwise production
+    changes through the rollout pipeline (after `mlops approve` for a high-stakes model)."""
     import json
     from collections import namedtuple
 
@@ -31,6 +32,7 @@ def promote_model(
         version, aliases = promote_candidate(ObjectStore.from_env(), model_uri, model_name, run_id, dataset_digest,
                                              decision["champion_version"], decision["high_stakes"],
                                              decision["report_uri"], metrics)
-    waiting = "" if "production" in aliases else f"; production after `mlops approve {model_name} {version}`"
+    waiting = ("" if "production" in aliases else
+               f"; production through a rollout (approve first if high-stakes: mlops approve {model_name} {version})")
     print(f"{model_name} v{version}: {', '.join(aliases)}{waiting}")
     return namedtuple("PromoteOutputs", ["model_version", "aliases"])(version, ",".join(aliases))

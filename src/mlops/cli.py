@@ -131,7 +131,7 @@ def _promote(args: argparse.Namespace) -> int:
 
     from mlops import registry
     from mlops.audit import default_actor
-    from mlops.gate import load_gate
+    from mlops.gate import project_gate
 
     store = _registry_store()
     project = project_of(args)
@@ -143,7 +143,7 @@ def _promote(args: argparse.Namespace) -> int:
         raise registry.PromotionRefused(f"{args.model} v{args.version} was not blessed by the evaluation gate "
                                         "(no gate decision recorded): it cannot be promoted")
     champion = None if tags["mlops.gate.champion"] == "none" else tags["mlops.gate.champion"]
-    high_stakes = load_gate(project.gate).high_stakes
+    high_stakes = project_gate(project).high_stakes
     done = registry.promote(store, args.model, args.version, registry.PRODUCTION, expected_current=champion,
                             actor=args.by or default_actor(), reason=args.reason, require_approval=high_stakes,
                             details={"gate_report": tags.get("mlops.gate.report", "")})

@@ -1,9 +1,8 @@
-"""Where a declared config (a data contract, a gate) comes from: the package, a path, or S3.
+"""Where a declared config file (a data contract, a rollout policy) comes from: a path, or S3.
 
-Pipelines take such configs as a string parameter, so one rule resolves it
-everywhere: a bare name is a file shipped in the package (and so in the
-component image), anything with a slash or a .yaml suffix is a local path,
-and an s3:// URI is fetched (checksum-verified) into a local cache.
+A project names its own files; a caller may name another one instead, so
+one rule resolves such a reference everywhere: an s3:// URI is fetched
+(checksum-verified) into a local cache, anything else is a local path.
 """
 
 from __future__ import annotations
@@ -14,17 +13,15 @@ from typing import Any
 from mlops.errors import ConfigError
 
 
-def resolve_config_file(ref: str, packaged_dir: Path, what: str, cache_dir: Path, store=None) -> Path:
+def resolve_config_file(ref: str, what: str, cache_dir: Path, store=None) -> Path:
     """A local path for ``ref`` (fetched into ``cache_dir`` when it is an s3:// URI)."""
-    if "/" not in ref and not ref.endswith((".yaml", ".yml")):
-        path = packaged_dir / f"{ref}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in packaged_dir.glob("*.yaml"))
-            raise ConfigError(f"no packaged {what} named {ref!r}; known: {known} "
-                              f"(or pass a path or an s3:// URI to a {what} file)")
-        return path
+    if not isinstance(ref, str) or not ref.strip():
+        raise ConfigError(f"a {what} must be named by a file path or an s3:// URI, got {ref!r}")
     if not ref.startswith("s3://"):
-        return Path(ref)
+        path = Path(ref)
+        if not path.is_file():
+            raise ConfigError(f"{what} {ref} does not exist (name a file, or an s3:// URI)")
+        return path
     from mlops.storage import ObjectStore, parse_s3_uri
 
     store = store or ObjectStore.from_env()

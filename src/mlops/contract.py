@@ -451,17 +451,14 @@ def load_reference_profile(contract: Contract) -> tuple[int, dict] | None:
 
 
 # -- where contracts live ---------------------------------------------------
-PACKAGED_CONTRACTS = Path(__file__).resolve().parent / "contracts"
-
-
 def resolve_contract(ref: str, cache_dir: Path, store=None) -> Contract:
-    """Load a contract by name (shipped with the package), local path, or s3:// URI.
+    """Load a contract from a local path (a project's contracts/...) or an s3:// URI.
 
     An s3:// contract's reference profile is fetched from beside it.
     """
     from mlops.config_files import fetch_companion, resolve_config_file
 
-    path = resolve_config_file(ref, PACKAGED_CONTRACTS, "data contract", cache_dir, store)
+    path = resolve_config_file(ref, "data contract", cache_dir, store)
     contract = load_contract(path)
     if ref.startswith("s3://") and contract.reference_profile:
         fetch_companion(ref, contract.reference_profile, path, store)

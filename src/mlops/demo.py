@@ -122,7 +122,7 @@ def run_demo(project, rows: int = 20_000, seed: int | None = None) -> None:
 
     if project.demo is None:
         raise ConfigError(f"{project.where} has no demo section: name the scenarios and model params that play "
-                          "the demo's roles (see examples/credit-default/project.yaml)")
+                          "the demo's roles (see the example projects' project.yaml)")
     story, outcome = StoryRecorder(sys.stdout), "every step passed"
     sys.stdout = story
     try:
@@ -144,12 +144,12 @@ def run_demo(project, rows: int = 20_000, seed: int | None = None) -> None:
 
 def _tell_the_story(project, rows: int, seed: int) -> None:
     from mlops import audit, registry
-    from mlops.gate import load_gate
+    from mlops.gate import project_gate
     from mlops.project.data import encode_labels, generate_data
 
     started = time.perf_counter()
     model, demo, label = project.names.model, project.demo, project.label.column
-    high_stakes = load_gate(project.gate).high_stakes
+    high_stakes = project_gate(project).high_stakes
 
     def rate(frame) -> float:
         return float(encode_labels(project, frame[label], "demo data").mean())

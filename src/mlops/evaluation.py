@@ -22,7 +22,7 @@ from mlops.training import classification_metrics, confusion, roc_points, split_
 
 @dataclass
 class SliceMetrics:
-    """One group's numbers (e.g. gender=F)."""
+    """One group's numbers (e.g. region=north)."""
 
     column: str
     value: str
@@ -102,6 +102,27 @@ def evaluate(scores: np.ndarray, test: pd.DataFrame, label_column: str, slice_co
                             metrics=classification_metrics(y_true, scores, threshold),
                             confusion=confusion(y_true, scores, threshold), roc=roc_points(y_true, scores),
                             reliability=(predicted.tolist(), observed.tolist()), slices=slices)
+
+
+def custom_metrics(project, y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """The project's own metrics over a test set (``metrics.hook``): exactly the names it declares, as numbers."""
+    from mlops.errors import ConfigError
+    from mlops.project import call_hook
+
+    if project.metrics is None:
+        return {}
+    hook = project.metrics.hook
+    values = call_hook(project, hook, np.asarray(y_true), np.asarray(scores), float(threshold))
+    if not isinstance(values, dict) or set(values) != set(project.metrics.names):
+        got = sorted(values) if isinstance(values, dict) else type(values).__name__
+        raise ConfigError(f"{hook} of project {project.name} must return a mapping of exactly "
+                          f"{list(project.metrics.names)} (metrics.names), returned {got}")
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"{hook} of project {project.name} returned {name}={value!r}, not a number")
+        out[name] = float(value)
+    return out
 
 
 @dataclass

@@ -31,14 +31,15 @@ def _curves(candidate: EvaluationResult, champion: EvaluationResult | None) -> s
     roc.plot([0, 1], [0, 1], linestyle=":", color="#d0d7de")
     rel.plot([0, 1], [0, 1], linestyle=":", color="#d0d7de", label="perfectly calibrated")
     roc.set(title="ROC curve", xlabel="false positive rate", ylabel="true positive rate")
-    rel.set(title="Reliability", xlabel="mean predicted probability", ylabel="observed default rate")
+    rel.set(title="Reliability", xlabel="mean predicted probability", ylabel="observed positive rate")
     roc.legend(fontsize=7)
     rel.legend(fontsize=7)
     return figure_png(fig)
 
 
 def gate_html(model: str, candidate: EvaluationResult, champion: EvaluationResult | None, blessing: Blessing,
-              candidate_name: str) -> str:
+              candidate_name: str, class_names: tuple[str, str] = ("negative", "positive")) -> str:
+    negative, positive = class_names
     css = "pass" if blessing.blessed else "fail"
     body = [f"<h1>Evaluation gate: {esc(model)}</h1>",
             f'<p><span class="verdict {css}">{esc(blessing.verdict)}</span> &nbsp; candidate {esc(candidate_name)}'
@@ -53,8 +54,8 @@ def gate_html(model: str, candidate: EvaluationResult, champion: EvaluationResul
                   [(k, _fmt(v), _fmt(champion.metrics.get(k)) if champion else "") for k, v in candidate.metrics.items()]),
             "<h2>Curves</h2>", _curves(candidate, champion),
             "<h2>Confusion matrix (candidate)</h2>",
-            table(["", "predicted repaid", "predicted default"],
-                  [("actual repaid", *candidate.confusion[0]), ("actual default", *candidate.confusion[1])]),
+            table(["", f"predicted {negative}", f"predicted {positive}"],
+                  [(f"actual {negative}", *candidate.confusion[0]), (f"actual {positive}", *candidate.confusion[1])]),
             "<h2>Slices (candidate)</h2>",
             table(["slice", "rows", "positives", "selection rate", "TPR", "FPR", "F1", "ROC AUC"],
                   [(f"{s.column}={s.value}", s.size, s.positives, _fmt(s.selection_rate), _fmt(s.tpr), _fmt(s.fpr),

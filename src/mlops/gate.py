@@ -44,10 +44,11 @@ class ChangeThreshold:
     metric: str
     relative: float | None = None  # fraction of the champion's value, e.g. 0.02
     absolute: float | None = None
+    lower_is_better: bool | None = None  # None: the task's rule for the metric
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric not in LOWER_IS_BETTER
+        return not (self.lower_is_better if self.lower_is_better is not None else self.metric in LOWER_IS_BETTER)
 
 
 @dataclass
@@ -83,7 +84,7 @@ def _num(value: Any, where: str) -> float:
     return float(value)
 
 
-def _entries(raw: Any, where: str, allowed: set[str]) -> list[dict]:
+def _entries(raw: Any, where: str, allowed: set[str], metrics: tuple[str, ...] = METRICS) -> list[dict]:
     if raw is None:
         return []
     if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
@@ -92,13 +93,17 @@ def _entries(raw: Any, where: str, allowed: set[str]) -> list[dict]:
         unknown = set(entry) - allowed
         if unknown:
             raise ConfigError(f"{where}[{i}]: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        if entry.get("metric") not in METRICS:
-            raise ConfigError(f"{where}[{i}].metric: must be one of {list(METRICS)}, got {entry.get('metric')!r}")
+        if entry.get("metric") not in metrics:
+            raise ConfigError(f"{where}[{i}].metric: must be one of {list(metrics)}, got {entry.get('metric')!r}")
     return raw
 
 
-def parse_gate(raw: Any, where: str = "gate config") -> GateConfig:
-    """Build a GateConfig from parsed YAML, refusing anything unexpected."""
+def parse_gate(raw: Any, where: str = "gate config", metrics: tuple[str, ...] = METRICS,
+               lower_is_better: frozenset[str] = LOWER_IS_BETTER) -> GateConfig:
+    """Build a GateConfig from parsed YAML, refusing anything unexpected.
+
+    ``metrics`` are the names its thresholds may use (a project adds its own to the task's), and
+    ``lower_is_better`` says which of them improve downwards."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     allowed = {"value_thresholds", "change_thresholds", "fairness", "min_slice_size", "decision_threshold",
@@ -107,19 +112,21 @@ def parse_gate(raw: Any, where: str = "gate config") -> GateConfig:
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
     config = GateConfig()
-    for i, e in enumerate(_entries(raw.get("value_thresholds"), f"{where}: value_thresholds", {"metric", "min", "max"})):
+    for i, e in enumerate(_entries(raw.get("value_thresholds"), f"{where}: value_thresholds", {"metric", "min", "max"},
+                                   metrics)):
         if "min" not in e and "max" not in e:
             raise ConfigError(f"{where}: value_thresholds[{i}]: give min and/or max")
         config.value_thresholds.append(ValueThreshold(
             e["metric"], *(None if e.get(k) is None else _num(e[k], f"{where}: value_thresholds[{i}].{k}")
                            for k in ("min", "max"))))
     for i, e in enumerate(_entries(raw.get("change_thresholds"), f"{where}: change_thresholds",
-                                   {"metric", "relative", "absolute"})):
+                                   {"metric", "relative", "absolute"}, metrics)):
         if ("relative" in e) == ("absolute" in e):
             raise ConfigError(f"{where}: change_thresholds[{i}]: give exactly one of relative or absolute")
         kind = "relative" if "relative" in e else "absolute"
         amount = _num(e[kind], f"{where}: change_thresholds[{i}].{kind}")
-        config.change_thresholds.append(ChangeThreshold(e["metric"], **{kind: amount}))
+        config.change_thresholds.append(ChangeThreshold(e["metric"], **{kind: amount},
+                                                        lower_is_better=e["metric"] in lower_is_better))
     if raw.get("fairness") is not None:
         f = raw["fairness"]
         fields = {"max_tpr_gap", "max_fpr_gap", "max_selection_rate_gap", "four_fifths"}
@@ -151,10 +158,14 @@ def parse_gate(raw: Any, where: str = "gate config") -> GateConfig:
     return config
 
 
-def load_gate(path: str | Path) -> GateConfig:
+def load_gate(path: str | Path, project: Project | None = None) -> GateConfig:
+    """A gate file; with ``project``, its thresholds may also name the project's own metrics."""
     from mlops.config_files import read_yaml
 
-    return parse_gate(read_yaml(path, "gate config"), str(path))
+    raw = read_yaml(path, "gate config")
+    if project is None:
+        return parse_gate(raw, str(path))
+    return parse_gate(raw, str(path), project.metric_names, project.lower_is_better)
 
 
 # -- deciding ---------------------------------------------------------------------
@@ -172,7 +183,7 @@ class RuleResult:
 class Blessing:
     verdict: str
     rules: list[RuleResult]
-    champion: str | None  # e.g. "credit-default v3", None when there was none
+    champion: str | None  # e.g. "churn v3", None when there was none
     high_stakes: bool
 
     @property
@@ -281,16 +292,6 @@ def decide(candidate: EvaluationResult, champion: EvaluationResult | None, confi
 
 def project_gate(project: Project) -> GateConfig:
     """The project's gate: its gate file, judged on its sensitive attributes and reported per its slices."""
-    config = load_gate(project.gate)
+    config = load_gate(project.gate, project)
     config.sensitive, config.segments = list(project.sensitive), list(project.slices)
     return config
-
-
-PACKAGED_GATES = Path(__file__).resolve().parent / "gates"
-
-
-def resolve_gate(ref: str, cache_dir: Path, store=None) -> GateConfig:
-    """A gate config by packaged name (e.g. credit_default), local path, or s3:// URI."""
-    from mlops.config_files import resolve_config_file
-
-    return load_gate(resolve_config_file(ref, PACKAGED_GATES, "gate config", cache_dir, store))

@@ -14,7 +14,7 @@ from mlops.project import Project, load_hook
 def check_project(project: Project) -> list[str]:
     """What was checked, one line each; the first problem raises (a ConfigError naming file and key)."""
     from mlops.contract import load_contract
-    from mlops.gate import load_gate
+    from mlops.gate import project_gate
     from mlops.monitoring.policy import project_policy
     from mlops.rollout.policy import load_policy as load_rollout_policy
     from mlops.training import build_model
@@ -23,14 +23,14 @@ def check_project(project: Project) -> list[str]:
             f"{project.entity.type}), label {project.label.column} (positive {project.label.positive!r}), "
             f"{len(project.features.columns)} features"]
     for what, hook in (("features.hook", project.features.hook), ("model.build", project.model.build),
-                       ("metrics.hook", project.metrics_hook), ("data.generator", project.data_hook)):
+                       ("metrics.hook", project.metrics.hook if project.metrics else None), ("data.generator", project.data_hook)):
         if hook is not None:
             load_hook(project, hook)
             done.append(f"{what} {hook} imports")
     model = build_model(project)
     done.append(f"model builds: {type(model).__name__}"
                 + (f" ({project.model.estimator})" if project.model.estimator else f" (from {project.model.build})"))
-    gate = load_gate(project.gate)
+    gate = project_gate(project)
     done.append(f"gate {project.gate.name}: {len(gate.value_thresholds)} value and {len(gate.change_thresholds)} "
                 f"change thresholds, fairness on {list(project.sensitive) or 'nothing'}"
                 + (", high-stakes" if gate.high_stakes else ""))

@@ -22,7 +22,7 @@ def _gate_lines(model_name: str, run_id: str) -> list[str]:
     return lines + [f"  gate report: s3://{store.bucket}/reports/gate/{model_name}/{run_id}/report.html"]
 
 
-def describe_training_outputs(outputs: dict[str, Any], model_name: str = "credit-default") -> list[str]:
+def describe_training_outputs(outputs: dict[str, Any], model_name: str | None) -> list[str]:
     """Lines naming the gate's verdict and reasons, the model version, the MLflow run and its metrics."""
     import mlflow
     from mlflow import MlflowClient

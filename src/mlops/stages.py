@@ -243,7 +243,7 @@ def evaluate_candidate(project: Project, test_path: str | Path, model_uri: str, 
     ``reports/gate/<model>/<run id>/``.
     """
     from mlops import registry
-    from mlops.evaluation import evaluate
+    from mlops.evaluation import custom_metrics, evaluate
     from mlops.evaluation_report import gate_html, gate_markdown
     from mlops.gate import decide, project_gate
 
@@ -256,8 +256,10 @@ def evaluate_candidate(project: Project, test_path: str | Path, model_uri: str, 
     digest = sha256_file(test_path)
 
     def scored(model) -> "EvaluationResult":
-        result = evaluate(_scores(model, test), test, project.label.column, config.slice_columns,
-                          config.decision_threshold)
+        scores = _scores(model, test)
+        result = evaluate(scores, test, project.label.column, config.slice_columns, config.decision_threshold)
+        result.metrics.update(custom_metrics(project, test[project.label.column].to_numpy(), scores,
+                                             config.decision_threshold))
         result.test_digest = digest
         return result
 
@@ -273,7 +275,8 @@ def evaluate_candidate(project: Project, test_path: str | Path, model_uri: str, 
         prefix = f"reports/gate/{model_name}/{run_id or digest[:16]}"
         report_uri = f"s3://{store.bucket}/{prefix}/report.html"
     name = f"run {run_id}" if run_id else model_uri
-    (report_dir / "report.html").write_text(gate_html(model_name, candidate, champion, blessing, name))
+    (report_dir / "report.html").write_text(gate_html(model_name, candidate, champion, blessing, name,
+                                                      project.label.class_names))
     # The blessing is what the promote step requires: the verdict, every rule, and
     # the champion it was judged against (the compare-and-set expectation).
     decision = json.loads(blessing.to_json()) | {"model": model_name, "run_id": run_id, "model_uri": model_uri,
@@ -289,11 +292,16 @@ def evaluate_candidate(project: Project, test_path: str | Path, model_uri: str, 
 def promote_candidate(store: ObjectStore, model_uri: str, model_name: str, run_id: str, dataset_digest: str,
                       champion_version: str | None, high_stakes: bool, report_uri: str,
                       metrics: dict[str, float]) -> tuple[str, list[str]]:
-    """Register a blessed candidate, move ``staging`` to it, and ``production`` unless high-stakes.
+    """Register a blessed candidate and move ``staging`` to it; ``production`` too when nothing serves yet.
 
-    ``champion_version`` is the production version the gate compared
-    against: production moves only if it still points there.
-    Returns the version and the aliases it now holds.
+    Once a production version serves callers, a new one replaces it only
+    through a rollout (shadow, canary, then traffic and alias together), so
+    the registry's production is always what serves. The first version of a
+    model has nothing to roll out against: it becomes production here,
+    unless the model is high-stakes (then after `mlops approve` and `mlops
+    promote`). ``champion_version`` is the production version the gate
+    compared against; the first-version promotion is a compare-and-set
+    against it. Returns the version and the aliases it now holds.
     """
     from mlflow import MlflowClient
 
@@ -317,8 +325,8 @@ def promote_candidate(store: ObjectStore, model_uri: str, model_name: str, run_i
                      expected_current=registry.ANY,
                      actor=actor, reason="blessed by the evaluation gate", details=details)
     aliases = [registry.STAGING]
-    if not high_stakes:
+    if not high_stakes and champion_version is None:
         registry.promote(store, model_name, version, registry.PRODUCTION, expected_current=champion_version,
-                         actor=actor, reason="blessed by the evaluation gate (automated promotion)", details=details)
+                         actor=actor, reason="blessed by the evaluation gate (first version: nothing to roll out against)", details=details)
         aliases.append(registry.PRODUCTION)
     return version, aliases

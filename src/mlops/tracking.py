@@ -39,7 +39,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]
-_TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
+_TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "pandas.")
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def trusted_types(model) -> list[str]:
 
     A build hook may return any estimator; its file is loaded by servers with
     skops, which refuses types it was not told to trust. Types from
-    scikit-learn, NumPy and SciPy are trusted; anything else (a class of the
+    scikit-learn, NumPy, SciPy and pandas are trusted; anything else (a class of the
     project's own code) would have to be imported, as code, when a server loads
     the file, so it is refused here, before anything is logged.
     """
@@ -103,7 +103,7 @@ def trusted_types(model) -> list[str]:
     found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     foreign = sorted(t for t in found if not t.startswith(_TRUSTED_MODULES) and t not in SKOPS_TRUSTED_TYPES)
     if foreign:
-        raise TrackingError(f"the model holds type(s) {foreign} from outside scikit-learn, NumPy and SciPy; servers "
+        raise TrackingError(f"the model holds type(s) {foreign} from outside scikit-learn, NumPy, SciPy and pandas; servers "
                             "load models with skops, which cannot load them safely: build it from library classes")
     return sorted(set(SKOPS_TRUSTED_TYPES) | set(found))
 
@@ -132,6 +132,7 @@ def log_training_run(project: Project, trained: TrainedModel, dataset: DatasetIn
         # Integers are declared as doubles: a missing value at serving time arrives as NaN.
         features = features.astype({c: "float64" for c in features.select_dtypes("integer").columns})
         signature = infer_signature(features, trained.pipeline.predict_proba(features))
+        trusted = trusted_types(trained.pipeline)  # refused before a run is started
         with mlflow.start_run(experiment_id=exp.experiment_id) as run:
             mlflow.log_params(run_params(project, trained))
             mlflow.log_params({"train_rows": trained.train_rows, "validation_rows": trained.validation_rows,
@@ -143,7 +144,7 @@ def log_training_run(project: Project, trained: TrainedModel, dataset: DatasetIn
                              **(tags or {})})
             info = mlflow.sklearn.log_model(trained.pipeline, name=MODEL_ARTIFACT, signature=signature,
                                             input_example=features.head(3), pip_requirements=model_requirements(),
-                                            skops_trusted_types=trusted_types(trained.pipeline))
+                                            skops_trusted_types=trusted)
             if profile is not None:
                 from mlops.monitoring.reference import log_reference_profile
 

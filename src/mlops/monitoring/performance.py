@@ -1,6 +1,6 @@
 """Realized performance once labels arrive: join them to the logged predictions, score per window.
 
-Labels come late (a loan defaults months after it was scored) and some
+Labels come late (an outcome is known weeks or months after it was scored) and some
 never come. A label event names the prediction it judges either exactly
 (``request_id`` and ``row``, when the caller kept them) or by entity id;
 by entity, a prediction takes the first label of that entity that became

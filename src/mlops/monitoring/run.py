@@ -29,14 +29,14 @@ def _context(project, policy: str | None, rollout_policy: str | None, target: st
              namespace: str | None, launch: bool, actor: str | None, progress) -> ActContext:
     from mlops import tracking
     from mlops.audit import default_actor
-    from mlops.gate import load_gate
+    from mlops.gate import project_gate
     from mlops.monitoring.policy import load_policy, project_policy
     from mlops.storage import ObjectStore
 
     tracking.connect()
     store = ObjectStore.from_env()
     monitoring_policy = load_policy(policy, project) if policy else project_policy(project)
-    gate = load_gate(project.gate)
+    gate = project_gate(project)
     return ActContext(store, project, monitoring_policy, target, actor or default_actor(), training_data or None,
                       rollout_policy or monitoring_policy.rollout_policy, gate.high_stakes, namespace, launch,
                       progress, gate.decision_threshold)

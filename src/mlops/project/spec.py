@@ -123,6 +123,15 @@ class Names:
 
 
 @dataclass(frozen=True)
+class CustomMetrics:
+    """A project's own metrics: ``hook(y_true, scores, threshold) -> {name: value}`` over the test set."""
+
+    hook: Hook
+    names: tuple[str, ...]  # what the gate may name, beside the task's metrics
+    lower_is_better: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Demo:
     """The demo's roles, cast from the project: which generator scenarios and which model params play them."""
 
@@ -154,7 +163,7 @@ class Project:
     rollout: Path | None
     monitoring: Path | None
     contracts: dict[str, Path] = field(default_factory=dict)  # "raw", "features"
-    metrics_hook: Hook | None = None  # custom metrics: a function (y_true, scores, threshold) -> {name: value}
+    metrics: CustomMetrics | None = None  # the project's own metrics, judged by its gate like the task's
     data_hook: Hook | None = None  # generate(rows, seed, scenario) -> raw frame, for demos and tests
     demo: Demo | None = None  # how `mlops demo` tells the story with this project's data and model
     digest: str = ""  # sha256 of every file of the project, in path order: its identity in lineage
@@ -163,6 +172,15 @@ class Project:
     @property
     def where(self) -> str:
         return str(self.root / PROJECT_FILE)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Every metric the gate may name: the task's, then the project's own."""
+        return (*self.task.metrics, *(self.metrics.names if self.metrics else ()))
+
+    @property
+    def lower_is_better(self) -> frozenset[str]:
+        return self.task.lower_is_better | (self.metrics.lower_is_better if self.metrics else frozenset())
 
     def contract(self, kind: str) -> str:
         """The path of the project's data contract of ``kind`` ("raw" or "features")."""
@@ -208,7 +226,7 @@ def load_project(root: str | Path) -> Project:
     split = _split(raw.get("split", {}), f"{where}: split")
     names = _names(raw.get("names", {}), name, f"{where}: names")
     contracts = mapping(raw.get("contracts", {}), f"{where}: contracts", {"raw", "features"})
-    metrics = mapping(raw.get("metrics", {}), f"{where}: metrics", {"hook"})
+    metrics = _metrics(raw["metrics"], task, root, f"{where}: metrics") if "metrics" in raw else None
     data = mapping(raw.get("data", {}), f"{where}: data", {"generator"})
     return Project(
         root=root.resolve(), name=name, task=task, description=_text(raw.get("description", ""), f"{where}: description"),
@@ -218,7 +236,7 @@ def load_project(root: str | Path) -> Project:
         rollout=_file(raw["rollout"], root, f"{where}: rollout") if "rollout" in raw else None,
         monitoring=_file(raw["monitoring"], root, f"{where}: monitoring") if "monitoring" in raw else None,
         contracts={k: _file(v, root, f"{where}: contracts.{k}") for k, v in contracts.items()},
-        metrics_hook=_hook(metrics["hook"], root, f"{where}: metrics.hook") if "hook" in metrics else None,
+        metrics=metrics,
         data_hook=_hook(data["generator"], root, f"{where}: data.generator") if "generator" in data else None,
         demo=_demo(raw["demo"], f"{where}: demo", "generator" in data) if "demo" in raw else None,
         digest=project_digest(root), source=str(root.resolve()))
@@ -340,6 +358,21 @@ def _names(raw: Any, name: str, where: str) -> Names:
         raise ConfigError(f"{where}.feast_project must be letters, digits and underscores, got {feast!r}")
     return Names(model, _text(raw.get("experiment", name), f"{where}.experiment"), feast,
                  _name(raw.get("prefix", name), f"{where}.prefix"))
+
+
+def _metrics(raw: Any, task: Task, root: Path, where: str) -> CustomMetrics:
+    raw = mapping(raw, where, {"hook", "names", "lower_is_better"}, {"hook", "names"})
+    names = _columns(raw["names"], f"{where}.names")
+    if not names:
+        raise ConfigError(f"{where}.names must list the metrics the hook returns")
+    taken = sorted(set(names) & set(task.metrics))
+    if taken:
+        raise ConfigError(f"{where}.names: {taken} are metrics of the task {task.name} already; name yours otherwise")
+    lower = _columns(raw.get("lower_is_better", []), f"{where}.lower_is_better")
+    unknown = sorted(set(lower) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}.lower_is_better names {unknown}, which are not in {where}.names")
+    return CustomMetrics(_hook(raw["hook"], root, f"{where}.hook"), names, frozenset(lower))
 
 
 def _demo(raw: Any, where: str, has_generator: bool) -> Demo:

@@ -14,7 +14,6 @@ from typing import Any
 from mlops.config_files import mapping, number
 from mlops.errors import ConfigError
 
-PACKAGED_POLICIES = Path(__file__).resolve().parent / "policies"
 
 # metric -> phases it can be measured in
 METRICS = {
@@ -108,7 +107,7 @@ def load_policy(path: str | Path) -> RolloutPolicy:
 
 
 def resolve_policy(ref: str, cache_dir: Path, store=None) -> RolloutPolicy:
-    """A policy by packaged name (e.g. credit_default), local path, or s3:// URI."""
+    """A rollout policy from a local path (a project's rollout.yaml) or an s3:// URI."""
     from mlops.config_files import resolve_config_file
 
-    return load_policy(resolve_config_file(ref, PACKAGED_POLICIES, "rollout policy", cache_dir, store))
+    return load_policy(resolve_config_file(ref, "rollout policy", cache_dir, store))

@@ -37,7 +37,7 @@ def run_rollout(project, candidate: str, *, policy: str | None = None,
     and the gate's stakes, then roll out the project's model."""
     from mlops import tracking
     from mlops.audit import default_actor
-    from mlops.gate import load_gate
+    from mlops.gate import project_gate
     from mlops.rollout.policy import resolve_policy
     from mlops.serving.model_files import resolve_model
     from mlops.storage import ObjectStore
@@ -50,7 +50,7 @@ def run_rollout(project, candidate: str, *, policy: str | None = None,
         raise ConfigError(f"{project.where} declares no rollout policy (rollout: rollout.yaml)")
     with tempfile.TemporaryDirectory(prefix="mlops-rollout-") as tmp:
         rollout_policy = resolve_policy(policy or str(project.rollout), Path(tmp), store)
-    high_stakes = load_gate(project.gate).high_stakes
+    high_stakes = project_gate(project).high_stakes
     driver = make_driver(target, project, store, faults=faults, namespace=namespace)
     with _terminate_as_interrupt():
         return rollout(store, driver, model, version, rollout_policy, high_stakes=high_stakes,

@@ -101,9 +101,9 @@ class ServedModel(kserve.Model):
 
 def decision_threshold(project) -> float:
     """The operating point the project's evaluation gate judged the model at: one home for it."""
-    from mlops.gate import load_gate
+    from mlops.gate import project_gate
 
-    return load_gate(project.gate).decision_threshold
+    return project_gate(project).decision_threshold
 
 
 def build_model(args: argparse.Namespace) -> "ServedModel":

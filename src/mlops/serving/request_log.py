@@ -40,7 +40,7 @@ class _Batch:
     request_id: str
     at: datetime
     model_version: str
-    features: pd.DataFrame  # customer_id and feature columns, one row per served row
+    features: pd.DataFrame  # the entity key and feature columns, one row per served row
     probability: np.ndarray
     predicted_class: np.ndarray
 
