@@ -19,14 +19,14 @@ PARALLELISM = 8
 @dsl.pipeline(name="batch-prediction", description=__doc__.splitlines()[0])
 def batch_prediction_pipeline(
     project: str,
-    input_uri: str = "",
+    input_uri: str,
     output_uri: str = "",
     model_version: str = "production",
     keep: str = "",
     shards: int = 4,
     chunk_rows: int = 65536,
 ):
-    # Empty URIs are the project's: its feature snapshots in, s3://<bucket>/predictions/<model> out.
+    # An empty output_uri is the project's s3://<bucket>/predictions/<model>.
     plan = use_platform(plan_batch_prediction(
         project=project, input_uri=input_uri, output_uri=output_uri, model_version=model_version, keep=keep,
         shards=shards))

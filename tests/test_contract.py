@@ -1,12 +1,12 @@
-"""Data contracts: inference, strict loading with named errors, packaged contract."""
+"""Data contracts: inference, strict loading with named errors, each project's own contracts."""
 
 import pytest
 import yaml
 
-from mlops.contract import (PACKAGED_CONTRACTS, contract_to_yaml, infer_contract, load_contract, parse_contract,
-                            resolve_contract, write_contract_files)
-from mlops.data.generator import generate_credit_data
+from mlops.contract import (contract_to_yaml, infer_contract, load_contract, parse_contract, resolve_contract,
+                            write_contract_files)
 from mlops.errors import ConfigError
+from tests.projects import CHURN, CREDIT, EXAMPLES, generate_churn_data, generate_credit_data
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +14,17 @@ def reference():
     return generate_credit_data(5_000, seed=1)
 
 
+@pytest.fixture(scope="module")
+def churn_reference():
+    return generate_churn_data(3_000)
+
+
+def infer(project, frame, name):
+    return infer_contract(frame, name, key=[project.entity.key], timestamp=project.event_timestamp)
+
+
 def test_inference_proposes_types_nullability_ranges_and_sets(reference):
-    c = infer_contract(reference, "credit", key=["customer_id"], timestamp="event_timestamp")
+    c = infer(CREDIT, reference, "credit")
     cols = c.columns
     assert cols["customer_id"].type == "string" and not cols["customer_id"].nullable
     assert cols["event_timestamp"].type == "timestamp" and cols["age"].type == "integer"
@@ -25,18 +34,46 @@ def test_inference_proposes_types_nullability_ranges_and_sets(reference):
     assert c.key == ["customer_id"] and c.min_rows == 500
 
 
-def test_written_contract_round_trips(reference, tmp_path):
-    c = infer_contract(reference, "credit", key=["customer_id"], timestamp="event_timestamp")
-    path, profile = write_contract_files(c, reference, tmp_path / "credit.yaml")
+def test_inference_reads_integer_keys_nullable_integers_and_text_labels(churn_reference):
+    """Churn: an int64 entity key, a nullable Int64 count, a yes/no label."""
+    c = infer(CHURN, churn_reference, "churn")
+    cols = c.columns
+    assert cols["subscriber_id"].type == "integer" and not cols["subscriber_id"].nullable
+    assert cols["snapshot_timestamp"].type == "timestamp" and cols["label_timestamp"].type == "timestamp"
+    calls = cols["support_calls_90d"]
+    assert calls.type == "integer" and calls.nullable and 0.0 < calls.max_missing < 0.1
+    assert cols["churned"].type == "category" and cols["churned"].values == ["no", "yes"]
+    assert cols["plan"].values == ["basic", "premium", "standard"]
+    assert cols["tenure_months"].min <= churn_reference["tenure_months"].min()
+    assert cols["tenure_months"].max >= churn_reference["tenure_months"].max()
+    assert c.key == ["subscriber_id"] and c.timestamp == "snapshot_timestamp" and c.min_rows == 300
+
+
+@pytest.mark.parametrize("project", EXAMPLES, ids=lambda p: p.name)
+def test_written_contract_round_trips(project, reference, churn_reference, tmp_path):
+    frame = reference if project is CREDIT else churn_reference
+    c = infer(project, frame, project.names.prefix)
+    path, profile = write_contract_files(c, frame, tmp_path / f"{project.names.prefix}.yaml")
     loaded = load_contract(path)
     assert loaded.columns == c.columns and loaded.key == c.key and profile.exists()
     assert loaded.reference_profile_path() == profile
 
 
-def test_packaged_contract_loads_with_its_profile(tmp_path):
-    c = resolve_contract("credit_applications", tmp_path)
-    assert c.path == PACKAGED_CONTRACTS / "credit_applications.yaml"
-    assert c.reference_profile_path().is_file() and c.columns["age"].min == 18
+@pytest.mark.parametrize("project, kind, column, low", [
+    (CREDIT, "raw", "age", 18), (CREDIT, "features", "age", 18),
+    (CHURN, "raw", "tenure_months", 0), (CHURN, "features", "tenure_months", 0),
+], ids=lambda v: getattr(v, "name", str(v)))
+def test_a_projects_contract_loads_with_its_profile(tmp_path, project, kind, column, low):
+    c = resolve_contract(project.contract(kind), tmp_path)
+    assert c.path == project.root / "contracts" / f"{kind}.yaml"
+    assert c.reference_profile_path().is_file() and c.reference_profile_path().parent == project.root / "contracts"
+    assert c.columns[column].min == low and project.entity.key in c.columns
+    # The raw contract keys on the project's entity and event time; the features contract holds its features.
+    if kind == "raw":
+        assert c.key == [project.entity.key] and c.timestamp == project.event_timestamp
+        assert project.label.column in c.columns and set(project.sensitive) <= set(c.columns)
+    else:
+        assert set(project.features.names) <= set(c.columns)
 
 
 def base():
@@ -77,8 +114,13 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 def test_missing_contract_and_unknown_name(tmp_path):
     with pytest.raises(ConfigError, match="cannot read data contract"):
         load_contract(tmp_path / "none.yaml")
-    with pytest.raises(ConfigError, match="no packaged data contract named 'nope'; known: \\['credit_applications', 'credit_features'\\]"):
+    with pytest.raises(ConfigError, match=r"data contract nope does not exist \(name a file, or an s3:// URI\)"):
         resolve_contract("nope", tmp_path)
+    # The library ships no dataset's contract any more: the old packaged names are just missing files.
+    with pytest.raises(ConfigError, match="data contract credit_applications does not exist"):
+        resolve_contract("credit_applications", tmp_path)
+    with pytest.raises(ConfigError, match="must be named by a file path or an s3:// URI"):
+        resolve_contract("", tmp_path)
 
 
 def test_yaml_output_is_plain_yaml(reference):
@@ -87,11 +129,14 @@ def test_yaml_output_is_plain_yaml(reference):
 
 
 @pytest.mark.platform
-def test_a_contract_on_s3_comes_with_its_profile(store, reference, tmp_path):
-    c = infer_contract(reference, "on_s3", key=["customer_id"], timestamp="event_timestamp")
-    path, profile = write_contract_files(c, reference, tmp_path / "src" / "on_s3.yaml")
-    store.put_file(path, "contracts/on_s3.yaml")
-    store.put_file(profile, "contracts/on_s3.profile.json")
-    loaded = resolve_contract(f"s3://{store.bucket}/contracts/on_s3.yaml", tmp_path / "cache")
+@pytest.mark.parametrize("project", EXAMPLES, ids=lambda p: p.name)
+def test_a_contract_on_s3_comes_with_its_profile(project, store, reference, churn_reference, tmp_path):
+    frame = reference if project is CREDIT else churn_reference
+    name = f"on_s3_{project.names.feast_project}"
+    c = infer(project, frame, name)
+    path, profile = write_contract_files(c, frame, tmp_path / "src" / f"{name}.yaml")
+    store.put_file(path, f"contracts/{name}.yaml")
+    store.put_file(profile, f"contracts/{name}.profile.json")
+    loaded = resolve_contract(f"s3://{store.bucket}/contracts/{name}.yaml", tmp_path / "cache")
     assert loaded.columns == c.columns and loaded.reference_profile_path() == tmp_path / "cache" / profile.name
     assert loaded.reference_profile_path().read_bytes() == profile.read_bytes()

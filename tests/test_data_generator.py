@@ -1,24 +1,32 @@
-"""Tests of the synthetic credit-default generator (mlops.data.generator)."""
+"""Tests of the credit-default example's synthetic generator (examples/credit-default/data.py).
+
+The generator is the project's ``data.generator`` hook: the tests call it the way the suite
+does (``tests.projects.generate_credit_data``, through the project), and read its documented
+constants from the module the hook loads.
+"""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.data.generator import (
-    CATEGORICAL_FEATURES,
-    ENTITY_COLUMN,
-    LABEL_COLUMN,
-    LABEL_TIMESTAMP_COLUMN,
-    MAX_ROWS,
-    MIN_ROWS,
-    NUMERIC_FEATURES,
-    SCENARIOS,
-    SENSITIVE_COLUMN,
-    TIMESTAMP_COLUMN,
-    generate_credit_data,
-)
+from mlops.project import HookError, load_hook
+from tests.projects import CREDIT, generate_credit_data
+
+GENERATOR = sys.modules[load_hook(CREDIT, CREDIT.data_hook).__module__]
+CATEGORICAL_FEATURES = GENERATOR.CATEGORICAL_FEATURES
+ENTITY_COLUMN = GENERATOR.ENTITY_COLUMN
+LABEL_COLUMN = GENERATOR.LABEL_COLUMN
+LABEL_TIMESTAMP_COLUMN = GENERATOR.LABEL_TIMESTAMP_COLUMN
+MAX_ROWS = GENERATOR.MAX_ROWS
+MIN_ROWS = GENERATOR.MIN_ROWS
+NUMERIC_FEATURES = GENERATOR.NUMERIC_FEATURES
+SCENARIOS = GENERATOR.SCENARIOS
+SENSITIVE_COLUMN = GENERATOR.SENSITIVE_COLUMN
+TIMESTAMP_COLUMN = GENERATOR.TIMESTAMP_COLUMN
 
 N = 20_000
 EXPECTED_COLUMNS = [
@@ -88,6 +96,26 @@ def test_constants() -> None:
     assert list(NUMERIC_FEATURES) == EXPECTED_COLUMNS[2:10]
     assert list(CATEGORICAL_FEATURES) == EXPECTED_COLUMNS[10:14]
     assert not set(NUMERIC_FEATURES) & set(CATEGORICAL_FEATURES)
+
+
+def test_the_generator_makes_the_columns_its_project_declares() -> None:
+    """project.yaml and data.py describe one frame: key, timestamps, label, sensitive and slice columns."""
+    assert CREDIT.data_hook is not None and str(CREDIT.data_hook) == "data.py:generate"
+    assert (CREDIT.entity.key, CREDIT.event_timestamp, CREDIT.label_timestamp) == (
+        ENTITY_COLUMN, TIMESTAMP_COLUMN, LABEL_TIMESTAMP_COLUMN)
+    assert (CREDIT.label.column, CREDIT.sensitive) == (LABEL_COLUMN, (SENSITIVE_COLUMN,))
+    raw = set(NUMERIC_FEATURES) | set(CATEGORICAL_FEATURES)
+    assert set(CREDIT.slices) <= raw
+    # The project's features are the raw ones plus what its feature hook derives from them.
+    assert raw < set(CREDIT.features.names)
+    assert set(CREDIT.features.names) - raw == {"loan_to_income", "log_income", "has_late_payments"}
+    assert CREDIT.demo is not None and {CREDIT.demo.broken, CREDIT.demo.drift} <= set(SCENARIOS)
+
+
+def test_the_hook_is_the_modules_generate() -> None:
+    """Through the project or straight from its module, the same arguments give the same frame."""
+    pd.testing.assert_frame_equal(generate_credit_data(MIN_ROWS, seed=5),
+                                  GENERATOR.generate(MIN_ROWS, seed=5, scenario="none"))
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -261,6 +289,9 @@ def test_different_seed_gives_different_data(base: pd.DataFrame) -> None:
 )
 def test_bad_arguments_raise_value_error(kwargs: dict, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
+        GENERATOR.generate(**kwargs)
+    # Through the project the same refusal names the hook that raised it.
+    with pytest.raises(HookError, match=r"data\.py:generate of project credit-default raised ValueError: .*" + pattern):
         generate_credit_data(**kwargs)
 
 

@@ -1,11 +1,16 @@
-"""Dataset fetching, checks and digests: each bad input named precisely, nothing left behind."""
+"""Dataset fetching, checks and digests: each bad input named precisely, nothing left behind.
+
+Checked on the training rows of both example projects (credit: string ids, label ``default``;
+churn: integer ids, label ``churned`` encoded 0/1 from "yes"/"no"), each with its own label and
+event-time columns.
+"""
 
 import pandas as pd
 import pytest
 
-from mlops.data.generator import generate_credit_data
 from mlops.datasets import ingest, read_table, write_table
 from mlops.errors import DataError, StorageError
+from tests.projects import CHURN, CREDIT, EXAMPLES, generate_churn_data, generate_credit_data, offline_rows
 
 
 @pytest.fixture(scope="module")
@@ -13,20 +18,42 @@ def credit():
     return generate_credit_data(2_000, seed=3)
 
 
-def test_local_write_read_and_digest_is_content_addressed(credit, tmp_path):
-    d1 = write_table(credit, str(tmp_path / "a.parquet"))
-    d2 = write_table(credit, str(tmp_path / "b.parquet"))
-    d3 = write_table(credit.head(1_500), str(tmp_path / "c.parquet"))
+@pytest.fixture(scope="module")
+def frames(credit):
+    """A trainable frame per project: credit's raw rows (label already 0/1), churn's training rows."""
+    return {CREDIT.name: credit, CHURN.name: offline_rows(CHURN, generate_churn_data(2_000, seed=3))}
+
+
+@pytest.fixture(params=EXAMPLES, ids=lambda p: p.name)
+def case(request, frames):
+    project = request.param
+    return project, frames[project.name], project.label.column, project.event_timestamp
+
+
+def test_local_write_read_and_digest_is_content_addressed(case, tmp_path):
+    _, frame, *_ = case
+    d1 = write_table(frame, str(tmp_path / "a.parquet"))
+    d2 = write_table(frame, str(tmp_path / "b.parquet"))
+    d3 = write_table(frame.head(1_500), str(tmp_path / "c.parquet"))
     assert d1 == d2 != d3 and d1.startswith("sha256:")
-    pd.testing.assert_frame_equal(read_table(str(tmp_path / "a.parquet")), credit)
+    pd.testing.assert_frame_equal(read_table(str(tmp_path / "a.parquet")), frame)
     assert not list(tmp_path.glob(".*partial"))
 
 
-def test_ingest_copies_checks_and_digests(credit, tmp_path):
-    write_table(credit, str(tmp_path / "in.parquet"))
-    info = ingest(str(tmp_path / "in.parquet"), tmp_path / "out" / "data", "default", "event_timestamp")
-    assert info.rows == 2_000 and "default" in info.columns
-    assert info.digest == write_table(credit, str(tmp_path / "again.parquet"))
+def test_ingest_copies_checks_and_digests(case, tmp_path):
+    _, frame, label, event = case
+    write_table(frame, str(tmp_path / "in.parquet"))
+    info = ingest(str(tmp_path / "in.parquet"), tmp_path / "out" / "data", label, event)
+    assert info.rows == 2_000 and label in info.columns and event in info.columns
+    assert info.digest == write_table(frame, str(tmp_path / "again.parquet"))
+
+
+def test_raw_text_labels_are_not_training_rows(tmp_path):
+    """Churn's raw "yes"/"no" label must be encoded (label_events) before it is trained on."""
+    write_table(generate_churn_data(500), str(tmp_path / "raw.parquet"))
+    with pytest.raises(DataError, match=r"label column 'churned' must be binary 0/1, found values \['no', 'yes'\]"):
+        ingest(str(tmp_path / "raw.parquet"), tmp_path / "d", CHURN.label.column, CHURN.event_timestamp)
+    assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.parametrize("make, message", [
@@ -44,40 +71,44 @@ def test_unusable_paths_are_named(tmp_path, make, message):
     assert not dest.exists()
 
 
-def test_empty_dataset(credit, tmp_path):
-    write_table(credit.head(0), str(tmp_path / "empty.parquet"))
+def test_empty_dataset(case, tmp_path):
+    _, frame, label, event = case
+    write_table(frame.head(0), str(tmp_path / "empty.parquet"))
     with pytest.raises(DataError, match=r"is empty: 0 rows"):
-        ingest(str(tmp_path / "empty.parquet"), tmp_path / "d", "default", "event_timestamp")
+        ingest(str(tmp_path / "empty.parquet"), tmp_path / "d", label, event)
     assert not (tmp_path / "d").exists()
 
 
-def test_label_column_absent(credit, tmp_path):
-    write_table(credit.drop(columns=["default"]), str(tmp_path / "nolabel.parquet"))
-    with pytest.raises(DataError, match=r"lacks required column\(s\) \['default'\]"):
-        ingest(str(tmp_path / "nolabel.parquet"), tmp_path / "d", "default", "event_timestamp")
+def test_label_column_absent(case, tmp_path):
+    _, frame, label, event = case
+    write_table(frame.drop(columns=[label]), str(tmp_path / "nolabel.parquet"))
+    with pytest.raises(DataError, match=rf"lacks required column\(s\) \['{label}'\]"):
+        ingest(str(tmp_path / "nolabel.parquet"), tmp_path / "d", label, event)
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda df: df.assign(default=df["default"] * 3), "must be binary 0/1"),
-    (lambda df: df.assign(default=0), "single class"),
-    (lambda df: df.assign(default=df["default"].astype(float).where(df.index > 5)), "missing values"),
-    (lambda df: df.assign(event_timestamp=df["event_timestamp"].astype(str)), "must be a datetime"),
+    (lambda df, label, event: df.assign(**{label: df[label] * 3}), "must be binary 0/1"),
+    (lambda df, label, event: df.assign(**{label: 0}), "single class"),
+    (lambda df, label, event: df.assign(**{label: df[label].astype(float).where(df.index > 5)}), "missing values"),
+    (lambda df, label, event: df.assign(**{event: df[event].astype(str)}), "must be a datetime"),
 ])
-def test_untrainable_labels_and_timestamps(credit, tmp_path, mutate, message):
-    write_table(mutate(credit), str(tmp_path / "bad.parquet"))
-    with pytest.raises(DataError, match=message):
-        ingest(str(tmp_path / "bad.parquet"), tmp_path / "d", "default", "event_timestamp")
+def test_untrainable_labels_and_timestamps(case, tmp_path, mutate, message):
+    _, frame, label, event = case
+    write_table(mutate(frame, label, event), str(tmp_path / "bad.parquet"))
+    with pytest.raises(DataError, match=message) as info:
+        ingest(str(tmp_path / "bad.parquet"), tmp_path / "d", label, event)
+    assert repr(label if "datetime" not in message else event) in str(info.value)
 
 
 @pytest.mark.platform
-def test_s3_round_trip_and_missing_key(credit, store, tmp_path):
-    uri = f"s3://{store.bucket}/tests/datasets/credit.parquet"
-    digest = write_table(credit, uri, store)
-    info = ingest(uri, tmp_path / "d", "default", "event_timestamp", store)
-    assert info.digest == digest and info.rows == len(credit)
+def test_s3_round_trip_and_missing_key(case, store, tmp_path):
+    project, frame, label, event = case
+    uri = f"s3://{store.bucket}/tests/datasets/{project.names.prefix}.parquet"
+    digest = write_table(frame, uri, store)
+    info = ingest(uri, tmp_path / "d", label, event, store)
+    assert info.digest == digest and info.rows == len(frame)
     with pytest.raises(DataError, match=r"data not found: s3://.*/tests/datasets/absent.parquet does not exist"):
-        ingest(f"s3://{store.bucket}/tests/datasets/absent.parquet", tmp_path / "e", "default",
-               "event_timestamp", store)
+        ingest(f"s3://{store.bucket}/tests/datasets/absent.parquet", tmp_path / "e", label, event, store)
     with pytest.raises(StorageError, match="not a plain relative path"):
         read_table(f"s3://{store.bucket}/../etc/passwd", store)
 

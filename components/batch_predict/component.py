@@ -21,8 +21,8 @@ def plan_batch_prediction(
 ) -> str:
     """Check the input, the output prefix and the project's model, fix what the run scores (the version an alias points
     at, the input files and their ETags, the decision threshold, one scored_at) and split the input into shards
-    of Parquet row groups balanced by rows. Empty URIs are the project's (its feature snapshots in,
-    predictions/<model> out); an empty keep keeps the entity key. Returns "pending", or "complete" when the output already holds this
+    of Parquet row groups balanced by rows. An empty output_uri is the project's predictions/<model>; an
+    empty keep keeps the entity key. Returns "pending", or "complete" when the output already holds this
     input scored by this model version (then shard_list is empty and nothing runs)."""
     import json
 
@@ -31,7 +31,7 @@ def plan_batch_prediction(
     request_scoring_threads(1)
     from mlops.batch.output import save_plan
     from mlops.batch.report import markdown, plan_markdown
-    from mlops.batch.run import default_uris, plan
+    from mlops.batch.run import default_output, plan
     from mlops.errors import exit_on_user_error
     from mlops.project import resolve_project
     from mlops.storage import ObjectStore
@@ -39,7 +39,7 @@ def plan_batch_prediction(
     with exit_on_user_error("batch plan"):
         store = ObjectStore.from_env()
         spec = resolve_project(project, store=store)
-        input_uri, output_uri = default_uris(spec, input_uri, output_uri, store.bucket)
+        output_uri = default_output(spec, output_uri, store.bucket)
         planned = plan(spec, input_uri, output_uri, model_version or "production", shards=shards,
                        keep=keep or None, store=store)
         if planned.done is None:

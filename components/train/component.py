@@ -30,13 +30,13 @@ def train_model(
     from mlops.reports import training_summary_markdown
     from mlops.stages import train_and_log
     from mlops.storage import ObjectStore
-    from mlops.training import confusion, model_params, roc_points
+    from mlops.training import confusion, model_params as laid_over_project, roc_points
 
     with exit_on_user_error("train"):
         store = ObjectStore.from_env()
         spec = resolve_project(project, store=store)
         data_uri = dataset_uri(spec, data_uri, store.bucket)
-        params = model_params(spec, model_params)
+        params = laid_over_project(spec, model_params)  # the parameter, not the function, is model_params
         info = DatasetInfo(uri=data_uri, rows=int(dataset.metadata.get("rows", 0)), columns=[],
                            digest=dataset_digest)
         result = train_and_log(spec, dataset.path, info, params,
@@ -47,10 +47,13 @@ def train_model(
     trained = result.trained
     for name, value in trained.metrics.items():
         metrics.log_metric(f"validation_{name}", round(value, 6))
+    from mlops.gate import project_gate
+
     fpr, tpr, thresholds = roc_points(trained.validation_labels, trained.validation_scores)
     validation_curves.log_roc_curve(fpr, tpr, thresholds)
+    threshold = project_gate(spec).decision_threshold  # the operating point the gate judges and serving uses
     validation_curves.log_confusion_matrix(list(spec.label.class_names),
-                                           confusion(trained.validation_labels, trained.validation_scores))
+                                           confusion(trained.validation_labels, trained.validation_scores, threshold))
     with open(summary.path, "w") as fh:
         fh.write(training_summary_markdown(result))
     print(f"MLflow run {result.run.run_id}: {result.run.url}")

@@ -300,6 +300,8 @@ def _apply(store: ObjectStore, journal: _Journal) -> str:
 
 
 LINEAGE_TAGS = (
+    ("project", "mlops.project"),
+    ("project digest", "mlops.project_digest"),
     ("raw data", "mlops.raw_data_digest"),
     ("training rows", "mlops.dataset_digest"),
     ("feature snapshot", "mlops.feature_snapshot"),
@@ -311,7 +313,7 @@ LINEAGE_TAGS = (
 
 
 def lineage(model: str, version: str) -> list[tuple[str, str]]:
-    """model -> run -> data -> features -> code -> image -> environment, as (label, value) pairs."""
+    """model -> run -> project -> data -> features -> code -> image -> environment, as (label, value) pairs."""
     mv = _require_version(model, version)
     client = _client()
     run = client.get_run(mv.run_id)

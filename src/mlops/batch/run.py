@@ -45,10 +45,9 @@ class Planned:
     done: dict | None  # the manifest, when the output already holds this job: nothing to do
 
 
-def default_uris(project, input_uri: str, output_uri: str, bucket: str) -> tuple[str, str]:
-    """Empty URIs are the project's: its feature snapshots in, ``predictions/<model>`` out."""
-    return (input_uri or f"s3://{bucket}/features/{project.names.prefix}/",
-            output_uri or f"s3://{bucket}/predictions/{project.names.model}")
+def default_output(project, output_uri: str, bucket: str) -> str:
+    """An empty output URI is the project's ``s3://<bucket>/predictions/<model>``."""
+    return output_uri or f"s3://{bucket}/predictions/{project.names.model}"
 
 
 def plan(project, input_uri: str, output_uri: str, version_or_alias: str = "production", *,

@@ -28,14 +28,22 @@ class MonitorRun:
 def _context(project, policy: str | None, rollout_policy: str | None, target: str, training_data: str | None,
              namespace: str | None, launch: bool, actor: str | None, progress) -> ActContext:
     from mlops import tracking
+    import tempfile
+    from pathlib import Path
+
     from mlops.audit import default_actor
+    from mlops.config_files import resolve_config_file
     from mlops.gate import project_gate
     from mlops.monitoring.policy import load_policy, project_policy
     from mlops.storage import ObjectStore
 
     tracking.connect()
     store = ObjectStore.from_env()
-    monitoring_policy = load_policy(policy, project) if policy else project_policy(project)
+    if policy:
+        with tempfile.TemporaryDirectory(prefix="mlops-monitor-") as tmp:
+            monitoring_policy = load_policy(resolve_config_file(policy, "monitoring policy", Path(tmp), store), project)
+    else:
+        monitoring_policy = project_policy(project)
     gate = project_gate(project)
     return ActContext(store, project, monitoring_policy, target, actor or default_actor(), training_data or None,
                       rollout_policy or monitoring_policy.rollout_policy, gate.high_stakes, namespace, launch,

@@ -12,6 +12,7 @@ or truncated upload is refused before any of its code is imported.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import os
 import re
@@ -85,8 +86,9 @@ def archive_bytes(root: str | Path) -> bytes:
     """A deterministic tar.gz of exactly the files the project's digest covers (fixed order, times, owners)."""
     root = Path(root)
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        tar.fileobj.mtime = 0  # gzip header time: the same project always makes the same bytes
+    # gzip header time 0 (set when the header is written, on opening): the same project always makes the same bytes
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed, \
+            tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in project_files(root):
             data = path.read_bytes()
             info = tarfile.TarInfo(path.relative_to(root).as_posix())

@@ -85,7 +85,7 @@ def check_preconditions(model: str, candidate: str, high_stakes: bool) -> str:
     stable = registry.alias_version(model, registry.PRODUCTION)
     if stable is None:
         raise RolloutError(f"{model} has no production version to roll out against; promote a first version "
-                           f"with `mlops promote {model} VERSION --to production`")
+                           f"with `mlops promote {model} VERSION --project PROJECT --reason TEXT`")
     if candidate == stable:
         raise RolloutError(f"v{candidate} already is production")
     staging = registry.alias_version(model, registry.STAGING)
