@@ -60,15 +60,39 @@ def test_the_overlays_hold_everything_the_issue_names(kind_objects):
             ("Role", "mlops-rollout"), ("RoleBinding", "mlops-rollout"), ("Namespace", "mlops")} <= kinds
 
 
-def test_the_rollout_renders_objects_that_pass_lint():
+@pytest.mark.parametrize("model, project", [("credit-default", "credit-default"), ("churn", "churn"),
+                                            ("churn", "s3://mlops/projects/churn/" + "ef" * 32 + ".tar.gz")],
+                         ids=["credit-default", "churn", "pushed-churn"])
+def test_the_rollout_renders_objects_that_pass_lint(model, project):
     from mlops.rollout import cluster
     from mlops.serving.model_files import ModelRef
 
-    ref = ModelRef("credit-default", "7", "sha256:" + "ab" * 32, "s3://mlops/mlflow-artifacts/1/models/m-7/artifacts")
-    rendered = [cluster.inference_service(ref, "mlops", image="registry.example/mlops:1.2.3"),
-                cluster.shadow_service(ref, "mlops"),
-                *yaml.safe_load_all((MANIFESTS / "base/serving/servingruntime.yaml").read_text())]
+    ref = ModelRef(model, "7", "sha256:" + "ab" * 32, "s3://mlops/mlflow-artifacts/1/models/m-7/artifacts")
+    isvc = cluster.inference_service(ref, "mlops", project, image="registry.example/mlops:1.2.3")
+    shadow = cluster.shadow_service(ref, "mlops", project)
+    rendered = [isvc, shadow, *yaml.safe_load_all((MANIFESTS / "base/serving/servingruntime.yaml").read_text())]
     assert lint.lint_objects(rendered) == []
+    # The pods find the project the way pods can: by an example's name or a pushed archive's URI.
+    for service in (isvc, shadow):
+        env = {e["name"]: e["value"] for e in service["spec"]["predictor"]["model"]["env"]}
+        assert (env["MLOPS_PROJECT"], env["MLOPS_MODEL_NAME"]) == (project, model)
+    assert isvc["spec"]["transformer"]["containers"][0]["args"] == ["--project", project, "--model-name", model]
+
+
+def test_the_cluster_driver_takes_only_a_project_pods_can_load(tmp_path):
+    from mlops.project import resolve_project
+    from mlops.rollout.cluster import ClusterTraffic
+    from tests.projects import CHURN, CREDIT, renamed
+
+    pushed = "s3://mlops/projects/churn/" + "ef" * 32 + ".tar.gz"
+    for project, source in (("credit-default", "credit-default"), ("churn", "churn"), (pushed, pushed),
+                            (CHURN, "churn"), (resolve_project("credit-default"), "credit-default")):
+        assert ClusterTraffic(None, "m", project, namespace="mlops").project == source
+    folder = renamed(CREDIT, tmp_path, "team-model")  # a project folder on this machine: no pod can read it
+    for project in (folder, str(folder.root), str(CHURN.root), "examples/churn", "./churn"):
+        with pytest.raises(ConfigError, match=r"is a folder on this machine, which pods cannot read: push it "
+                                              r"\(`mlops project push .*`\) and use the s3:// URI it prints"):
+            ClusterTraffic(None, "m", project, namespace="mlops")
 
 
 # -- the lint catches planted faults ------------------------------------------------------------
@@ -294,6 +318,34 @@ def test_the_real_cluster_overlay_generates_no_secret_and_seeds_no_demo_data():
     job = _find(objects, "Job", "mlops-bootstrap")["spec"]["template"]["spec"]["containers"][0]
     assert "--no-demo-data" in job["args"]
     assert not [o for o in objects if o["kind"] == "Service" and o["spec"].get("type") == "NodePort"]
+
+
+def _bootstrap_args(overlay: str) -> list[str]:
+    job = _find(lint.build(MANIFESTS / "overlays" / overlay), "Job", "mlops-bootstrap")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["mlops", "cluster", "bootstrap"]
+    return container["args"]
+
+
+def test_the_bootstrap_job_seeds_the_example_project_it_names_and_the_cli_reads_its_args():
+    from mlops.cli import build_parser
+
+    kind_args, cluster_args = _bootstrap_args("kind"), _bootstrap_args("cluster")
+    assert kind_args == ["--project", "credit-default", "--wait", "300"]
+    assert cluster_args == [*kind_args, "--no-demo-data"]
+    for args in (kind_args, cluster_args):
+        parsed = build_parser().parse_args(["cluster", "bootstrap", *args])
+        assert (parsed.project, parsed.wait, parsed.no_demo_data) == ("credit-default", 300.0, "--no-demo-data" in args)
+
+
+def test_the_kind_e2e_script_passes_the_project_to_the_e2e_command():
+    script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
+    call = next(line for line in script.splitlines() if "cluster e2e" in line and "mlops.cli" in line)
+    assert '--project "${MLOPS_PROJECT:-credit-default}"' in call
+    from mlops.cli import build_parser
+
+    parsed = build_parser().parse_args(["cluster", "e2e", "--project", "churn", "--root", ".", "--cluster", "mlops"])
+    assert parsed.project == "churn"
 
 
 # -- kind-config.yaml, NodePorts and upstream pins ----------------------------------------------

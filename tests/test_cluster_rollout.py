@@ -50,8 +50,8 @@ def plane(tmp_path, monkeypatch):
     double.stop()
 
 
-def driver(store, name: str, timeout_s: float = 30.0) -> ClusterTraffic:
-    return ClusterTraffic(store, name, NAMESPACE, ready_timeout_s=timeout_s, poll_s=0.05)
+def driver(store, name: str, timeout_s: float = 30.0, project: str = "credit-default") -> ClusterTraffic:
+    return ClusterTraffic(store, name, project, namespace=NAMESPACE, ready_timeout_s=timeout_s, poll_s=0.05)
 
 
 def since(plane: KServeControlPlane, name: str, started: float) -> list[dict[str, int]]:
@@ -168,3 +168,29 @@ def test_the_driver_sends_merge_patches_the_double_applies_as_the_api_server_wou
     spec = {"predictor": {"canaryTrafficPercent": 10, "model": {"storageUri": "s3://x"}}}
     assert not new_revision_expected(spec, {"spec": {"predictor": {"canaryTrafficPercent": None}}})
     assert new_revision_expected(spec, {"spec": {"predictor": {"model": {"storageUri": "s3://y"}}}})
+
+
+PUSHED_CHURN = "s3://mlops/projects/churn/" + "ef" * 32 + ".tar.gz"
+
+
+@pytest.mark.parametrize("project", ["churn", PUSHED_CHURN], ids=["example", "pushed"])
+def test_revisions_load_project(store, plane, model, project):
+    """Every revision the driver declares names the project its pods load (short name: it names the model)."""
+    name, (v1, v2, _) = model
+    traffic = driver(store, name, project=project)
+
+    def declared() -> tuple[dict, list]:
+        spec = plane.object(name)["spec"]
+        return ({e["name"]: e["value"] for e in spec["predictor"]["model"]["env"]},
+                spec["transformer"]["containers"][0]["args"])
+
+    traffic.serve(v1)  # created
+    env, args = declared()
+    assert (env["MLOPS_PROJECT"], env["MLOPS_MODEL_NAME"], env["MLOPS_MODEL_VERSION"]) == (project, name, v1)
+    assert args == ["--project", project, "--model-name", name]
+    traffic.set_canary(v1, v2, 20)  # patched: the canary's revision loads the same project
+    env, args = declared()
+    assert (env["MLOPS_PROJECT"], env["MLOPS_MODEL_NAME"], env["MLOPS_MODEL_VERSION"]) == (project, name, v2)
+    assert args == ["--project", project, "--model-name", name]
+    traffic.finish(winner=v1, loser=v2)
+    assert plane.served(name) == {v1: 100} and declared()[0]["MLOPS_PROJECT"] == project

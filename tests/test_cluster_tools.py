@@ -25,24 +25,52 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # -- mlops cluster bootstrap --------------------------------------------------------------------
 
-def test_bootstrap_creates_the_buckets_and_seeds_the_demo_data_once(store):
-    uri = "s3://mlops/datasets/bootstrap-test/train.parquet"
-    first = bootstrap.bootstrap(store, buckets=["mlops-bootstrap-extra"], seed_uri=uri, rows=1000, seed=3,
+@pytest.mark.parametrize("example, rows", [("credit-default", 1000), ("churn", 300)])
+def test_bootstrap_creates_the_buckets_and_seeds_the_demo_data_once(store, tmp_path, example, rows):
+    from mlops.datasets import read_table
+    from mlops.project.data import generate_data
+    from tests.projects import renamed
+
+    project = renamed(example, tmp_path, f"bootstrap-{example}")  # its own prefix: no other test's data
+    uri = f"s3://mlops/datasets/{project.names.prefix}/train.parquet"
+    first = bootstrap.bootstrap(store, buckets=["mlops-bootstrap-extra"], project=project, rows=rows, seed=3,
                                 progress=lambda _: None)
     assert first.buckets == [store.bucket, "mlops-bootstrap-extra"] and first.seeded == uri
     assert store.client.bucket_exists("mlops-bootstrap-extra")
-    etag = store.stat("datasets/bootstrap-test/train.parquet").etag
+    seeded = read_table(uri, store)
+    assert len(seeded) == rows and project.entity.key in seeded.columns and project.label.column in seeded.columns
+    assert seeded.equals(generate_data(project, rows, seed=3))  # the project's own generator, nothing else
+    etag = store.stat(f"datasets/{project.names.prefix}/train.parquet").etag
     lines: list[str] = []
-    again = bootstrap.bootstrap(store, buckets=["mlops-bootstrap-extra"], seed_uri=uri, rows=2000, seed=4,
+    again = bootstrap.bootstrap(store, buckets=["mlops-bootstrap-extra"], project=project, rows=rows + 500, seed=4,
                                 progress=lines.append)
-    assert again.seeded is None and store.stat("datasets/bootstrap-test/train.parquet").etag == etag
+    assert again.seeded is None and store.stat(f"datasets/{project.names.prefix}/train.parquet").etag == etag
     assert f"{uri}: already there, left as it is" in lines
 
 
-def test_the_seeded_data_is_what_the_training_pipeline_reads_by_default():
-    from pipelines.training import DEFAULT_DATA_URI
+def test_bootstrap_seeds_where_it_is_told_and_creates_buckets_only_without_a_project(store, tmp_path):
+    from tests.projects import CHURN
 
-    assert bootstrap.DEMO_DATA_URI == DEFAULT_DATA_URI
+    uri = "s3://mlops/datasets/bootstrap-test/elsewhere.parquet"
+    seeded = bootstrap.bootstrap(store, buckets=[], project=CHURN, seed_uri=uri, rows=50, progress=lambda _: None)
+    assert seeded.seeded == uri and store.exists("datasets/bootstrap-test/elsewhere.parquet")
+    bare = bootstrap.bootstrap(store, buckets=["mlops-bootstrap-bare"], progress=lambda _: None)
+    assert bare.seeded is None and bare.buckets == [store.bucket, "mlops-bootstrap-bare"]
+
+
+@pytest.mark.parametrize("example", ["credit-default", "churn"])
+def test_the_seeded_data_is_what_the_training_pipeline_reads_by_default(example):
+    from mlops.project import dataset_uri, resolve_project
+
+    project = resolve_project(example)
+    # The training pipeline's data_uri defaults to "" and its tasks read dataset_uri(project, "", bucket).
+    import inspect
+
+    from pipelines.training import training_pipeline
+
+    assert inspect.signature(training_pipeline.pipeline_func).parameters["data_uri"].default == ""
+    assert dataset_uri(project, "", "mlops") == f"s3://mlops/datasets/{project.names.prefix}/train.parquet"
+    assert dataset_uri(project, " s3://b/k.parquet ", "mlops") == "s3://b/k.parquet"
 
 
 def test_bootstrap_waits_for_a_store_that_is_not_up_then_names_it():
@@ -64,11 +92,23 @@ def test_bootstrap_does_not_wait_on_rejected_credentials(platform):
     assert time.monotonic() - started < 10
 
 
-def test_the_bootstrap_command_refuses_bad_arguments_clearly():
-    done = subprocess.run([Path(sys.executable).parent / "mlops", "cluster", "bootstrap", "--rows", "0"],
-                          capture_output=True, text=True)
-    assert done.returncode == 1 and "error: demo data rows must be in [1000, 1000000], got 0" in done.stderr
-    assert "Traceback" not in done.stderr
+@pytest.mark.parametrize("args, message", [
+    (["--project", "churn", "--rows", "0"], "error: demo data rows must be at least 1, got 0"),
+    (["--project", "credit-default", "--rows", "-5"], "error: demo data rows must be at least 1, got -5"),
+    (["--rows", "100"], "error: name the project with --project (or MLOPS_PROJECT): an example (churn, credit-default)"),
+    (["--project", "no-such-example"], "error: no example project named 'no-such-example'"),
+], ids=["zero-rows", "negative-rows", "no-project", "unknown-project"])
+def test_the_bootstrap_command_refuses_bad_arguments_clearly(tmp_path, args, message):
+    # An object store that is not there: the arguments are refused before it is waited for.
+    env = {**os.environ, "MLOPS_S3_ENDPOINT": f"127.0.0.1:{free_ports({'s3': 9000})['s3']}",
+           "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "MLOPS_HOME": str(tmp_path)}
+    env.pop("MLOPS_PROJECT", None)
+    started = time.monotonic()
+    done = subprocess.run([Path(sys.executable).parent / "mlops", "cluster", "bootstrap", *args, "--wait", "60"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "waiting for the object store" not in done.stdout
+    assert time.monotonic() - started < 50
 
 
 # -- MLflow with the Deployment's arguments ---------------------------------------------------------
@@ -136,11 +176,11 @@ def test_the_gateway_host_is_the_transformers_when_there_is_one():
     status = {"status": {"url": "http://credit-default-predictor.mlops.example.com",
                          "components": {"transformer": {"url": "http://credit-default-transformer.mlops.example.com"},
                                         "predictor": {"url": "http://credit-default-predictor.mlops.example.com"}}}}
-    assert e2e.gateway_host(status) == "credit-default-transformer.mlops.example.com"
-    assert e2e.gateway_host({"status": {"url": "http://credit-default.mlops.example.com/"}}) == \
-        "credit-default.mlops.example.com"
-    with pytest.raises(e2e.ClusterCheckFailed, match="reports no URL"):
-        e2e.gateway_host({"status": {}})
+    assert e2e.gateway_host(status, "credit-default") == "credit-default-transformer.mlops.example.com"
+    assert e2e.gateway_host({"status": {"url": "http://churn.mlops.example.com/"}}, "churn") == \
+        "churn.mlops.example.com"
+    with pytest.raises(e2e.ClusterCheckFailed, match="InferenceService mlops/churn is Ready but reports no URL"):
+        e2e.gateway_host({"status": {}}, "churn")
 
 
 def test_pipeline_versions_are_named_by_content(tmp_path):
@@ -157,15 +197,22 @@ def test_the_e2e_command_names_a_missing_checkout(tmp_path):
         e2e.Endpoints.from_kind(tmp_path)
 
 
-def test_requests_through_the_gateway_carry_the_inference_services_host():
-    """replay() with a Host header, on the wire: what Kourier routes by."""
-    seen: list[str] = []
+@pytest.mark.parametrize("example, ids, datatype", [("credit-default", ["C0000001", "C0000002"], "BYTES"),
+                                                     ("churn", [10000001, 10000002], "INT64")])
+def test_requests_through_the_gateway_carry_the_inference_services_host(example, ids, datatype):
+    """replay() with a Host header, on the wire: what Kourier routes by; the body is the project's id tensor."""
+    import json
+
+    from mlops.project import resolve_project
+
+    project = resolve_project(example)
+    model = project.names.model
+    seen: list[tuple[str, str, dict]] = []
 
     class Gateway(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
-            seen.append(self.headers["Host"])
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = b'{"model_name": "credit-default", "model_version": "3", "outputs": []}'
+            seen.append((self.headers["Host"], self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            body = json.dumps({"model_name": model, "model_version": "3", "outputs": []}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -177,15 +224,21 @@ def test_requests_through_the_gateway_carry_the_inference_services_host():
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"{model}-transformer.mlops.example.com"
     try:
         from mlops.serving.traffic_replay import replay
 
-        stats = replay(f"http://127.0.0.1:{server.server_port}", "credit-default", ["c1", "c2"], rate=50,
-                       requests=6, protocol="v2", headers={"Host": "credit-default-transformer.mlops.example.com"})
+        stats = replay(f"http://127.0.0.1:{server.server_port}", project, ids, rate=50, requests=6, protocol="v2",
+                       headers={"Host": host})
     finally:
         server.shutdown()
     assert stats.statuses == {200: 6} and stats.versions == {"3": 6}
-    assert seen == ["credit-default-transformer.mlops.example.com"] * 6
+    assert [h for h, _, _ in seen] == [host] * 6
+    assert {p for _, p, _ in seen} == {f"/v2/models/{model}/infer"}
+    for _, _, body in seen:
+        (tensor,) = body["inputs"]
+        assert (tensor["name"], tensor["datatype"], tensor["shape"]) == (project.entity.key, datatype, [1])
+        assert tensor["data"][0] in ids and type(tensor["data"][0]) is type(ids[0])
 
 
 def test_the_kserve_ingress_patch_turns_istio_off_and_keeps_every_other_key():

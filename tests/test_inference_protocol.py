@@ -8,6 +8,10 @@ in-process prediction. The model repository routes are refused and serving
 still answers afterwards. Binary bodies that lie about their framing get a 400
 that says which number is wrong. schemathesis (in its own locked venv)
 fuzzes both servers over their own /openapi.json: no 5xx.
+
+The clients drive both example projects' topologies (tests/test_serving.py):
+credit-default's string ids travel as BYTES tensors, churn's integer ids as
+INT64 tensors, in JSON and in binary; the framing tests stay on credit.
 """
 
 from __future__ import annotations
@@ -28,12 +32,23 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from mlops.features import store as feature_store
-from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES
 from mlops.serving.http_server import VERSION_HEADER
-from tests.test_serving import (GATE_THRESHOLD, GOOD_ROW, MODEL, TIMEOUT, error_of, in_process_frame,  # noqa: F401
-                                instances, served, v1_url, v2_url)
+from tests import test_serving
+from tests.test_serving import (CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES, GOOD_ROW, TIMEOUT,  # noqa: F401
+                                any_served, churn_served, error_of, in_process_frame, instances, served)
 
 pytestmark = pytest.mark.platform
+# The models this module serves the examples as (not test_serving's: no two modules share a model or its log).
+SERVED_MODELS = {"credit-default": "protocol-credit", "churn": "protocol-churn"}
+MODEL = SERVED_MODELS["credit-default"]
+
+
+def v1_url(base: str, name: str = MODEL) -> str:
+    return test_serving.v1_url(base, name)
+
+
+def v2_url(base: str, name: str = MODEL) -> str:
+    return test_serving.v2_url(base, name)
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = "inference-header-content-length"
 
@@ -42,23 +57,26 @@ BINARY = "inference-header-content-length"
 
 def held_out_rows(served, n: int = 12) -> list[dict]:
     """Held-out rows as a client sends them, with missing numbers and text among them."""
-    rows = instances(served.test_rows.head(n))
-    rows[0]["income"] = None
-    rows[1]["region"] = None
+    rows = instances(served.test_rows.head(n), served.project)
+    (numeric, *_), (text, *_), _ = served.blanks
+    rows[0][numeric] = None
+    rows[1][text] = None
     return rows
 
 
 def expected_for(served, version: str, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    probability = served.loaded(version).estimator.predict_proba(in_process_frame(rows))[:, 1]
-    return probability, (probability >= GATE_THRESHOLD).astype(np.int64)
+    probability = served.loaded(version).estimator.predict_proba(in_process_frame(rows, served.project))[:, 1]
+    return probability, (probability >= served.threshold).astype(np.int64)
 
 
-def triton_inputs(rows: list[dict], binary: bool) -> list[triton.InferInput]:
+def triton_inputs(rows: list[dict], binary: bool, project=None) -> list[triton.InferInput]:
     """One tensor per feature as tritonclient builds them from NumPy (missing text as ''... not allowed:
     tritonclient cannot send a null, so rows here carry none in text columns)."""
+    names, text = ((project.features.names, project.features.of_type("string")) if project
+                   else (FEATURE_NAMES, CATEGORICAL_FEATURES))
     tensors = []
-    for name in FEATURE_NAMES:
-        if name in CATEGORICAL_FEATURES:
+    for name in names:
+        if name in text:
             values = np.array([row[name].encode() for row in rows], dtype=np.object_)
             tensor = triton.InferInput(name, [len(rows)], "BYTES")
         else:
@@ -69,10 +87,11 @@ def triton_inputs(rows: list[dict], binary: bool) -> list[triton.InferInput]:
     return tensors
 
 
-def complete_text(rows: list[dict]) -> list[dict]:
+def complete_text(rows: list[dict], project=None) -> list[dict]:
     """Rows without missing text: a binary BYTES tensor has no null (missing numbers travel as NaN,
     which the predictor reads as missing, as a V1 null)."""
-    return [{**row, **{n: row[n] or "missing" for n in CATEGORICAL_FEATURES}} for row in rows]
+    text = project.features.of_type("string") if project else CATEGORICAL_FEATURES
+    return [{**row, **{n: row[n] or "missing" for n in text}} for row in rows]
 
 
 def client(base: str) -> triton.InferenceServerClient:
@@ -83,19 +102,21 @@ def client(base: str) -> triton.InferenceServerClient:
 
 @pytest.mark.parametrize("binary_in, binary_out", [(False, False), (True, True), (True, False), (False, True)],
                          ids=["json-json", "binary-binary", "binary-in-json-out", "json-in-binary-out"])
-def test_tritonclient_infers_on_the_predictor(served, binary_in, binary_out):
-    rows = complete_text(held_out_rows(served))
+def test_tritonclient_infers_on_the_predictor(any_served, binary_in, binary_out):
+    served = any_served
+    rows = complete_text(held_out_rows(served), served.project)
     # NaN in a JSON tensor is not JSON: only binary inputs may carry missing numbers.
     rows = rows if binary_in else [{k: (0.0 if v is None else v) for k, v in row.items()} for row in rows]
     probability, classes = expected_for(served, served.v1, rows)
     outputs = [triton.InferRequestedOutput("probability", binary_data=binary_out),
                triton.InferRequestedOutput("class", binary_data=binary_out)]
     with client(served.predictor(served.v1)) as c:
-        result = c.infer(MODEL, triton_inputs(rows, binary_in), outputs=outputs, request_id="triton-1")
+        result = c.infer(served.model, triton_inputs(rows, binary_in, served.project), outputs=outputs,
+                         request_id="triton-1")
     np.testing.assert_allclose(result.as_numpy("probability"), probability, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(result.as_numpy("class"), classes)
     answer = result.get_response()
-    assert (answer["id"], answer["model_name"], answer["model_version"]) == ("triton-1", MODEL, served.v1)
+    assert (answer["id"], answer["model_name"], answer["model_version"]) == ("triton-1", served.model, served.v1)
     assert {o["name"]: "data" in o for o in answer["outputs"]} == {"probability": not binary_out,
                                                                    "class": not binary_out}
 
@@ -132,26 +153,34 @@ def test_tritonclient_reads_health_metadata_and_the_served_version(served):
 
 # -- tritonclient against the transformer ------------------------------------------------------
 
-def transformer_expectation(served, fs, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    features = feature_store.online_features(fs, ids)
-    probability = served.loaded(served.v1).estimator.predict_proba(features[list(FEATURE_NAMES)])[:, 1]
-    return probability, (probability >= GATE_THRESHOLD).astype(np.int64)
+def transformer_expectation(served, ids: list) -> tuple[np.ndarray, np.ndarray]:
+    features = feature_store.online_features(served.fs, ids)
+    assert features[served.key].tolist() == ids
+    probability = served.loaded(served.v1).estimator.predict_proba(
+        features[list(served.project.features.names)])[:, 1]
+    return probability, (probability >= served.threshold).astype(np.int64)
 
 
-@pytest.fixture(scope="module")
-def fs(served):
-    return feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+def id_tensor(served, ids: list, binary: bool = True):
+    """The entity ids as tritonclient sends them: BYTES for a string key, INT64 for an integer one."""
+    if served.project.entity.type == "integer":
+        tensor = triton.InferInput(served.key, [len(ids)], "INT64")
+        tensor.set_data_from_numpy(np.array(ids, dtype=np.int64), binary_data=binary)
+    else:
+        tensor = triton.InferInput(served.key, [len(ids)], "BYTES")
+        tensor.set_data_from_numpy(np.array([i.encode() for i in ids], dtype=np.object_), binary_data=binary)
+    return tensor
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
-def test_tritonclient_infers_on_the_transformer_and_its_id_comes_back(served, fs, binary):
-    ids = served.recent_customers(6, with_missing=2)
-    probability, classes = transformer_expectation(served, fs, ids)
-    tensor = triton.InferInput(ENTITY_KEY, [len(ids)], "BYTES")
-    tensor.set_data_from_numpy(np.array([i.encode() for i in ids], dtype=np.object_), binary_data=binary)
+def test_tritonclient_infers_on_the_transformer_and_its_id_comes_back(any_served, binary):
+    served = any_served
+    ids = served.recent_ids(6, with_missing=2)
+    probability, classes = transformer_expectation(served, ids)
+    tensor = id_tensor(served, ids, binary)
     with client(served.transformer) as c:
-        assert c.is_server_ready() and c.is_model_ready(MODEL)
-        result = c.infer(MODEL, [tensor], request_id=f"transformer-{binary}",
+        assert c.is_server_ready() and c.is_model_ready(served.model)
+        result = c.infer(served.model, [tensor], request_id=f"transformer-{binary}",
                          outputs=None if binary else [triton.InferRequestedOutput("probability", binary_data=False),
                                                       triton.InferRequestedOutput("class", binary_data=False)])
     np.testing.assert_allclose(result.as_numpy("probability"), probability, rtol=0, atol=1e-12)
@@ -163,7 +192,7 @@ def test_tritonclient_infers_on_the_transformer_and_its_id_comes_back(served, fs
 def test_the_transformer_pins_no_version_and_says_which_answered(served):
     with client(served.transformer) as c:
         tensor = triton.InferInput(ENTITY_KEY, [1], "BYTES")
-        tensor.set_data_from_numpy(np.array([served.recent_customers(1)[0].encode()], dtype=np.object_))
+        tensor.set_data_from_numpy(np.array([served.recent_ids(1)[0].encode()], dtype=np.object_))
         c.infer(MODEL, [tensor])
         with pytest.raises(InferenceServerException) as refused:
             c.infer(MODEL, [tensor], model_version=served.v1)
@@ -175,31 +204,34 @@ def test_the_transformer_pins_no_version_and_says_which_answered(served):
 # -- the kserve SDK's REST client -------------------------------------------------------------
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
-def test_the_kserve_rest_client_infers_on_both_servers(served, fs, binary):
+def test_the_kserve_rest_client_infers_on_both_servers(any_served, binary):
     from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
-    rows = complete_text(held_out_rows(served, 4))
+    served, project = any_served, any_served.project
+    model = served.model
+    rows = complete_text(held_out_rows(served, 4), project)
     rows = rows if binary else [{k: (0.0 if v is None else v) for k, v in row.items()} for row in rows]
     tensors = []
-    for name in FEATURE_NAMES:
-        text = name in CATEGORICAL_FEATURES
+    for name in project.features.names:
+        text = name in project.features.of_type("string")
         tensor = InferInput(name, [len(rows)], "BYTES" if text else "FP64")
         values = [row[name] for row in rows]
         tensor.set_data_from_numpy(np.array(values, dtype=np.object_ if text else np.float64), binary_data=binary)
         tensors.append(tensor)
-    ids = served.recent_customers(3)
-    entity = InferInput(ENTITY_KEY, [len(ids)], "BYTES")
-    entity.set_data_from_numpy(np.array(ids, dtype=np.object_), binary_data=binary)
+    ids = served.recent_ids(3)
+    integer = project.entity.type == "integer"
+    entity = InferInput(served.key, [len(ids)], "INT64" if integer else "BYTES")
+    entity.set_data_from_numpy(np.array(ids, dtype=np.int64 if integer else np.object_), binary_data=binary)
 
     async def ask():
         v2 = InferenceRESTClient(RESTConfig(protocol="v2", timeout=TIMEOUT))
         v1 = InferenceRESTClient(RESTConfig(protocol="v1", timeout=TIMEOUT))
         try:
-            return (await v2.infer(served.predictor(served.v1), InferRequest(MODEL, tensors, request_id="sdk"),
-                                   model_name=MODEL),
-                    await v2.infer(served.transformer, InferRequest(MODEL, [entity], request_id="sdk-t"),
-                                   model_name=MODEL),
-                    await v1.infer(served.predictor(served.v1), {"instances": rows}, model_name=MODEL))
+            return (await v2.infer(served.predictor(served.v1), InferRequest(model, tensors, request_id="sdk"),
+                                   model_name=model),
+                    await v2.infer(served.transformer, InferRequest(model, [entity], request_id="sdk-t"),
+                                   model_name=model),
+                    await v1.infer(served.predictor(served.v1), {"instances": rows}, model_name=model))
         finally:
             await v2._client.aclose()
             await v1._client.aclose()
@@ -211,7 +243,7 @@ def test_the_kserve_rest_client_infers_on_both_servers(served, fs, binary):
     np.testing.assert_allclose(outputs["probability"].as_numpy(), probability, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(outputs["class"].as_numpy(), classes)
     np.testing.assert_allclose({o.name: o for o in transformer_v2.outputs}["probability"].as_numpy(),
-                               transformer_expectation(served, fs, ids)[0], rtol=0, atol=1e-12)
+                               transformer_expectation(served, ids)[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose([p["probability"] for p in predictor_v1["predictions"]], probability, rtol=0,
                                atol=1e-12)
 
@@ -236,7 +268,7 @@ def test_every_repository_route_is_refused_and_serving_still_answers(served, ser
         assert refused.value.status() == "404"
         assert c.is_model_ready(MODEL)
     body = ({"instances": [GOOD_ROW]} if server == "predictor"
-            else {"instances": [{ENTITY_KEY: served.recent_customers(1)[0]}]})
+            else {"instances": [{ENTITY_KEY: served.recent_ids(1)[0]}]})
     assert httpx.post(v1_url(base), json=body, timeout=TIMEOUT).status_code == 200
     schema = httpx.get(f"{base}/openapi.json", timeout=TIMEOUT).json()
     assert not [p for p in schema["paths"] if p.startswith("/v2/repository")]
@@ -245,7 +277,7 @@ def test_every_repository_route_is_refused_and_serving_still_answers(served, ser
 # -- what callers may send ------------------------------------------------------------------------
 
 def test_a_json_body_without_a_content_type_is_read_as_json_on_both_servers(served):
-    customer = served.recent_customers(1)[0]
+    customer = served.recent_ids(1)[0]
     for url, body in ((v1_url(served.predictor(served.v1)), {"instances": [GOOD_ROW]}),
                       (v2_url(served.transformer), {"id": "no-type", "inputs": [
                           {"name": ENTITY_KEY, "datatype": "BYTES", "shape": [1], "data": [customer]}]})):

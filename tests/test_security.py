@@ -55,21 +55,23 @@ def test_no_secret_key_in_output_logs_stored_data_or_process_arguments(platform,
     runs = {
         "status": (mlops(["platform", "status"], env, tmp_path), 0, "s3      running"),
         "up": (mlops(["platform", "up"], env, tmp_path), 0, "platform already running"),
-        "run": (mlops(["run", "training", "--local", "--param", f"data_uri={absent}"], env, tmp_path), 1,
-                "[validate] data not found"),
-        "validate, wrong secret": (mlops(["validate", "--data", absent, "--report-dir", str(tmp_path / "r")],
-                                         {**env, "AWS_SECRET_ACCESS_KEY": wrong}, tmp_path), 1,
+        "run": (mlops(["run", "training", "--local", "--param", "project=credit-default", "--param",
+                       f"data_uri={absent}"], env, tmp_path), 1, "[validate] data not found"),
+        "validate, wrong secret": (mlops(["validate", "--project", "churn", "--data", absent, "--report-dir",
+                                          str(tmp_path / "r")], {**env, "AWS_SECRET_ACCESS_KEY": wrong}, tmp_path), 1,
                                    f"rejected the credentials for access key {settings.access_key!r}"),
-        "run, wrong secret": (mlops(["run", "training", "--local"], {**env, "AWS_SECRET_ACCESS_KEY": wrong},
-                                    tmp_path), 1, "rejected the credentials"),
+        "run, wrong secret": (mlops(["run", "training", "--local", "--param", "project=churn"],
+                                    {**env, "AWS_SECRET_ACCESS_KEY": wrong}, tmp_path), 1, "rejected the credentials"),
     }
     from mlops.local_platform import free_ports
 
-    predictor = subprocess.run(  # a server that fails at start-up is where a dump of its settings would show
-        [sys.executable, "-m", "mlops.serving.predictor", "--model-name", "security-no-such-model", "--model-version",
-         "1", "--host", "127.0.0.1", "--http-port", str(free_ports(["p"])["p"]), "--cache-dir", str(tmp_path / "c")],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    runs["predictor"] = (predictor, 1, "has no version or alias '1'")
+    for project in ("credit-default", "churn"):  # a server that fails at start-up: where a settings dump would show
+        predictor = subprocess.run(
+            [sys.executable, "-m", "mlops.serving.predictor", "--project", project, "--model-name",
+             "security-no-such-model", "--model-version", "1", "--host", "127.0.0.1", "--http-port",
+             str(free_ports(["p"])["p"]), "--cache-dir", str(tmp_path / "c")],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        runs[f"predictor of {project}"] = (predictor, 1, "has no version or alias '1'")
     for name, (done, code, expected) in runs.items():
         output = done.stdout + done.stderr
         assert done.returncode == code and expected in output, (name, output[-2000:])
@@ -200,10 +202,10 @@ def test_keys_built_from_user_input_stay_in_their_prefix(platform, store, tmp_pa
     from mlops import audit, registry
     from mlops.batch import read_predictions
     from mlops.batch.output import FORMAT, Output
-    from mlops.data.generator import generate_credit_data
     from mlops.datasets import fetch, write_table
     from mlops.serving import request_log, routing
     from mlops.stages import validate_dataset
+    from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data
 
     bucket = store.bucket
     before = set(store.list_keys(""))
@@ -216,23 +218,26 @@ def test_keys_built_from_user_input_stay_in_their_prefix(platform, store, tmp_pa
         with pytest.raises(StorageError):
             Output.parse(uri)
     assert not (tmp_path / "fetched.parquet").exists()
-    cli = mlops(["validate", "--data", f"s3://{bucket}/security/%2e%2e/%2e%2e/audit/x.parquet", "--report-dir",
-                 str(tmp_path / "cli-reports")], {**os.environ, "MLOPS_HOME": str(platform.home)}, tmp_path)
+    cli = mlops(["validate", "--project", "churn", "--data", f"s3://{bucket}/security/%2e%2e/%2e%2e/audit/x.parquet",
+                 "--report-dir", str(tmp_path / "cli-reports")], {**os.environ, "MLOPS_HOME": str(platform.home)},
+                tmp_path)
     assert cli.returncode == 1 and "not a plain relative path" in cli.stderr and "Traceback" not in cli.stderr
 
-    # A contract (a pipeline parameter may point at any file) whose dataset name climbs out of reports/.
-    data = tmp_path / "batch.parquet"
-    write_table(generate_credit_data(2_000, seed=9), str(data))
-    packaged = ROOT / "src/mlops/contracts"
-    for hostile in ("../../audit/planted", "%2e%2e/%2e%2e/audit/planted"):
-        folder = tmp_path / f"contract-{uuid.uuid4().hex[:6]}"
-        folder.mkdir()
-        (folder / "credit_applications.profile.json").write_text(
-            (packaged / "credit_applications.profile.json").read_text())
-        contract = yaml.safe_load((packaged / "credit_applications.yaml").read_text()) | {"dataset": hostile}
-        (folder / "contract.yaml").write_text(yaml.safe_dump(contract))
-        with pytest.raises(StorageError, match="not a plain relative path"):
-            validate_dataset(str(data), str(folder / "contract.yaml"), folder / "reports", publish_to=store)
+    # A contract (a pipeline parameter may point at any file) whose dataset name climbs out of reports/:
+    # each project's own raw contract, beside its reference profile, with the dataset name made hostile.
+    for project, raw in ((CREDIT, generate_credit_data(2_000, seed=9)), (CHURN, generate_churn_data(500, seed=9))):
+        data = tmp_path / f"{project.name}-batch.parquet"
+        write_table(raw, str(data))
+        packaged = Path(project.contract("raw"))
+        doc = yaml.safe_load(packaged.read_text())
+        for hostile in ("../../audit/planted", "%2e%2e/%2e%2e/audit/planted"):
+            folder = tmp_path / f"contract-{uuid.uuid4().hex[:6]}"
+            folder.mkdir()
+            for profile in packaged.parent.glob("*.profile.json"):
+                (folder / profile.name).write_text(profile.read_text())
+            (folder / packaged.name).write_text(yaml.safe_dump(doc | {"dataset": hostile}))
+            with pytest.raises(StorageError, match="not a plain relative path"):
+                validate_dataset(str(data), str(folder / packaged.name), folder / "reports", publish_to=store)
     # A model name in the gate's report prefix (reports/gate/<model>/<run>) and in every per-model key.
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "report.html").write_text("<html></html>")

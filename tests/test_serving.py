@@ -1,10 +1,15 @@
 """Online serving end to end: predictor, transformer, splitter, request log and shadow on real local servers.
 
-One module-scoped topology (``LocalServing``: two predictor versions, the
-splitter, the transformer) over features built, materialized and trained on
-from generated data, with the session's real S3 and MLflow. Every request
-goes over HTTP to 127.0.0.1; the expectations are computed in-process from
-the same registered model files and the same Feast definitions.
+Two module-scoped topologies (``LocalServing``: two predictor versions, the
+splitter, the transformer), one per example project, each over features
+built, materialized and trained on from the project's generated data, with
+the session's real S3 and MLflow: credit-default (string ids, a gradient
+boosted model over hook-computed features) and churn (integer ids, a
+logistic-regression Pipeline over the raw columns). Every request goes over
+HTTP to 127.0.0.1; the expectations are computed in-process from the same
+registered model files and the same Feast definitions. Tests of a serving
+capability run on both (``any_served``); tests of a credit field's refusal
+stay on credit.
 """
 
 from __future__ import annotations
@@ -25,21 +30,30 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops.data.generator import generate_credit_data
 from mlops.errors import ModelIntegrityError
 from mlops.features import store as feature_store
-from mlops.features.definitions import CATEGORICAL_FEATURES, ENTITY_KEY, FEATURE_NAMES, NUMERIC_FEATURES
+from mlops.features.definitions import FEATURE_TIMESTAMP
+from mlops.features.engineering import compute_features
 from mlops.local_platform import free_ports
+from mlops.project import Project
 from mlops.serving import model_files, request_log, routing
 from mlops.serving.local import LocalServing
 from mlops.serving.http_server import VERSION_HEADER
 from mlops.serving.predictor import decision_threshold
 from mlops.storage import ObjectStore
+from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 
 pytestmark = pytest.mark.platform
 
-MODEL = "serving-tests"
-GATE_THRESHOLD = 0.3  # the packaged credit_default gate's decision threshold
+MODEL = "serving-tests"  # the credit-default example, renamed for this module
+CHURN_MODEL = "serving-churn"  # the churn example, renamed for this module
+GATE_THRESHOLD = 0.3  # the credit-default gate's decision threshold
+CHURN_THRESHOLD = 0.2  # the churn gate's
+ENTITY_KEY = CREDIT.entity.key  # customer_id: string ids
+CHURN_KEY = CHURN.entity.key  # subscriber_id: integer ids
+FEATURE_NAMES = CREDIT.features.names
+NUMERIC_FEATURES = CREDIT.features.of_type("float", "integer")
+CATEGORICAL_FEATURES = CREDIT.features.of_type("string")
 MAX_BODY_BYTES = 8 * 1024 * 1024  # the servers' default body limit
 MAX_ROWS = 10_000  # the predictor's default row limit
 JSON = {"content-type": "application/json"}
@@ -50,17 +64,36 @@ TIMEOUT = 30.0
 
 @dataclass
 class Served:
-    """What the module's tests share: the running topology and the data behind it."""
+    """What a topology's tests share: the running servers and the data behind them."""
 
+    project: Project  # the renamed example served (its model is project.names.model)
+    threshold: float  # its gate's decision threshold
     local: LocalServing
     store: ObjectStore
     v1: str
     v2: str
-    raw: pd.DataFrame  # the generated applications the features were built from
+    raw: pd.DataFrame  # the generated raw rows the features were built from
+    features: pd.DataFrame  # the feature table computed from them (what was snapshotted and materialized)
     test_rows: pd.DataFrame  # held-out point-in-time rows (feature columns with real missing values)
     window: tuple  # (start, end) materialized into the online store
     work: Path
+    # Which features the round trip blanks: (numeric, numeric, numeric), (text, text, text), a text for an unseen value
+    blanks: tuple
     _loaded: dict = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return self.project.names.model
+
+    @property
+    def key(self) -> str:
+        return self.project.entity.key
+
+    @property
+    def fs(self) -> feature_store.ProjectStore:
+        if "fs" not in self._loaded:
+            self._loaded["fs"] = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), self.project)
+        return self._loaded["fs"]
 
     @property
     def urls(self) -> dict[str, str]:
@@ -76,42 +109,81 @@ class Served:
     def loaded(self, version: str) -> model_files.LoadedModel:
         """The registered files of ``version``, fetched, verified and loaded in this process."""
         if version not in self._loaded:
-            ref = model_files.resolve_model(MODEL, version)
+            ref = model_files.resolve_model(self.model, version)
             path = model_files.fetch_model(ref, self.work / "in-process-models", self.store)
             self._loaded[version] = model_files.load_model(path, ref.digest)
         return self._loaded[version]
 
-    def recent_customers(self, n: int, with_missing: int = 0) -> list[str]:
-        """Customers whose features lie well inside the materialized window; some with missing values."""
-        recent = self.raw[self.raw["event_timestamp"] > pd.Timestamp(self.window[0]) + pd.Timedelta(days=2)]
-        missing = recent[recent[["income", "employment_years", "debt_to_income"]].isna().any(axis=1)]
-        ids = missing[ENTITY_KEY].head(with_missing).tolist()
-        ids += [c for c in recent[ENTITY_KEY].iloc[::-1] if c not in ids][: n - len(ids)]
-        assert len(ids) == n
+    def recent_ids(self, n: int, with_missing: int = 0) -> list:
+        """Entities whose features lie well inside the materialized window; some with missing values.
+
+        As the join key holds them: str for credit, int for churn (JSON integers, not NumPy's).
+        """
+        table = self.features
+        recent = table[table[FEATURE_TIMESTAMP] > pd.Timestamp(self.window[0]) + pd.Timedelta(days=2)]
+        numeric = list(self.project.features.of_type("float", "integer"))
+        missing = recent[recent[numeric].isna().any(axis=1)]
+        ids = missing[self.key].head(with_missing).tolist()
+        ids += [c for c in recent[self.key].iloc[::-1].tolist() if c not in ids][: n - len(ids)]
+        assert len(ids) == n and len(missing) >= with_missing
         return ids
 
+    # the credit tests' name for it
+    recent_customers = recent_ids
 
-@pytest.fixture(scope="module")
-def served(platform, tmp_path_factory, train_versions):
-    work = tmp_path_factory.mktemp("serving")
+
+def _topology(platform, tmp_path_factory, train_versions, example: Project, name: str, raw: pd.DataFrame,
+              variants: tuple, threshold: float, blanks: tuple):
+    work = tmp_path_factory.mktemp(name)
     store = ObjectStore(platform.s3_settings())
-    raw = generate_credit_data(4_000, seed=41)
-    versions, features = train_versions(MODEL, raw, work)
-    routing.write_routing(store, MODEL, routing.Routing())
-    local = LocalServing(MODEL)
+    project = renamed(example, work, name)  # its own model, Feast project and request log
+    versions, features = train_versions(project, raw, work, variants)
+    routing.write_routing(store, name, routing.Routing())
+    local = LocalServing(project)
     try:
         local.up(versions[0], port=free_ports(["transformer"])["transformer"], progress=lambda *_: None)
         local.deploy(versions[1])
-        yield Served(local, store, versions[0], versions[1], raw, pd.read_parquet(work / "test.parquet"),
-                     features.materialized, work)
+        yield Served(project, threshold, local, store, versions[0], versions[1], raw, compute_features(project, raw),
+                     pd.read_parquet(work / "test.parquet"), features.materialized, work, blanks)
     finally:
         local.down()
-        routing.write_routing(store, MODEL, routing.Routing())
+        routing.write_routing(store, name, routing.Routing())
+
+
+def _model_name(request, example: str) -> str:
+    """The model a module serves an example as: a module importing these fixtures names its own
+    (``SERVED_MODELS``), so no two modules share a registered model, a Feast project or a request log."""
+    return getattr(request.module, "SERVED_MODELS", {"credit-default": MODEL, "churn": CHURN_MODEL})[example]
+
+
+@pytest.fixture(scope="module")
+def served(platform, tmp_path_factory, train_versions, request):
+    """The credit-default topology."""
+    yield from _topology(platform, tmp_path_factory, train_versions, CREDIT, _model_name(request, "credit-default"),
+                         generate_credit_data(4_000, seed=41),
+                         ({"max_iter": 5}, {"max_iter": 15}), GATE_THRESHOLD,
+                         (("income", "debt_to_income", "employment_years"),
+                          ("region", "employment_type", "home_ownership"), "loan_purpose"))
+
+
+@pytest.fixture(scope="module")
+def churn_served(platform, tmp_path_factory, train_versions, request):
+    """The churn topology: integer subscriber ids, yes/no labels, a Pipeline from the project's build hook."""
+    yield from _topology(platform, tmp_path_factory, train_versions, CHURN, _model_name(request, "churn"),
+                         generate_churn_data(2_000, seed=41), ({"C": 0.05}, {"C": 1.0}), CHURN_THRESHOLD,
+                         (("monthly_fee", "usage_hours_30d", "tenure_months"), ("region", "plan", "payment_method"),
+                          "contract_type"))
+
+
+@pytest.fixture(scope="module", params=["credit-default", "churn"])
+def any_served(request):
+    """Each example project's topology in turn, for tests of a capability rather than of a credit field."""
+    return request.getfixturevalue("served" if request.param == "credit-default" else "churn_served")
 
 
 @pytest.fixture(scope="module")
 def fs(served):
-    return feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    return served.fs
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -119,6 +191,13 @@ def fs(served):
 GOOD_ROW = {name: 1.0 for name in NUMERIC_FEATURES} | {
     "home_ownership": "RENT", "loan_purpose": "credit_card", "region": "south", "employment_type": "salaried"}
 assert set(GOOD_ROW) == set(FEATURE_NAMES)
+CHURN_GOOD_ROW = {name: 1.0 for name in CHURN.features.of_type("float", "integer")} | {
+    "plan": "basic", "contract_type": "monthly", "payment_method": "card", "region": "south"}
+assert set(CHURN_GOOD_ROW) == set(CHURN.features.names)
+
+
+def good_row(project: Project) -> dict:
+    return GOOD_ROW if project.entity.key == ENTITY_KEY else CHURN_GOOD_ROW
 
 
 def v1_url(base: str, name: str = MODEL) -> str:
@@ -129,23 +208,25 @@ def v2_url(base: str, name: str = MODEL) -> str:
     return f"{base}/v2/models/{name}/infer"
 
 
-def v2_inputs(rows: list[dict]) -> list[dict]:
+def v2_inputs(rows: list[dict], project: Project = CREDIT) -> list[dict]:
     """One V2 tensor per feature (FP64 or BYTES, shape [n]), nulls for missing values."""
-    return [{"name": name, "datatype": "BYTES" if name in CATEGORICAL_FEATURES else "FP64", "shape": [len(rows)],
-             "data": [row[name] for row in rows]} for name in FEATURE_NAMES]
+    text = set(project.features.of_type("string"))
+    return [{"name": name, "datatype": "BYTES" if name in text else "FP64", "shape": [len(rows)],
+             "data": [row[name] for row in rows]} for name in project.features.names]
 
 
-def instances(frame: pd.DataFrame) -> list[dict]:
-    """Feature rows as a JSON client sends them: null for missing, whole numbers as JSON integers where natural."""
+def instances(frame: pd.DataFrame, project: Project = CREDIT) -> list[dict]:
+    """Feature rows as a JSON client sends them: null for missing, integer features as JSON integers."""
+    kinds = dict(project.features.columns)
     out = []
-    for record in frame[list(FEATURE_NAMES)].to_dict("records"):
+    for record in frame[list(kinds)].to_dict("records"):
         row = {}
         for name, value in record.items():
-            if value is None or (isinstance(value, float) and np.isnan(value)):
+            if value is None or pd.isna(value):
                 row[name] = None
-            elif name in CATEGORICAL_FEATURES:
+            elif kinds[name] == "string":
                 row[name] = str(value)
-            elif name in ("age", "num_open_accounts", "num_late_payments_12m"):
+            elif kinds[name] == "integer":
                 row[name] = int(value)
             else:
                 row[name] = float(value)
@@ -153,12 +234,12 @@ def instances(frame: pd.DataFrame) -> list[dict]:
     return out
 
 
-def in_process_frame(rows: list[dict]) -> pd.DataFrame:
+def in_process_frame(rows: list[dict], project: Project = CREDIT) -> pd.DataFrame:
     """The same rows as an in-process caller builds them: float64 (NaN) and text (None)."""
-    frame = pd.DataFrame.from_records(rows, columns=list(FEATURE_NAMES))
-    for name in NUMERIC_FEATURES:
+    frame = pd.DataFrame.from_records(rows, columns=list(project.features.names))
+    for name in project.features.of_type("float", "integer"):
         frame[name] = frame[name].astype("float64")
-    for name in CATEGORICAL_FEATURES:
+    for name in project.features.of_type("string"):
         frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame
 
@@ -195,16 +276,22 @@ def wait_for(condition, what: str, timeout_s: float = 15.0, interval_s: float = 
         time.sleep(interval_s)
 
 
-def ask_transformer(served: Served, ids: list[str], request_id: str | None = None) -> httpx.Response:
+def ask_transformer(served: Served, ids: list, request_id: str | None = None) -> httpx.Response:
     headers = {"x-request-id": request_id} if request_id else {}
-    return httpx.post(v1_url(served.transformer), json={"instances": [{ENTITY_KEY: c} for c in ids]},
+    return httpx.post(v1_url(served.transformer, served.model), json={"instances": [{served.key: c} for c in ids]},
                       headers=headers, timeout=TIMEOUT)
+
+
+def ids_v2(served: Served, ids: list) -> dict:
+    """A V2 request of entity ids: a BYTES tensor for a string key, INT64 for an integer one."""
+    datatype = "INT64" if served.project.entity.type == "integer" else "BYTES"
+    return {"inputs": [{"name": served.key, "datatype": datatype, "shape": [len(ids)], "data": ids}]}
 
 
 def logged(served: Served, expected_rows: dict[str, int], timeout_s: float = 15.0) -> pd.DataFrame:
     """The request log's rows of these request ids, once all of them are on S3 (the log flushes every 2 s)."""
     def complete():
-        log = request_log.read_log(served.store, MODEL)
+        log = request_log.read_log(served.store, served.model)
         if log.empty:
             return None
         rows = log[log["request_id"].isin(list(expected_rows))]
@@ -222,12 +309,13 @@ def shadow_active(served: Served, version: str | None) -> bool:
 
 
 def reset_routing(served: Served) -> None:
-    routing.write_routing(served.store, MODEL, routing.Routing())
+    routing.write_routing(served.store, served.model, routing.Routing())
     wait_for(lambda: shadow_active(served, None), "the transformer to drop the shadow")
 
 
-def good_request_is_answered(base: str) -> None:
-    resp = httpx.post(v1_url(base), json={"instances": [GOOD_ROW]}, timeout=TIMEOUT)
+def good_request_is_answered(base: str, served: Served | None = None) -> None:
+    project, model = (served.project, served.model) if served else (CREDIT, MODEL)
+    resp = httpx.post(v1_url(base, model), json={"instances": [good_row(project)]}, timeout=TIMEOUT)
     assert resp.status_code == 200, resp.text
     assert 0.0 <= resp.json()["predictions"][0]["probability"] <= 1.0
 
@@ -235,27 +323,31 @@ def good_request_is_answered(base: str) -> None:
 # -- 1. round trips equal in-process predictions ---------------------------------------------
 
 @pytest.mark.parametrize("which", ["v1", "v2"])
-def test_predictor_round_trips_equal_in_process_predictions(served, which):
+def test_predictor_round_trips_equal_in_process_predictions(any_served, which):
+    served, project = any_served, any_served.project
+    names, numeric = project.features.names, list(project.features.of_type("float", "integer"))
+    (n1, n2, n3), (t1, t2, t3), unseen = served.blanks
     version = getattr(served, which)
     base = served.predictor(version)
-    with_missing = served.test_rows[served.test_rows[list(NUMERIC_FEATURES)].isna().any(axis=1)]
-    rows = instances(pd.concat([served.test_rows.head(9), with_missing.head(3)]))
+    with_missing = served.test_rows[served.test_rows[numeric].isna().any(axis=1)]
+    rows = instances(pd.concat([served.test_rows.head(9), with_missing.head(3)]), project)
     assert any(v is None for row in rows[9:] for v in row.values())  # held-out rows that miss values of their own
-    rows[0]["income"] = None  # missing numeric values...
-    rows[1]["debt_to_income"] = rows[1]["employment_years"] = None
-    rows[2]["region"] = None  # ...and missing text
-    rows[3]["employment_type"] = rows[3]["home_ownership"] = None
-    rows[4] = {name: None for name in FEATURE_NAMES}  # nothing known at all
-    rows[5]["loan_purpose"] = "a purpose never seen in training"
+    rows[0][n1] = None  # missing numeric values...
+    rows[1][n2] = rows[1][n3] = None
+    rows[2][t1] = None  # ...and missing text
+    rows[3][t2] = rows[3][t3] = None
+    rows[4] = {name: None for name in names}  # nothing known at all
+    rows[5][unseen] = "a value never seen in training"
 
     loaded = served.loaded(version)
-    threshold = decision_threshold("credit_default", str(served.work / "gate"))
-    assert threshold == GATE_THRESHOLD
-    expected = loaded.estimator.predict_proba(in_process_frame(rows))[:, 1]
+    threshold = decision_threshold(served.project)
+    assert threshold == served.threshold
+    expected = loaded.estimator.predict_proba(in_process_frame(rows, project))[:, 1]
     expected_classes = (expected >= threshold).astype(int).tolist()
 
-    by_objects = httpx.post(v1_url(base), json={"instances": rows}, timeout=TIMEOUT)
-    by_values = httpx.post(v1_url(base), json={"instances": [[row[n] for n, _ in loaded.columns] for row in rows]},
+    url = v1_url(base, served.model)
+    by_objects = httpx.post(url, json={"instances": rows}, timeout=TIMEOUT)
+    by_values = httpx.post(url, json={"instances": [[row[n] for n, _ in loaded.columns] for row in rows]},
                            timeout=TIMEOUT)
     for resp in (by_objects, by_values):
         assert resp.status_code == 200, resp.text
@@ -265,7 +357,8 @@ def test_predictor_round_trips_equal_in_process_predictions(served, which):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
         assert [p["class"] for p in body["predictions"]] == expected_classes
 
-    v2 = httpx.post(v2_url(base), json={"id": "round-trip", "inputs": v2_inputs(rows)}, timeout=TIMEOUT)
+    v2 = httpx.post(v2_url(base, served.model), json={"id": "round-trip", "inputs": v2_inputs(rows, project)},
+                    timeout=TIMEOUT)
     assert v2.status_code == 200, v2.text
     body = v2.json()
     assert (body["id"], body["model_version"], v2.headers[VERSION_HEADER]) == ("round-trip", version, version)
@@ -275,16 +368,18 @@ def test_predictor_round_trips_equal_in_process_predictions(served, which):
     assert outputs["class"]["data"] == expected_classes
 
 
-def test_predictor_metadata_lists_the_inputs_and_it_is_ready(served):
+def test_predictor_metadata_lists_the_inputs_and_it_is_ready(any_served):
+    served, project = any_served, any_served.project
     base = served.predictor(served.v1)
-    meta = httpx.get(f"{base}/v2/models/{MODEL}", timeout=TIMEOUT)
+    meta = httpx.get(f"{base}/v2/models/{served.model}", timeout=TIMEOUT)
     assert meta.status_code == 200, meta.text
     inputs = {i["name"]: i["datatype"] for i in meta.json()["inputs"]}
-    assert inputs == {n: "BYTES" if n in CATEGORICAL_FEATURES else "FP64" for n in FEATURE_NAMES}
+    text = project.features.of_type("string")
+    assert inputs == {n: "BYTES" if n in text else "FP64" for n in project.features.names}
     assert [i["name"] for i in meta.json()["inputs"]] == [n for n, _ in served.loaded(served.v1).columns]
     assert {o["name"] for o in meta.json()["outputs"]} == {"probability", "class"}
     assert httpx.get(f"{base}/v2/health/ready", timeout=TIMEOUT).status_code == 200
-    assert httpx.get(f"{base}/v2/models/{MODEL}/ready", timeout=TIMEOUT).status_code == 200
+    assert httpx.get(f"{base}/v2/models/{served.model}/ready", timeout=TIMEOUT).status_code == 200
 
 
 # -- 2. bad requests get a 4xx that names the problem ------------------------------------------
@@ -400,6 +495,7 @@ def test_predictor_answers_a_bad_request_with_a_4xx_naming_the_problem(served, p
     good_request_is_answered(base)
 
 
+
 # -- transformer: bad requests ----------------------------------------------------------------
 
 def _ids_v2(data, datatype="BYTES", name=ENTITY_KEY, shape=None) -> dict:
@@ -421,15 +517,41 @@ TRANSFORMER_BAD_REQUESTS = [
      r"needs exactly one input, 'customer_id' .*got \['customer'\]"),
     ("v2-wrong-datatype", "v2", {"json": _ids_v2([1.0], datatype="FP64")}, 400,
      r"input 'customer_id' must be a BYTES tensor of shape \[n\], got FP64"),
+    ("v2-int64-tensor-for-a-string-key", "v2", {"json": _ids_v2([3990], datatype="INT64")}, 400,
+     r"input 'customer_id' must be a BYTES tensor of shape \[n\], got INT64"),
+]
+
+# The churn project's key is an integer: ids are JSON integers (V1) or an INT64 tensor (V2), nothing else.
+WHOLE_NUMBER = r"subscriber_id must be a whole number \(a 64-bit integer id\)"
+CHURN_TRANSFORMER_BAD_REQUESTS = [
+    ("string-id-for-an-integer-key", "v1", {"json": {"instances": [{CHURN_KEY: "10000001"}]}}, 400,
+     WHOLE_NUMBER + r" \(rows \[0\]\)"),
+    ("text-id", "v1", {"json": {"instances": [{CHURN_KEY: 10000001}, {CHURN_KEY: "S1"}]}}, 400,
+     WHOLE_NUMBER + r" \(rows \[1\]\)"),
+    ("float-id", "v1", {"json": {"instances": [{CHURN_KEY: 10000001.0}]}}, 400, WHOLE_NUMBER + r" \(rows \[0\]\)"),
+    ("fractional-id", "v1", {"json": {"instances": [{CHURN_KEY: 10000001.5}]}}, 400, WHOLE_NUMBER),
+    ("bool-id", "v1", {"json": {"instances": [{CHURN_KEY: 10000001}, {CHURN_KEY: True}]}}, 400,
+     WHOLE_NUMBER + r" \(rows \[1\]\)"),
+    ("null-id", "v1", {"json": {"instances": [{CHURN_KEY: None}]}}, 400, WHOLE_NUMBER),
+    ("id-beyond-64-bits", "v1", {"json": {"instances": [{CHURN_KEY: 2 ** 63}]}}, 400, WHOLE_NUMBER),
+    ("missing-subscriber-id", "v1", {"json": {"instances": [{ENTITY_KEY: 10000001}]}}, 400,
+     r"instance 0 must be an object with exactly the field 'subscriber_id'"),
+    ("unknown-subscriber", "v1", {"json": {"instances": [{CHURN_KEY: 99999999}]}}, 422,
+     r"no online features for subscriber_id 99999999: unknown subscriber"),
+    ("v2-bytes-tensor-for-an-integer-key", "v2", {"json": _ids_v2(["10000001"], name=CHURN_KEY)}, 400,
+     r"input 'subscriber_id' must be a INT64 tensor of shape \[n\], got BYTES"),
+    ("v2-fp64-tensor-for-an-integer-key", "v2", {"json": _ids_v2([10000001.0], datatype="FP64", name=CHURN_KEY)},
+     400, r"input 'subscriber_id' must be a INT64 tensor of shape \[n\], got FP64"),
+    ("v2-bool-tensor", "v2", {"json": _ids_v2([True], datatype="BOOL", name=CHURN_KEY)}, 400,
+     r"input 'subscriber_id' must be a INT64 tensor of shape \[n\], got BOOL"),
+    ("v2-wrong-input-name", "v2", {"json": _ids_v2([10000001], datatype="INT64", name=ENTITY_KEY)}, 400,
+     r"needs exactly one input, 'subscriber_id' \(INT64, shape \[n\]\); got \['customer_id'\]"),
 ]
 
 
-@pytest.mark.parametrize("protocol, request_kwargs, status, message",
-                         [pytest.param(*case[1:], id=case[0]) for case in TRANSFORMER_BAD_REQUESTS])
-def test_transformer_answers_a_bad_request_with_a_4xx_naming_the_problem(served, protocol, request_kwargs, status,
-                                                                          message):
-    known = served.recent_customers(1)[0]
-    url = v1_url(served.transformer) if protocol == "v1" else v2_url(served.transformer)
+def _transformer_refuses(served: Served, protocol, request_kwargs, status, message) -> None:
+    known = served.recent_ids(1)[0]
+    url = v1_url(served.transformer, served.model) if protocol == "v1" else v2_url(served.transformer, served.model)
     before = metrics(served.transformer)
     resp = httpx.post(url, timeout=TIMEOUT, **request_kwargs)
     assert 400 <= resp.status_code < 500, f"{resp.status_code}: {resp.text[:500]}"
@@ -444,33 +566,75 @@ def test_transformer_answers_a_bad_request_with_a_4xx_naming_the_problem(served,
     assert ok.status_code == 200, ok.text
 
 
+@pytest.mark.parametrize("protocol, request_kwargs, status, message",
+                         [pytest.param(*case[1:], id=case[0]) for case in TRANSFORMER_BAD_REQUESTS])
+def test_transformer_answers_a_bad_request_with_a_4xx_naming_the_problem(served, protocol, request_kwargs, status,
+                                                                          message):
+    _transformer_refuses(served, protocol, request_kwargs, status, message)
+
+
+@pytest.mark.parametrize("protocol, request_kwargs, status, message",
+                         [pytest.param(*case[1:], id=case[0]) for case in CHURN_TRANSFORMER_BAD_REQUESTS])
+def test_transformer_refuses_ids_an_integer_key_cannot_hold_naming_the_key(churn_served, protocol, request_kwargs,
+                                                                             status, message):
+    _transformer_refuses(churn_served, protocol, request_kwargs, status, message)
+
+
+def test_integer_ids_are_answered_as_json_integers_and_int64_tensors_alike(churn_served):
+    """V1 with JSON integers and V2 with an INT64 tensor ([n] or [n, 1]) get the same answers: the predictor's
+    for the ids' online features, which equal the in-process model's on the same features."""
+    served = churn_served
+    ids = served.recent_ids(6, with_missing=2)
+    assert all(type(i) is int for i in ids)
+    features = feature_store.online_features(served.fs, ids)
+    assert features[CHURN_KEY].tolist() == ids
+    expected = served.loaded(served.v1).estimator.predict_proba(
+        in_process_frame(instances(features, CHURN), CHURN))[:, 1]
+    classes = (expected >= CHURN_THRESHOLD).astype(int).tolist()
+
+    v1 = ask_transformer(served, ids)
+    assert v1.status_code == 200, v1.text
+    assert [p[CHURN_KEY] for p in v1.json()["predictions"]] == ids  # echoed as integers
+    np.testing.assert_allclose([p["probability"] for p in v1.json()["predictions"]], expected, rtol=0, atol=1e-12)
+    assert [p["class"] for p in v1.json()["predictions"]] == classes
+    column = {"inputs": [{"name": CHURN_KEY, "datatype": "INT64", "shape": [len(ids), 1], "data": [[i] for i in ids]}]}
+    for body in (ids_v2(served, ids), column):
+        v2 = httpx.post(v2_url(served.transformer, served.model), json=body, timeout=TIMEOUT)
+        assert v2.status_code == 200, v2.text
+        outputs = {o["name"]: o["data"] for o in v2.json()["outputs"]}
+        np.testing.assert_allclose(outputs["probability"], expected, rtol=0, atol=1e-12)
+        assert outputs["class"] == classes and v2.json()["model_version"] == served.v1
+
+
 # -- 3. transformer features equal offline features -------------------------------------------
 
-def test_transformer_features_equal_offline_features(served, fs):
-    ids = served.recent_customers(8, with_missing=3)
+def test_transformer_features_equal_offline_features(any_served):
+    served, project = any_served, any_served.project
+    key, numeric, text = served.key, project.features.of_type("float", "integer"), project.features.of_type("string")
+    ids = served.recent_ids(8, with_missing=3)
     request_id = f"parity-{uuid.uuid4()}"
     resp = ask_transformer(served, ids, request_id)
     assert resp.status_code == 200, resp.text
     answer = resp.json()
-    assert answer["request_id"] == request_id and [p[ENTITY_KEY] for p in answer["predictions"]] == ids
+    assert answer["request_id"] == request_id and [p[key] for p in answer["predictions"]] == ids
 
     served_rows = logged(served, {request_id: len(ids)}).sort_values("row").reset_index(drop=True)
     as_of = pd.Timestamp(served.window[1])
-    assert as_of > served.raw["event_timestamp"].max()  # after the newest feature timestamp
-    entities = pd.DataFrame({ENTITY_KEY: ids, "event_timestamp": [as_of] * len(ids)})
-    offline = feature_store.historical_features(fs, entities)
-    assert served_rows[ENTITY_KEY].tolist() == offline[ENTITY_KEY].tolist() == ids
-    assert offline[list(NUMERIC_FEATURES)].isna().any().any()  # missing values are compared too
-    for name in NUMERIC_FEATURES:
+    assert as_of > served.features[FEATURE_TIMESTAMP].max()  # after the newest feature timestamp
+    entities = pd.DataFrame({key: ids, project.event_timestamp: [as_of] * len(ids)})
+    offline = feature_store.historical_features(served.fs, entities)
+    assert served_rows[key].tolist() == offline[key].tolist() == ids  # the log keeps the key as the caller sent it
+    assert offline[list(numeric)].isna().any().any()  # missing values are compared too
+    for name in numeric:
         online_values, offline_values = served_rows[name].to_numpy("float64"), offline[name].to_numpy("float64")
         assert np.array_equal(np.isnan(online_values), np.isnan(offline_values)), name
         np.testing.assert_allclose(online_values, offline_values, rtol=0, atol=1e-9, err_msg=name)
-    for name in CATEGORICAL_FEATURES:
+    for name in text:
         assert served_rows[name].tolist() == offline[name].tolist(), name
 
     # The transformer's probability is the predictor's answer for exactly these features.
-    direct = httpx.post(v1_url(served.predictor(served.v1)), json={"instances": instances(served_rows)},
-                        timeout=TIMEOUT)
+    direct = httpx.post(v1_url(served.predictor(served.v1), served.model),
+                        json={"instances": instances(served_rows, project)}, timeout=TIMEOUT)
     assert direct.status_code == 200, direct.text
     direct_probability = [p["probability"] for p in direct.json()["predictions"]]
     np.testing.assert_allclose([p["probability"] for p in answer["predictions"]], direct_probability, rtol=0,
@@ -481,18 +645,23 @@ def test_transformer_features_equal_offline_features(served, fs):
 
 # -- 4. the request log holds every served row --------------------------------------------------
 
-def test_request_log_holds_every_served_row(served):
-    ids_a, ids_b = served.recent_customers(7), served.recent_customers(12)[7:]
+def test_request_log_holds_every_served_row(any_served):
+    served, project = any_served, any_served.project
+    ids_a, ids_b = served.recent_ids(7), served.recent_ids(12)[7:]
     request_a = f"log-v1-{uuid.uuid4()}"
     a = ask_transformer(served, ids_a, request_a)
-    b = httpx.post(v2_url(served.transformer), json=_ids_v2(ids_b), timeout=TIMEOUT)
+    b = httpx.post(v2_url(served.transformer, served.model), json=ids_v2(served, ids_b), timeout=TIMEOUT)
     assert a.status_code == 200 and b.status_code == 200, (a.text, b.text)
     request_b = b.json()["id"]
     assert a.json()["request_id"] == request_a and request_b
 
     rows = logged(served, {request_a: len(ids_a), request_b: len(ids_b)})
-    expected_columns = {"request_id", "row", "logged_at", ENTITY_KEY, *FEATURE_NAMES, "model_name", "model_version",
-                        "probability", "predicted_class"}
+    if project.entity.type == "integer":
+        assert rows[served.key].dtype.kind == "i"  # integer ids stay integers in the log
+    complete = [n for n in project.features.names if served.features[n].notna().all()]  # never missing in the data
+    assert complete
+    expected_columns = {"request_id", "row", "logged_at", served.key, *project.features.names, "model_name",
+                        "model_version", "probability", "predicted_class"}
     assert expected_columns <= set(rows.columns)
     answers = {request_a: ([p["probability"] for p in a.json()["predictions"]],
                            [p["class"] for p in a.json()["predictions"]], ids_a),
@@ -502,32 +671,33 @@ def test_request_log_holds_every_served_row(served):
         mine = rows[rows["request_id"] == request_id].sort_values("row")
         assert len(mine) == len(ids)  # every served row, once
         assert mine["row"].tolist() == list(range(len(ids)))
-        assert mine[ENTITY_KEY].tolist() == ids
-        assert set(mine["model_version"]) == {served.v1} and set(mine["model_name"]) == {MODEL}
+        assert mine[served.key].tolist() == ids  # the project's entity key, its ids as sent (int or str)
+        assert set(mine["model_version"]) == {served.v1} and set(mine["model_name"]) == {served.model}
         np.testing.assert_allclose(mine["probability"], probability, rtol=0, atol=1e-12)
         assert mine["predicted_class"].tolist() == classes
-        assert mine[["age", "credit_utilization", "loan_amount", *CATEGORICAL_FEATURES]].notna().all().all()
+        assert mine[complete].notna().all().all()
 
 
 # -- 5. shadow ------------------------------------------------------------------------------------
 
-def test_shadow_never_changes_answers_and_its_failures_never_fail_requests(served, fs):
-    ids = served.recent_customers(8)
+def test_shadow_never_changes_answers_and_its_failures_never_fail_requests(any_served):
+    served = any_served
+    ids = served.recent_ids(8)
     baseline = ask_transformer(served, ids)
     assert baseline.status_code == 200, baseline.text
     expected = baseline.json()["predictions"]
     assert baseline.json()["model_version"] == served.v1
 
     # What v2 says for the same features: how many rows the shadow must count as agreeing.
-    features = feature_store.online_features(fs, ids)
-    v2_answer = httpx.post(v1_url(served.predictor(served.v2)), json={"instances": instances(features)},
-                           timeout=TIMEOUT)
+    features = feature_store.online_features(served.fs, ids)
+    v2_answer = httpx.post(v1_url(served.predictor(served.v2), served.model),
+                           json={"instances": instances(features, served.project)}, timeout=TIMEOUT)
     agree = sum(p["class"] == q["class"] for p, q in zip(expected, v2_answer.json()["predictions"]))
 
     dead_port = free_ports(["dead"])["dead"]  # nothing listens there
     rounds = 3
     try:
-        routing.write_routing(served.store, MODEL,
+        routing.write_routing(served.store, served.model,
                               routing.Routing(routing.ShadowTarget(served.predictor(served.v2), served.v2)))
         wait_for(lambda: shadow_active(served, served.v2), f"the transformer to mirror to v{served.v2}")
         before = metrics(served.transformer)
@@ -550,7 +720,7 @@ def test_shadow_never_changes_answers_and_its_failures_never_fail_requests(serve
                       model_version=served.v2, outcome="error") == metric(
             before, "mlops_upstream_requests_total", role="shadow", model_version=served.v2, outcome="error")
 
-        routing.write_routing(served.store, MODEL,
+        routing.write_routing(served.store, served.model,
                               routing.Routing(routing.ShadowTarget(f"http://127.0.0.1:{dead_port}", "99")))
         wait_for(lambda: shadow_active(served, "99"), "the transformer to mirror to the dead shadow")
         errors = dict(name="mlops_upstream_requests_total", role="shadow", model_version="99", outcome="error")
@@ -567,8 +737,9 @@ def test_shadow_never_changes_answers_and_its_failures_never_fail_requests(serve
 
 # -- 6. splitter ------------------------------------------------------------------------------------
 
-def test_splitter_shares_traffic_exactly_and_attributes_injected_faults(served):
-    ids = served.recent_customers(1)
+def test_splitter_shares_traffic_exactly_and_attributes_injected_faults(any_served):
+    served = any_served
+    ids = served.recent_ids(1)
     try:
         served.local.set_routes({served.v1: 80, served.v2: 20})
         versions = []
@@ -607,7 +778,7 @@ def test_splitter_shares_traffic_exactly_and_attributes_injected_faults(served):
 # -- 7. integrity --------------------------------------------------------------------------------
 
 def test_tampered_model_files_are_refused(served, tmp_path):
-    ref = model_files.resolve_model(MODEL, served.v1)
+    ref = model_files.resolve_model(served.model, served.v1)
     model_dir = model_files.fetch_model(ref, tmp_path / "cache", served.store)
     model_files.load_model(model_dir, ref.digest)  # the untouched copy loads
     weights = model_dir / "model.skops"
@@ -618,7 +789,8 @@ def test_tampered_model_files_are_refused(served, tmp_path):
 
     port = free_ports(["predictor"])["predictor"]
     started = subprocess.run(
-        [sys.executable, "-m", "mlops.serving.predictor", "--model-dir", str(model_dir), "--model-digest", ref.digest,
+        [sys.executable, "-m", "mlops.serving.predictor", "--project", str(served.project.root), "--model-dir",
+         str(model_dir), "--model-digest", ref.digest,
          "--model-version", served.v1, "--model-name", "x", "--host", "127.0.0.1", "--http-port", str(port),
          "--cache-dir", str(tmp_path / "predictor-cache")],
         capture_output=True, text=True, timeout=120, env=dict(os.environ), cwd=tmp_path)
@@ -642,17 +814,19 @@ def test_tampered_model_files_are_refused(served, tmp_path):
 
 # -- 8. predictor metrics -----------------------------------------------------------------------
 
-def test_predictor_metrics_show_the_served_version_and_count_predictions(served):
+def test_predictor_metrics_show_the_served_version_and_count_predictions(any_served):
+    served = any_served
     base = served.predictor(served.v1)
-    digest = model_files.resolve_model(MODEL, served.v1).digest
-    labels = dict(model_name=MODEL, model_version=served.v1)
+    digest = model_files.resolve_model(served.model, served.v1).digest
+    labels = dict(model_name=served.model, model_version=served.v1)
     before = metrics(base)
     assert metric(before, "mlops_model_info", **labels, digest=digest) == 1.0
 
-    rows = instances(served.test_rows.head(9))
-    assert httpx.post(v1_url(base), json={"instances": rows}, timeout=TIMEOUT).status_code == 200
-    assert httpx.post(v2_url(base), json={"inputs": v2_inputs(rows[:4])}, timeout=TIMEOUT).status_code == 200
-    refused = httpx.post(v1_url(base), json={"instances": [{}]}, timeout=TIMEOUT)
+    rows = instances(served.test_rows.head(9), served.project)
+    v1, v2 = v1_url(base, served.model), v2_url(base, served.model)
+    assert httpx.post(v1, json={"instances": rows}, timeout=TIMEOUT).status_code == 200
+    assert httpx.post(v2, json={"inputs": v2_inputs(rows[:4], served.project)}, timeout=TIMEOUT).status_code == 200
+    refused = httpx.post(v1, json={"instances": [{}]}, timeout=TIMEOUT)
     assert refused.status_code == 400
     after = metrics(base)
 
@@ -683,16 +857,20 @@ def test_predictor_refuses_non_numeric_values_with_a_400(served, protocol, body,
 
 
 @pytest.mark.parametrize("request_kwargs, status, message", [
-    pytest.param(lambda ids: {"json": {"instances": [{ENTITY_KEY: ids[0]}] * (MAX_ROWS + 1)}}, 413,
+    pytest.param(lambda s, ids: {"json": {"instances": [{s.key: ids[0]}] * (MAX_ROWS + 1)}}, 413,
                  rf"{MAX_ROWS + 1} .*at most {MAX_ROWS}", id="too-many-ids"),
-    pytest.param(lambda ids: {"json": _ids_v2([])}, 400, r"empty|no rows|no ids", id="v2-empty-tensor"),
-    pytest.param(lambda ids: {"json": _ids_v2([ids[0]], shape=[2])}, 400, r"shape", id="v2-shape-and-data-disagree"),
+    pytest.param(lambda s, ids: {"json": ids_v2(s, [])}, 400, r"empty|no rows|no ids", id="v2-empty-tensor"),
+    pytest.param(lambda s, ids: {"json": {"inputs": [ids_v2(s, [ids[0]])["inputs"][0] | {"shape": [2]}]}}, 400,
+                 r"shape", id="v2-shape-and-data-disagree"),
 ])
-def test_transformer_refuses_malformed_batches_without_blaming_the_model(served, request_kwargs, status, message):
-    ids = served.recent_customers(1)
-    url = v1_url(served.transformer) if "instances" in request_kwargs(ids)["json"] else v2_url(served.transformer)
+def test_transformer_refuses_malformed_batches_without_blaming_the_model(any_served, request_kwargs, status, message):
+    served = any_served
+    ids = served.recent_ids(1)
+    kwargs = request_kwargs(served, ids)
+    url = (v1_url(served.transformer, served.model) if "instances" in kwargs["json"]
+           else v2_url(served.transformer, served.model))
     before = metrics(served.transformer)
-    resp = httpx.post(url, timeout=60, **request_kwargs(ids))
+    resp = httpx.post(url, timeout=60, **kwargs)
     after = metrics(served.transformer)
     counted = {version: metric(after, "mlops_upstream_requests_total", role="primary", model_version=version,
                                outcome="error") -

@@ -21,6 +21,11 @@ from pipelines.compile import SERVING_MANIFESTS
 ROOT = Path(__file__).resolve().parent.parent
 SERVING = ROOT / "manifests" / "base" / "serving"
 REF = ModelRef("credit-default", "7", "sha256:" + "ab" * 32, "s3://mlops/mlflow-artifacts/1/models/m-7/artifacts")
+CHURN_REF = ModelRef("churn", "3", "sha256:" + "cd" * 32, "s3://mlops/mlflow-artifacts/2/models/m-3/artifacts")
+PUSHED = "s3://mlops/projects/churn/" + "ef" * 32 + ".tar.gz"  # a pushed project, as pods name it
+# (model ref, how the pods name the project): both example projects, and a pushed archive
+SERVED = [pytest.param(REF, "credit-default", id="credit-default"), pytest.param(CHURN_REF, "churn", id="churn"),
+          pytest.param(CHURN_REF, PUSHED, id="pushed-churn")]
 
 
 def _docs(path: Path) -> list[dict]:
@@ -73,31 +78,42 @@ def test_the_storage_initializer_finds_minio_through_the_service_account():
     assert isvc["spec"]["predictor"]["serviceAccountName"] == account["metadata"]["name"]
 
 
-def test_the_filled_inference_service_and_shadow_validate_and_carry_the_version():
-    isvc = cluster.inference_service(REF, "mlops", image="registry.example/mlops:1.2.3")
+@pytest.mark.parametrize("ref, project", SERVED)
+def test_the_filled_inference_service_and_shadow_validate_and_carry_the_version(ref, project):
+    isvc = cluster.inference_service(ref, "mlops", project, image="registry.example/mlops:1.2.3")
     assert validate(isvc, "V1beta1InferenceService") == []
+    assert isvc["metadata"]["name"] == ref.name
     model = isvc["spec"]["predictor"]["model"]
-    assert model["storageUri"] == REF.storage_uri
+    assert model["storageUri"] == ref.storage_uri
     assert {e["name"]: e["value"] for e in model["env"]} == {
-        "MLOPS_MODEL_NAME": "credit-default", "MLOPS_MODEL_VERSION": "7", "MLOPS_MODEL_DIGEST": REF.digest}
-    assert isvc["spec"]["transformer"]["containers"][0]["image"] == "registry.example/mlops:1.2.3"
-    shadow = cluster.shadow_service(REF, "mlops")
+        "MLOPS_PROJECT": project, "MLOPS_MODEL_NAME": ref.name, "MLOPS_MODEL_VERSION": ref.version,
+        "MLOPS_MODEL_DIGEST": ref.digest}
+    transformer = isvc["spec"]["transformer"]["containers"][0]
+    assert transformer["image"] == "registry.example/mlops:1.2.3"
+    assert transformer["args"] == ["--project", project, "--model-name", ref.name]
+    shadow = cluster.shadow_service(ref, "mlops", project)
     assert validate(shadow, "V1beta1InferenceService") == []
-    assert shadow["metadata"]["name"] == "credit-default-shadow" and "transformer" not in shadow["spec"]
-    assert cluster.predictor_url("credit-default-shadow", "mlops") == \
-        "http://credit-default-shadow-predictor.mlops.svc.cluster.local"
+    assert shadow["metadata"]["name"] == f"{ref.name}-shadow" and "transformer" not in shadow["spec"]
+    assert {e["name"]: e["value"] for e in shadow["spec"]["predictor"]["model"]["env"]}["MLOPS_PROJECT"] == project
+    assert cluster.predictor_url(f"{ref.name}-shadow", "mlops") == \
+        f"http://{ref.name}-shadow-predictor.mlops.svc.cluster.local"
 
 
-@pytest.mark.parametrize("patch", [cluster.canary_patch(REF, 25), cluster.canary_patch(REF, None),
+@pytest.mark.parametrize("patch", [cluster.canary_patch(REF, 25, "credit-default"),
+                                   cluster.canary_patch(REF, None, "credit-default"),
+                                   cluster.canary_patch(CHURN_REF, 25, "churn"),
+                                   cluster.canary_patch(CHURN_REF, 10, PUSHED),
                                    cluster.traffic_patch(0), cluster.traffic_patch(None)],
-                         ids=["canary-25", "declare-100", "all-back", "promote"])
+                         ids=["canary-25", "declare-100", "churn-canary-25", "pushed-canary-10", "all-back", "promote"])
 def test_rollout_patches_are_valid_partial_inference_services(patch):
     assert validate(patch, "V1beta1InferenceService") == []
 
 
-def test_a_canary_step_moves_the_predictor_and_its_share_only():
-    patch = cluster.canary_patch(REF, 5)
+@pytest.mark.parametrize("ref, project", SERVED)
+def test_a_canary_step_moves_the_predictor_and_its_share_only(ref, project):
+    patch = cluster.canary_patch(ref, 5, project)
     assert patch == {"spec": {"predictor": {"canaryTrafficPercent": 5, "model": {
-        "storageUri": REF.storage_uri, "env": [{"name": "MLOPS_MODEL_NAME", "value": "credit-default"},
-                                               {"name": "MLOPS_MODEL_VERSION", "value": "7"},
-                                               {"name": "MLOPS_MODEL_DIGEST", "value": REF.digest}]}}}}
+        "storageUri": ref.storage_uri, "env": [{"name": "MLOPS_PROJECT", "value": project},
+                                               {"name": "MLOPS_MODEL_NAME", "value": ref.name},
+                                               {"name": "MLOPS_MODEL_VERSION", "value": ref.version},
+                                               {"name": "MLOPS_MODEL_DIGEST", "value": ref.digest}]}}}}

@@ -22,7 +22,7 @@ def add_project_argument(parser: argparse.ArgumentParser) -> None:
 
 def project_of(args: argparse.Namespace):
     """The project ``--project`` names, loaded and checked; a one-line error when none is named."""
-    from mlops.project import example_names, resolve_project
+    from mlops.project.source import example_names, resolve_project
 
     if not args.project:
         raise ConfigError(f"name the project with --project (or {ENV_PROJECT}): an example "
@@ -31,7 +31,7 @@ def project_of(args: argparse.Namespace):
 
 
 def _list(args: argparse.Namespace) -> int:
-    from mlops.project import example_names, examples_dir, resolve_project
+    from mlops.project.source import example_names, examples_dir, resolve_project
 
     for name in example_names():
         project = resolve_project(name)
