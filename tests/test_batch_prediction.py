@@ -1,11 +1,12 @@
 """Batch prediction against the real local S3 and MLflow: complete, exact, idempotent, atomic, clear errors.
 
-One module-scoped model (two versions trained by the suite's stages on
-point-in-time features) and feature-row inputs written with small row
-groups so that a few thousand rows already split into several shards. The
-expectations are computed in-process from the same registered files, with a
-frame built here (float64 numbers, None for missing text), not by the code
-under test.
+One module-scoped model per project (two versions trained by the suite's
+stages on point-in-time features: credit-default's, and churn's with its
+integer ids and its own gate's threshold) and feature-row inputs written with
+small row groups so that a few thousand rows already split into several
+shards. The expectations are computed in-process from the same registered
+files, with a frame built here (float64 numbers, None for missing text), not
+by the code under test.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ from mlops.batch.run import plan
 from mlops.batch.scoring import score_shard
 from mlops.errors import DataError, ServingError, StorageError
 from mlops.serving import model_files
+from mlops.serving.predictor import decision_threshold
 from mlops.storage import ObjectStore
+from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 
 pytestmark = pytest.mark.platform
 
-MODEL = "batch-tests"
-THRESHOLD = 0.3  # the packaged credit_default gate's decision threshold
+MODEL = "batch-tests"  # a copy of credit-default under this name
+THRESHOLD = 0.3  # the credit-default gate's decision threshold
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -71,16 +74,21 @@ def test_split_rows_is_contiguous_balanced_and_never_empty():
 # -- fixtures ------------------------------------------------------------------------------------
 @dataclass
 class Models:
+    project: object
     store: ObjectStore
     v1: str
     v2: str
     work: Path
     loaded: dict
 
+    @property
+    def model(self) -> str:
+        return self.project.names.model
+
     def expected(self, version: str, rows: pd.DataFrame) -> np.ndarray:
         """predict_proba of the registered files of ``version``, loaded in this process."""
         if version not in self.loaded:
-            ref = model_files.resolve_model(MODEL, version)
+            ref = model_files.resolve_model(self.model, version)
             self.loaded[version] = model_files.load_model(
                 model_files.fetch_model(ref, self.work / "models", self.store), ref.digest)
         model = self.loaded[version]
@@ -90,25 +98,36 @@ class Models:
         return model.estimator.predict_proba(frame)[:, 1]
 
 
+def _models(platform, tmp_path_factory, train_versions, example, name, raw, variants) -> Models:
+    from mlops import registry
+
+    work = tmp_path_factory.mktemp(name)
+    store = ObjectStore(platform.s3_settings())
+    project = renamed(example, work, name)
+    versions, _ = train_versions(project, raw, work, variants)
+    registry.promote(store, name, versions[0], registry.PRODUCTION, expected_current=None, actor="test",
+                     reason="batch tests")
+    return Models(project, store, versions[0], versions[1], work, {})
+
+
 @pytest.fixture(scope="module")
 def models(platform, tmp_path_factory, train_versions):
-    from mlops import registry
-    from mlops.data.generator import generate_credit_data
-
-    work = tmp_path_factory.mktemp("batch")
-    store = ObjectStore(platform.s3_settings())
-    versions, _ = train_versions(MODEL, generate_credit_data(3_000, seed=61), work)
-    registry.promote(store, MODEL, versions[0], registry.PRODUCTION, expected_current=None, actor="test",
-                     reason="batch tests")
-    return Models(store, versions[0], versions[1], work, {})
+    return _models(platform, tmp_path_factory, train_versions, CREDIT, MODEL, generate_credit_data(3_000, seed=61),
+                   ({"max_iter": 5}, {"max_iter": 15}))
 
 
-def feature_rows(n: int, seed: int) -> pd.DataFrame:
+@pytest.fixture(scope="module")
+def churn_models(platform, tmp_path_factory, train_versions):
+    return _models(platform, tmp_path_factory, train_versions, CHURN, "batch-churn",
+                   generate_churn_data(2_000, seed=61), ({"C": 0.05}, {"C": 1.0}))
+
+
+def feature_rows(n: int, seed: int, project=CREDIT) -> pd.DataFrame:
     """Feature rows as the feature store holds them: nullable integers, missing values, text with None."""
-    from mlops.data.generator import generate_credit_data
     from mlops.features.engineering import compute_features
+    from mlops.project.data import generate_data
 
-    return compute_features(generate_credit_data(n, seed=seed)).drop(columns=["created_timestamp"])
+    return compute_features(project, generate_data(project, n, seed=seed)).drop(columns=["created_timestamp"])
 
 
 def put_parquet(store: ObjectStore, frame: pd.DataFrame, key: str, row_group_rows: int, tmp: Path) -> str:
@@ -139,10 +158,11 @@ def keys(models: Models, uri: str) -> list[str]:
 
 
 def assert_scored_like_in_process(models: Models, got: pd.DataFrame, rows: pd.DataFrame, version: str) -> None:
-    assert len(got) == len(rows) and got["customer_id"].tolist() == rows["customer_id"].tolist()
+    key, threshold = models.project.entity.key, decision_threshold(models.project)
+    assert len(got) == len(rows) and got[key].tolist() == rows[key].tolist()
     np.testing.assert_allclose(got["probability"].to_numpy(), models.expected(version, rows), rtol=0, atol=1e-12)
-    assert got["predicted_class"].tolist() == (got["probability"] >= THRESHOLD).astype(int).tolist()
-    assert set(got["model_name"]) == {MODEL} and set(got["model_version"]) == {version}
+    assert got["predicted_class"].tolist() == (got["probability"] >= threshold).astype(int).tolist()
+    assert set(got["model_name"]) == {models.model} and set(got["model_version"]) == {version}
     assert got["scored_at"].nunique() == 1 and str(got["scored_at"].dtype) == "datetime64[us, UTC]"
     assert got["probability"].dtype == np.float64 and got["predicted_class"].dtype == np.int64
 
@@ -153,7 +173,8 @@ def test_cli_scores_every_row_exactly_and_publishes_through_a_manifest(models, s
     output = out_uri(models, "cli")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run([sys.executable, "-m", "mlops.cli", "batch-predict", "--input", source, "--output", output,
-                           "--model", MODEL, "--shards", "4", "--chunk-rows", "1000", "--progress-every", "0.1"],
+                           "--project", str(models.project.root), "--shards", "4", "--chunk-rows", "1000",
+                           "--progress-every", "0.1"],
                           capture_output=True, text=True, env=env, timeout=240)
     assert done.returncode == 0, done.stderr
     assert f"committed {output}/_MANIFEST.json" in done.stdout and "6,000 in 4 part(s)" in done.stdout
@@ -167,7 +188,7 @@ def test_cli_scores_every_row_exactly_and_publishes_through_a_manifest(models, s
     assert manifest["model"]["version"] == models.v1 and manifest["model"]["digest"].startswith("sha256:")
     assert [f["uri"].rsplit("/", 1)[-1] for f in manifest["input"]["files"]] == ["a.parquet", "b.parquet"]
     assert all(f["version"] for f in manifest["input"]["files"])  # ETags: the input's fingerprint
-    assert manifest["keep"] == ["customer_id"] and manifest["threshold"] == THRESHOLD
+    assert manifest["keep"] == ["customer_id"] and manifest["threshold"] == THRESHOLD == decision_threshold(CREDIT)
     # only the manifest and the parts it lists remain: no staging, no plan
     assert sorted(keys(models, output)) == sorted(["_MANIFEST.json", *(p["key"] for p in manifest["parts"])])
 
@@ -177,8 +198,8 @@ def test_chunking_sharding_and_worker_processes_do_not_change_a_value(models, sm
     runs = {}
     for name, shards, workers, chunk in (("one-chunk", 1, 1, 65_536), ("tiny-chunks", 3, 1, 137),
                                          ("processes", 7, 2, 250)):
-        result = run_batch_prediction(source, out_uri(models, f"chunks-{name}"), MODEL, models.v1, shards=shards,
-                                      workers=workers, chunk_rows=chunk, store=models.store)
+        result = run_batch_prediction(models.project, source, out_uri(models, f"chunks-{name}"), models.v1,
+                                      shards=shards, workers=workers, chunk_rows=chunk, store=models.store)
         assert len(result.manifest["parts"]) == shards
         runs[name] = read_predictions(out_uri(models, f"chunks-{name}"), models.store)
     for name, got in runs.items():
@@ -193,7 +214,7 @@ def test_local_input_and_other_kept_columns(models, small, tmp_path):
     part = rows.iloc[:1_000]
     pq.write_table(pa.Table.from_pandas(part, preserve_index=False), folder / "x.parquet", row_group_size=300)
     output = out_uri(models, "local")
-    result = run_batch_prediction(str(folder), output, MODEL, models.v2, shards=2, workers=1,
+    result = run_batch_prediction(models.project, str(folder), output, models.v2, shards=2, workers=1,
                                   keep="customer_id,feature_timestamp,region", store=models.store)
     got = read_predictions(output, models.store)
     assert result.rows == 1_000 and list(got.columns[:3]) == ["customer_id", "feature_timestamp", "region"]
@@ -202,13 +223,45 @@ def test_local_input_and_other_kept_columns(models, small, tmp_path):
     assert_scored_like_in_process(models, got, part, models.v2)
 
 
+
+def test_churn_keeps_its_integer_entity_key_by_default_and_decides_at_its_gates_threshold(churn_models, small,
+                                                                                          tmp_path):
+    """The second project: integer subscriber ids kept as they are (int64), the class at churn's gate threshold
+    (0.2, not credit's 0.3), churn's own feature columns; an input without the key keeps nothing."""
+    m = churn_models
+    rows = feature_rows(1_500, seed=62, project=CHURN)
+    source = put_parquet(m.store, rows, "batch-churn/input/a.parquet", 400, tmp_path)
+    output = f"s3://{m.store.bucket}/batch-churn/out/default-keep"
+    result = run_batch_prediction(m.project, source, output, "production", shards=2, workers=1, store=m.store)
+    got = read_predictions(output, m.store)
+    assert result.rows == 1_500 and list(got.columns) == ["subscriber_id", "probability", "predicted_class",
+                                                          "model_name", "model_version", "scored_at"]
+    assert got["subscriber_id"].dtype == np.int64 and got["subscriber_id"].is_unique
+    assert_scored_like_in_process(m, got, rows, m.v1)  # production, by alias
+    assert result.manifest["keep"] == ["subscriber_id"]
+    assert result.manifest["threshold"] == decision_threshold(CHURN) == 0.2 != THRESHOLD
+    assert 0.2 < got["predicted_class"].mean() < 0.8  # about half are offered a discount at 0.2
+    # the key is kept only when the input has it
+    anonymous = put_parquet(m.store, rows.drop(columns=["subscriber_id"]), "batch-churn/input-no-key/a.parquet", 400,
+                            tmp_path)
+    bare = f"s3://{m.store.bucket}/batch-churn/out/no-key"
+    assert run_batch_prediction(m.project, anonymous, bare, m.v2, shards=1, workers=1, store=m.store).manifest[
+        "keep"] == []
+    scored = read_predictions(bare, m.store)
+    assert "subscriber_id" not in scored.columns and len(scored) == 1_500
+    np.testing.assert_allclose(scored["probability"].to_numpy(), m.expected(m.v2, rows), rtol=0, atol=1e-12)
+    # a column credit's model needs is no part of churn's input, nor the reverse
+    with pytest.raises(DataError, match=r"lacks the model's feature column\(s\)"):
+        run_batch_prediction(m.project, small[0], f"{bare}-credit-input", m.v1, workers=1, store=m.store)
+
+
 # -- idempotent and atomic -------------------------------------------------------------------------
 def test_a_rerun_of_the_same_job_is_a_noop(models, small):
     source, _ = small
     output = out_uri(models, "rerun")
-    first = run_batch_prediction(source, output, MODEL, "production", shards=3, workers=1, store=models.store)
+    first = run_batch_prediction(models.project, source, output, "production", shards=3, workers=1, store=models.store)
     before, listing = read_predictions(output, models.store), keys(models, output)
-    again = run_batch_prediction(source, output, MODEL, models.v1, shards=5, workers=1, chunk_rows=99,
+    again = run_batch_prediction(models.project, source, output, models.v1, shards=5, workers=1, chunk_rows=99,
                                  store=models.store)  # same version by number, other shards and chunks
     assert not first.already_complete and again.already_complete
     assert again.manifest == first.manifest and keys(models, output) == listing
@@ -220,19 +273,21 @@ def test_a_rerun_of_the_same_job_is_a_noop(models, small):
 def test_a_new_model_version_or_new_input_replaces_the_output(models, small, tmp_path):
     source, rows = small
     output = out_uri(models, "replace")
-    old = run_batch_prediction(source, output, MODEL, models.v1, shards=2, workers=1, store=models.store).manifest
-    new = run_batch_prediction(source, output, MODEL, models.v2, shards=3, workers=1, store=models.store).manifest
+    old = run_batch_prediction(models.project, source, output, models.v1, shards=2, workers=1,
+                               store=models.store).manifest
+    new = run_batch_prediction(models.project, source, output, models.v2, shards=3, workers=1,
+                               store=models.store).manifest
     assert new["model"]["version"] == models.v2 and new["job"] != old["job"]
     assert sorted(keys(models, output)) == sorted(["_MANIFEST.json", *(p["key"] for p in new["parts"])])
     assert_scored_like_in_process(models, read_predictions(output, models.store), rows, models.v2)
     # more input under the same prefix: a new fingerprint, scored again
     extra = feature_rows(1_000, seed=63)
     put_parquet(models.store, extra, "batch-tests/growing/a.parquet", 400, tmp_path)
-    grown = run_batch_prediction(f"s3://{models.store.bucket}/batch-tests/growing/", output, MODEL, models.v2,
-                                 shards=1, workers=1, store=models.store)
+    growing = f"s3://{models.store.bucket}/batch-tests/growing/"
+    grown = run_batch_prediction(models.project, growing, output, models.v2, shards=1, workers=1, store=models.store)
     put_parquet(models.store, extra.iloc[:100], "batch-tests/growing/b.parquet", 400, tmp_path)
-    regrown = run_batch_prediction(f"s3://{models.store.bucket}/batch-tests/growing/", output, MODEL, models.v2,
-                                   shards=1, workers=1, store=models.store)
+    regrown = run_batch_prediction(models.project, growing, output, models.v2, shards=1, workers=1,
+                                   store=models.store)
     assert (grown.rows, regrown.rows, regrown.already_complete) == (1_000, 1_100, False)
     assert len(read_predictions(output, models.store)) == 1_100
 
@@ -240,7 +295,7 @@ def test_a_new_model_version_or_new_input_replaces_the_output(models, small, tmp
 def test_a_failed_shard_leaves_no_manifest_and_the_rerun_commits_once(models, small):
     source, rows = small
     output = out_uri(models, "failed-shard")
-    planned = plan(source, output, MODEL, models.v1, shards=3, store=models.store)
+    planned = plan(models.project, source, output, models.v1, shards=3, store=models.store)
     save_plan(models.store, planned.job)
     score_shard(models.store, planned.job, 0, planned.model)  # shards 1 and 2 never finish
     with pytest.raises(DataError, match="shard 1 has no output; shard 2 has no output"):
@@ -248,7 +303,7 @@ def test_a_failed_shard_leaves_no_manifest_and_the_rerun_commits_once(models, sm
     assert read_manifest(output, models.store) is None
     with pytest.raises(StorageError, match="no committed batch predictions"):
         read_predictions(output, models.store)
-    result = run_batch_prediction(source, output, MODEL, models.v1, shards=3, workers=1, store=models.store)
+    result = run_batch_prediction(models.project, source, output, models.v1, shards=3, workers=1, store=models.store)
     assert not result.already_complete and result.rows == len(rows)
     assert sorted(keys(models, output)) == sorted(["_MANIFEST.json", *(p["key"] for p in result.manifest["parts"])])
     assert read_predictions(output, models.store)["customer_id"].tolist() == rows["customer_id"].tolist()
@@ -257,7 +312,7 @@ def test_a_failed_shard_leaves_no_manifest_and_the_rerun_commits_once(models, sm
 def test_an_input_replaced_after_planning_fails_the_shard(models, tmp_path):
     rows = feature_rows(1_000, seed=64)
     source = put_parquet(models.store, rows, "batch-tests/replaced/a.parquet", 400, tmp_path)
-    planned = plan(source, out_uri(models, "replaced"), MODEL, models.v1, shards=2, store=models.store)
+    planned = plan(models.project, source, out_uri(models, "replaced"), models.v1, shards=2, store=models.store)
     put_parquet(models.store, rows.iloc[:500], "batch-tests/replaced/a.parquet", 400, tmp_path)
     with pytest.raises(DataError, match="was replaced after this run was planned"):
         score_shard(models.store, planned.job, 0, planned.model)
@@ -271,8 +326,8 @@ def test_a_killed_run_leaves_nothing_readable_and_a_rerun_completes(models, tmp_
     output = out_uri(models, "killed")
     out = Output.parse(output)
     proc = subprocess.Popen([sys.executable, "-m", "mlops.cli", "batch-predict", "--input", source, "--output", output,
-                             "--model", MODEL, "--version", models.v1, "--shards", "8", "--workers", "2",
-                             "--chunk-rows", "250"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--project", str(models.project.root), "--version", models.v1, "--shards", "8",
+                             "--workers", "2", "--chunk-rows", "250"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while not any("/shard-" in k for k in models.store.list_keys(out.prefix, out.bucket)):
         assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
@@ -291,7 +346,7 @@ def test_a_killed_run_leaves_nothing_readable_and_a_rerun_completes(models, tmp_
     with pytest.raises(StorageError, match="no committed batch predictions"):
         read_predictions(output, models.store)
 
-    result = run_batch_prediction(source, output, MODEL, models.v1, shards=8, workers=2, store=models.store)
+    result = run_batch_prediction(models.project, source, output, models.v1, shards=8, workers=2, store=models.store)
     assert not result.already_complete and result.rows == len(rows)
     got = read_predictions(output, models.store)
     assert got["customer_id"].tolist() == rows["customer_id"].tolist() and got["customer_id"].is_unique
@@ -346,7 +401,7 @@ def test_bad_input_is_refused_naming_what_and_where(models, bad, input_key, outp
     target = "/tmp/local-output" if output is None else out_uri(models, output)
     args = {"version_or_alias": models.v1, **options}
     with pytest.raises((error, StorageError)) as raised:
-        run_batch_prediction(bad[input_key], target, MODEL, args.pop("version_or_alias"), workers=1,
+        run_batch_prediction(models.project, bad[input_key], target, args.pop("version_or_alias"), workers=1,
                              store=models.store, **args)
     assert all(w in str(raised.value) for w in words), str(raised.value)
     assert read_manifest(out_uri(models, "bad-out"), models.store) is None
@@ -354,7 +409,7 @@ def test_bad_input_is_refused_naming_what_and_where(models, bad, input_key, outp
 
 def test_output_overlapping_the_input_is_refused(models, small):
     with pytest.raises(DataError, match="overlap"):
-        run_batch_prediction(small[0], small[0] + "predictions", MODEL, models.v1, store=models.store)
+        run_batch_prediction(models.project, small[0], small[0] + "predictions", models.v1, store=models.store)
 
 
 @pytest.mark.parametrize("argv, code, message", [
@@ -366,7 +421,8 @@ def test_output_overlapping_the_input_is_refused(models, small):
 def test_bad_arguments_exit_with_a_one_line_error(models, small, capsys, argv, code, message):
     from mlops.cli import main
 
-    cmd = ["batch-predict", "--input", small[0], "--output", out_uri(models, "bad-args"), "--model", MODEL, *argv]
+    cmd = ["batch-predict", "--input", small[0], "--output", out_uri(models, "bad-args"),
+           "--project", str(models.project.root), *argv]
     try:
         status = main(cmd)
     except SystemExit as exc:  # argparse's usage errors
@@ -389,7 +445,8 @@ def test_the_compiled_pipeline_runs_end_to_end_with_kfp_local(models, small, tmp
 
     source, rows = small
     output = out_uri(models, "pipeline")
-    params = {"input_uri": source, "output_uri": output, "model_name": MODEL, "shards": 3, "chunk_rows": 1000}
+    params = {"project": models.project.source, "input_uri": source, "output_uri": output, "shards": 3,
+              "chunk_rows": 1000}
     run_local(pipeline_file("batch_prediction"), params, tmp_path / "kfp", tmp_path / "run.log")
     log = plain((tmp_path / "run.log").read_text())
     assert log.count("Executing task 'score-batch-shard'") == 3, log[-3000:]
@@ -413,6 +470,6 @@ def test_the_pipeline_reports_a_bad_input_by_its_step(models, tmp_path, bad):
     from mlops.local_run import pipeline_file, run_local
 
     with pytest.raises(PipelineError, match=r"\[batch plan\] .*lacks the model's feature column\(s\)"):
-        run_local(pipeline_file("batch_prediction"), {"input_uri": bad["no-income"], "model_name": MODEL,
+        run_local(pipeline_file("batch_prediction"), {"input_uri": bad["no-income"], "project": models.project.source,
                                                       "output_uri": out_uri(models, "pipeline-bad")},
                   tmp_path / "kfp", tmp_path / "run.log")

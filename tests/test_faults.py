@@ -61,9 +61,11 @@ from mlops.errors import ModelIntegrityError, StorageError, TrackingError
 from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
 from mlops.serving import model_files
 from mlops.storage import ObjectStore, parse_s3_uri
+from tests.projects import CREDIT, generate_credit_data, offline_rows, renamed
 
 pytestmark = pytest.mark.platform
 
+# Copies of the credit-default project under these names (its model, Feast project and logs):
 SERVED = "faults-serving"  # served, tampered and batch-scored on the session's platform
 OWN = "faults-own-platform"  # on this module's own platform, whose S3 and MLflow get stopped
 JSON = {"content-type": "application/json"}
@@ -108,10 +110,10 @@ class Cli:
 
 
 def feature_rows(n: int, seed: int) -> pd.DataFrame:
-    from mlops.data.generator import generate_credit_data
+    """Credit feature rows as the feature store holds them (the batch input of a credit model)."""
     from mlops.features.engineering import compute_features
 
-    return compute_features(generate_credit_data(n, seed=seed)).drop(columns=["created_timestamp"])
+    return compute_features(CREDIT, generate_credit_data(n, seed=seed)).drop(columns=["created_timestamp"])
 
 
 def put_parquet(store: ObjectStore, frame: pd.DataFrame, key: str, tmp: Path, row_group_rows: int = 250) -> str:
@@ -130,6 +132,7 @@ def keys_under(store: ObjectStore, uri: str) -> list[str]:
 
 @dataclass
 class Served:
+    project: object  # the renamed credit-default copy whose model is SERVED
     local: object  # LocalServing
     store: ObjectStore
     v1: str
@@ -141,21 +144,21 @@ class Served:
 @pytest.fixture(scope="module")
 def served(platform, tmp_path_factory, train_versions):
     """Two versions of SERVED on Feast features; v1 served (predictor, splitter, transformer); batch input rows."""
-    from mlops.data.generator import generate_credit_data
     from mlops.serving import routing
     from mlops.serving.local import LocalServing
 
     work = tmp_path_factory.mktemp("faults")
     store = ObjectStore(platform.s3_settings())
-    (v1, v2), _ = train_versions(SERVED, generate_credit_data(3_000, seed=71), work)
+    project = renamed(CREDIT, work, SERVED)
+    (v1, v2), _ = train_versions(project, generate_credit_data(3_000, seed=71), work)
     rows = feature_rows(2_000, seed=72)
     input_uri = put_parquet(store, rows, "faults-tests/input/rows.parquet", work)
     routing.write_routing(store, SERVED, routing.Routing())
-    local = LocalServing(SERVED)
+    local = LocalServing(project)
     local.down()
     local.up(v1, port=free_ports(["t"])["t"], request_log=False, progress=lambda *_: None)
     try:
-        yield Served(local, store, v1, v2, input_uri, rows)
+        yield Served(project, local, store, v1, v2, input_uri, rows)
     finally:
         local.down()
 
@@ -163,13 +166,13 @@ def served(platform, tmp_path_factory, train_versions):
 class LiveTraffic:
     """Callers: a background replay at ``rate`` requests/s to the transformer until the block ends."""
 
-    def __init__(self, url: str, rate: float) -> None:
-        from mlops.serving.traffic_replay import customer_ids, replay
+    def __init__(self, url: str, project, rate: float) -> None:
+        from mlops.serving.traffic_replay import known_ids, replay
 
         self.stop, self.stats = threading.Event(), None
-        ids = customer_ids()
+        ids = known_ids(project)
         self.thread = threading.Thread(target=lambda: setattr(self, "stats", replay(
-            url, SERVED, ids, rate=rate, stop=self.stop)), daemon=True)
+            url, project, ids, rate=rate, stop=self.stop)), daemon=True)
 
     def __enter__(self):
         self.thread.start()
@@ -196,7 +199,7 @@ def test_a_candidate_predictor_killed_in_a_canary_step_is_rolled_back(served):
     from mlops.rollout.controller import rollout
     from mlops.rollout.policy import parse_policy
     from mlops.rollout.traffic import LocalTraffic
-    from mlops.serving.traffic_replay import customer_ids
+    from mlops.serving.traffic_replay import known_ids, request_body
 
     s, rate, share = served, 80.0, 20
     registry.promote(s.store, SERVED, s.v1, registry.PRODUCTION, expected_current=None, actor="test",
@@ -220,7 +223,7 @@ def test_a_candidate_predictor_killed_in_a_canary_step_is_rolled_back(served):
         timing["restored"] = time.monotonic()
 
     killer = threading.Thread(target=kill_the_candidate_in_its_canary_step, daemon=True)
-    with LiveTraffic(s.local.urls()["transformer"], rate) as traffic:
+    with LiveTraffic(s.local.urls()["transformer"], s.project, rate) as traffic:
         killer.start()
         result = rollout(s.store, LocalTraffic(s.local, s.store), SERVED, s.v2, policy, high_stakes=False,
                          actor="test", progress=lambda *_: None)
@@ -255,7 +258,7 @@ def test_a_candidate_predictor_killed_in_a_canary_step_is_rolled_back(served):
     assert 1 <= errors <= math.ceil(share / 100 * rate * seconds) + 10, (errors, seconds)
     # and once restored, every caller is answered by stable
     after = [httpx.post(f"{s.local.urls()['transformer']}/v1/models/{SERVED}:predict",
-                        json={"instances": [{"customer_id": c}]}, timeout=30) for c in customer_ids()[:30]]
+                        json=request_body(s.project, c, "v1"), timeout=30) for c in known_ids(s.project)[:30]]
     assert {(r.status_code, r.json().get("model_version")) for r in after} == {(200, s.v1)}
 
 
@@ -280,8 +283,8 @@ def test_a_model_file_tampered_in_s3_is_refused_by_the_predictor_and_by_batch_sc
         port = free_ports(["predictor"])["predictor"]
         cache = tmp_path / "predictor-cache"
         started = subprocess.run(
-            [sys.executable, "-m", "mlops.serving.predictor", "--model-name", SERVED, "--model-version", s.v2,
-             "--host", "127.0.0.1", "--http-port", str(port), "--cache-dir", str(cache)],
+            [sys.executable, "-m", "mlops.serving.predictor", "--project", str(s.project.root),
+             "--model-version", s.v2, "--host", "127.0.0.1", "--http-port", str(port), "--cache-dir", str(cache)],
             capture_output=True, text=True, timeout=240, env=dict(os.environ), cwd=tmp_path)
         assert started.returncode != 0, started.stdout + started.stderr
         [error, *_] = [line for line in started.stderr.splitlines() if line.startswith("MLOPS-ERROR:")] or [""]
@@ -293,7 +296,7 @@ def test_a_model_file_tampered_in_s3_is_refused_by_the_predictor_and_by_batch_sc
 
         monkeypatch.setenv("MLOPS_MODEL_CACHE", str(tmp_path / "batch-cache"))
         with pytest.raises(ModelIntegrityError, match="do not match the registered digest"):
-            run_batch_prediction(s.input_uri, output, SERVED, s.v2, shards=2, workers=1, store=s.store)
+            run_batch_prediction(s.project, s.input_uri, output, s.v2, shards=2, workers=1, store=s.store)
         assert keys_under(s.store, output) == []  # refused before planning anything: not even a staging prefix
         assert not (tmp_path / "batch-cache" / SERVED / s.v2).exists()
     finally:
@@ -311,10 +314,10 @@ def test_an_interrupted_commit_leaves_the_previous_output_readable_and_the_rerun
     monkeypatch.setenv("MLOPS_MODEL_CACHE", str(tmp_path / "cache"))
     output = f"s3://{s.store.bucket}/faults-tests/commit-out"
     out = Output.parse(output)
-    run_batch_prediction(s.input_uri, output, SERVED, s.v1, shards=2, workers=1, store=s.store)
+    run_batch_prediction(s.project, s.input_uri, output, s.v1, shards=2, workers=1, store=s.store)
     previous_manifest, previous = read_manifest(output, s.store), read_predictions(output, s.store)
 
-    planned = plan(s.input_uri, output, SERVED, s.v2, shards=3, store=s.store)
+    planned = plan(s.project, s.input_uri, output, s.v2, shards=3, store=s.store)
     save_plan(s.store, planned.job)
     for shard in planned.job.shards:
         score_shard(s.store, planned.job, shard.index, planned.model)
@@ -329,13 +332,13 @@ def test_an_interrupted_commit_leaves_the_previous_output_readable_and_the_rerun
     pd.testing.assert_frame_equal(read_predictions(output, s.store), previous)
     assert set(previous["model_version"]) == {s.v1} and len(previous) == len(s.rows)
 
-    rerun = run_batch_prediction(s.input_uri, output, SERVED, s.v2, shards=3, workers=1, store=s.store)
+    rerun = run_batch_prediction(s.project, s.input_uri, output, s.v2, shards=3, workers=1, store=s.store)
     assert not rerun.already_complete and rerun.manifest["job"] == planned.job.key
     assert keys_under(s.store, output) == sorted(["_MANIFEST.json", *(p["key"] for p in rerun.manifest["parts"])])
     got = read_predictions(output, s.store)
     assert got["customer_id"].tolist() == s.rows["customer_id"].tolist() and got["customer_id"].is_unique
     assert set(got["model_version"]) == {s.v2}
-    again = run_batch_prediction(s.input_uri, output, SERVED, s.v2, shards=3, workers=1, store=s.store)
+    again = run_batch_prediction(s.project, s.input_uri, output, s.v2, shards=3, workers=1, store=s.store)
     assert again.already_complete and again.manifest == rerun.manifest
 
 
@@ -343,6 +346,7 @@ def test_an_interrupted_commit_leaves_the_previous_output_readable_and_the_rerun
 
 @dataclass
 class OwnPlatform:
+    project: object  # the renamed credit-default copy whose model is OWN
     platform: LocalPlatform
     store: ObjectStore
     v1: str  # production
@@ -401,28 +405,31 @@ class OwnPlatform:
 @pytest.fixture(scope="module")
 def own(tmp_path_factory):
     """A second local platform on free ports, with a model in production and a published batch output."""
-    from mlops.data.generator import generate_credit_data
     from mlops.datasets import DatasetInfo, write_table
     from mlops.stages import register, train_and_log
-    from mlops.training import TrainingConfig
 
     work = tmp_path_factory.mktemp("faults-own")
     plat = LocalPlatform(home=work / "home", ports=free_ports(DEFAULT_PORTS))
     plat.up(progress=lambda *_: None)
     try:
         store = ObjectStore(plat.s3_settings())
-        data = OwnPlatform(plat, store, "", "", "", 0, f"s3://{store.bucket}/faults/predictions", work)
+        project = renamed(CREDIT, work, OWN)
+        data = OwnPlatform(project, plat, store, "", "", "", 0, f"s3://{store.bucket}/faults/predictions", work)
         with data.active():
-            raw = generate_credit_data(2_000, seed=73)  # trained and scored on the raw columns: no feature store
-            path = work / "train.parquet"
-            digest = write_table(raw, str(path))
-            run = train_and_log(str(path), DatasetInfo(str(path), len(raw), list(raw.columns), digest),
-                                TrainingConfig(max_iter=5), "faults").run
+            raw = generate_credit_data(2_000, seed=73)  # trained on each row's own features: no feature store
+            rows, path = offline_rows(project, raw), work / "train.parquet"
+            # numbers as the feature store returns them (and serving sends them): float64, NaN when missing
+            rows = rows.astype({c: "float64" for c in project.features.of_type("integer", "float")})
+            digest = write_table(rows, str(path))
+            run = train_and_log(project, str(path), DatasetInfo(str(path), len(rows), list(rows.columns), digest),
+                                {**project.model.params, "max_iter": 5}).run
             data.v1, data.v2 = (register(run.model_uri, OWN, run.run_id, digest) for _ in range(2))
             registry.promote(store, OWN, data.v1, registry.PRODUCTION, expected_current=None, actor="test",
                              reason="production before the faults")
-            data.input_uri, data.rows = put_parquet(store, raw, "faults/input/rows.parquet", work, 500), len(raw)
-            run_batch_prediction(data.input_uri, data.output_uri, OWN, data.v1, shards=2, workers=1, store=store)
+            scored = feature_rows(2_000, seed=73)  # the same applications' feature rows
+            data.input_uri = put_parquet(store, scored, "faults/input/rows.parquet", work, 500)
+            data.rows = len(scored)
+            run_batch_prediction(project, data.input_uri, data.output_uri, data.v1, shards=2, workers=1, store=store)
         yield data
     finally:
         plat.down(progress=lambda *_: None)
@@ -437,7 +444,7 @@ def test_s3_stopped_in_the_middle_of_a_pipeline_run(own):
     before, manifest_before = d.registry_state(), d.store.get_bytes(Output.parse(d.output_uri).key("_MANIFEST.json"))
     s3 = d.platform.services()["s3"]
     args = ["run", "batch_prediction", "--local", "--param", f"input_uri={d.input_uri}",
-            "--param", f"output_uri={d.output_uri}", "--param", f"model_name={OWN}",
+            "--param", f"output_uri={d.output_uri}", "--param", f"project={d.project.root}",
             "--param", f"model_version={d.v2}", "--param", "shards=1"]
     run = Cli(args, d.env(), d.work, "s3-stopped")
     wait_for(lambda: "Executing task 'score-batch-shard'" in run.stdout() or run.proc.poll() is not None,
@@ -493,7 +500,7 @@ def test_mlflow_killed_during_a_promotion(own, monkeypatch):
     before = d.registry_state()
     lock = f"locks/registry/{OWN}.json"
     d.store.put_bytes(json.dumps({"owner": "another-host:77:busy", "expires": time.time() + 120}).encode(), lock)
-    args = ["promote", OWN, candidate, "--reason", "approved", "--by", "alice"]
+    args = ["promote", OWN, candidate, "--reason", "approved", "--by", "alice", "--project", str(d.project.root)]
     promote = Cli(args, d.env(), d.work, "promote")
     try:
         # it has read the version and the approval from MLflow once it polls the lock on S3

@@ -67,7 +67,8 @@ TIMEOUT = 30.0
 VERSION_HEADER = "x-mlops-model-version"
 NUMERIC_KINDS = {"double", "float", "long", "integer"}
 V2_NUMERIC = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"}
-ID_INTEGER_TENSORS = {"INT64", "INT32", "INT16", "INT8", "UINT32", "UINT16", "UINT8"}  # an integer key's (README)
+# An integer key's tensor types and the values each holds; an id outside its type's range is refused.
+ID_INTEGER_TENSORS = {"INT64": (-(2 ** 63), 2 ** 63 - 1), "INT32": (-(2 ** 31), 2 ** 31 - 1), "UINT32": (0, 2 ** 32 - 1)}
 INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 CASES: collections.Counter = collections.Counter()  # target -> generated cases executed (sent and checked)
@@ -404,6 +405,10 @@ def transformer_v2(tensors: list, top: Topology) -> Expect:
     values = flatten(data)
     if values is None or shape not in ([len(values)], [len(values), 1]):
         return bad("declares shape")
+    if top.integer:
+        low, high = ID_INTEGER_TENSORS[datatype]
+        if any(type(v) is int and not low <= v <= high for v in values):
+            return bad("outside")
     return _ids_expectation(values, top)
 
 

@@ -2,12 +2,16 @@
 
 A good candidate is promoted (registry and traffic), an erroring one and a
 disagreeing one are rolled back automatically (registry and traffic both
-restored), and callers never see a shadow's answers.
+restored), and callers never see a shadow's answers. Each whole rollout runs
+on a copy of the credit-default project and on one of churn (integer ids,
+its own threshold and stakes), under replayed traffic for the project's own
+entities.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,9 +19,9 @@ import yaml
 
 from mlops.errors import ConfigError, RolloutError
 from mlops.rollout import analysis
-from mlops.rollout.policy import parse_policy, resolve_policy
+from mlops.rollout.policy import load_policy, parse_policy
+from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 
-MODEL = "rollout-tests"
 # Small windows so a rollout takes seconds; latency bounds loose because CI machines are noisy.
 FAST_POLICY = {
     "shadow": {"min_requests": 40, "timeout_s": 120,
@@ -31,10 +35,14 @@ FAST_POLICY = {
 
 
 # -- the policy ------------------------------------------------------------------------
-def test_the_packaged_policy_loads(tmp_path):
-    policy = resolve_policy("credit_default", tmp_path)
-    assert policy.canary_steps == (5, 25, 50) and policy.shadow.min_requests == 200
+@pytest.mark.parametrize("project, steps", [(CREDIT, (5, 25, 50)), (CHURN, (10, 50))], ids=["credit", "churn"])
+def test_each_projects_rollout_policies_load(project, steps):
+    policy = load_policy(project.rollout)
+    assert policy.canary_steps == steps and policy.shadow.min_requests == 200
     assert {c.metric for c in policy.shadow.success} >= {"error_rate", "agreement"}
+    assert policy.source == str(project.rollout)
+    retrained = load_policy(project.root / "rollout-retrained.yaml")  # what monitoring's retraining rolls out
+    assert retrained.shadow.success != policy.shadow.success  # a model retrained for drift may decide otherwise
 
 
 @pytest.mark.parametrize("change, message", [
@@ -122,40 +130,57 @@ def test_unattributed_errors_count_against_the_candidate():
 
 
 # -- whole rollouts against real serving processes ---------------------------------------------
-pytestmark_platform = pytest.mark.platform
-
-
-@pytest.fixture(scope="module")
-def versions(platform, tmp_path_factory):
-    """Three versions of MODEL on features from the feature store: v_a, a better v_b, and v_bad, trained
+@dataclass
+class Rollout:
+    """A project's model with three versions: v_a, v_b (another variant, agreeing with v_a), and v_bad, trained
     on flipped labels (fine to serve, wrong to ship: it disagrees with production)."""
+
+    project: object
+    versions: list[str]
+
+    @property
+    def model(self) -> str:
+        return self.project.names.model
+
+
+# Each project on a copy of its own (its own model, Feast project and logs), with its own params variants.
+PROJECTS = {
+    "credit": (CREDIT, lambda: generate_credit_data(4_000, seed=21), ({"max_iter": 10}, {"max_iter": 25})),
+    "churn": (CHURN, lambda: generate_churn_data(2_000, seed=21), ({"C": 0.05}, {"C": 1.0})),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(PROJECTS))
+def versions(request, platform, tmp_path_factory) -> Rollout:
+    """Three versions of the project's model on features from the feature store: v_a, a v_b agreeing with it,
+    and v_bad, trained on flipped labels."""
     from mlops import stages
     from mlops.datasets import DatasetInfo
     from mlops.storage import ObjectStore
-    from mlops.training import TrainingConfig
-    from mlops.data.generator import generate_credit_data
     from tests.feature_rows import training_rows
 
+    example, data, (first, second) = PROJECTS[request.param]
+    work = tmp_path_factory.mktemp(f"rollout-{request.param}")
+    project = renamed(example, work, f"rollout-{request.param}")
     store = ObjectStore(platform.s3_settings())
-    train, _, rows, flipped = training_rows(store, tmp_path_factory.mktemp("rollout"), "rollout-tests",
-                                            generate_credit_data(4_000, seed=21))
+    train, _, rows, flipped = training_rows(store, work, project, data())
     out = []
-    for path, iterations in ((rows, 10), (rows, 25), (flipped, 25)):
+    for path, params in ((rows, first), (rows, second), (flipped, second)):
         info = DatasetInfo(str(path), train.rows, train.columns, train.digest)
-        result = stages.train_and_log(str(path), info, TrainingConfig(max_iter=iterations), "rollout-tests")
-        out.append(stages.register(result.run.model_uri, MODEL, result.run.run_id, train.digest))
-    return out
+        run = stages.train_and_log(project, str(path), info, {**project.model.params, **params}).run
+        out.append(stages.register(run.model_uri, project.names.model, run.run_id, train.digest))
+    return Rollout(project, out)
 
 
 @pytest.fixture(scope="module")
 def topology(versions, platform):
-    """The serving processes of MODEL, started once for the module."""
+    """The serving processes of the project's model, started once per project."""
     from mlops.local_platform import free_ports
     from mlops.serving.local import LocalServing
 
-    local = LocalServing(MODEL)
+    local = LocalServing(versions.project)
     local.down()
-    local.up(versions[0], port=free_ports(["t"])["t"], request_log=False, progress=lambda *_: None)
+    local.up(versions.versions[0], port=free_ports(["t"])["t"], request_log=False, progress=lambda *_: None)
     try:
         yield local
     finally:
@@ -170,12 +195,12 @@ def serving(topology, versions, platform):
     from mlops.storage import ObjectStore
 
     store = ObjectStore(platform.s3_settings())
-    stable = versions[0]
-    current = registry.alias_version(MODEL, registry.PRODUCTION)
+    model, stable = versions.model, versions.versions[0]
+    current = registry.alias_version(model, registry.PRODUCTION)
     if current != stable:
-        registry.promote(store, MODEL, stable, registry.PRODUCTION, expected_current=current, actor="test",
+        registry.promote(store, model, stable, registry.PRODUCTION, expected_current=current, actor="test",
                          reason="test setup")
-    write_routing(store, MODEL, Routing())
+    write_routing(store, model, Routing())
     topology.deploy(stable)
     topology.set_routes({stable: 100})
     for name in topology.urls():
@@ -184,23 +209,23 @@ def serving(topology, versions, platform):
     return topology, store
 
 
-def _stage(store, version):
+def _stage(store, model, version):
     from mlops import registry
 
-    registry.promote(store, MODEL, version, registry.STAGING, expected_current=registry.ANY, actor="test",
+    registry.promote(store, model, version, registry.STAGING, expected_current=registry.ANY, actor="test",
                      reason="blessed (test)")
 
 
 class Traffic:
-    """Live traffic during a rollout: a background replay until stopped."""
+    """Live traffic during a rollout: a background replay of the project's known entities until stopped."""
 
-    def __init__(self, url: str, rate: float = 80.0) -> None:
-        from mlops.serving.traffic_replay import customer_ids, replay
+    def __init__(self, url: str, project, rate: float = 80.0) -> None:
+        from mlops.serving.traffic_replay import known_ids, replay
 
         self.stop, self.stats = threading.Event(), None
-        ids = customer_ids()
+        ids = known_ids(project)
         self.thread = threading.Thread(target=lambda: setattr(self, "stats", replay(
-            url, MODEL, ids, rate=rate, stop=self.stop)), daemon=True)
+            url, project, ids, rate=rate, stop=self.stop)), daemon=True)
 
     def __enter__(self):
         self.thread.start()
@@ -211,12 +236,12 @@ class Traffic:
         self.thread.join(30)
 
 
-def _roll(store, local, candidate, faults=None, high_stakes=False):
+def _roll(store, local, project, candidate, faults=None, high_stakes=False):
     from mlops.rollout.controller import rollout
     from mlops.rollout.traffic import LocalTraffic
 
-    with Traffic(local.urls()["transformer"]) as traffic:
-        result = rollout(store, LocalTraffic(local, store, faults=faults), MODEL, candidate,
+    with Traffic(local.urls()["transformer"], project) as traffic:
+        result = rollout(store, LocalTraffic(local, store, faults=faults), project.names.model, candidate,
                          parse_policy(FAST_POLICY, "fast policy"), high_stakes=high_stakes, actor="test",
                          progress=lambda *_: None)
     return result, traffic.stats
@@ -227,19 +252,20 @@ def test_an_erroring_candidate_is_rolled_back_in_its_first_canary_step(serving, 
     from mlops import audit, registry
 
     local, store = serving
-    stable, candidate, _ = versions
-    _stage(store, candidate)
-    result, stats = _roll(store, local, candidate, faults={candidate: {"error_percent": 50}})
+    project, model = versions.project, versions.model
+    stable, candidate, _ = versions.versions
+    _stage(store, model, candidate)
+    result, stats = _roll(store, local, project, candidate, faults={candidate: {"error_percent": 50}})
     assert result.outcome == "rolled_back"
     assert [p.name for p in result.phases] == ["shadow", "canary 20%"], result.markdown()
-    assert not result.phases[-1].passed
+    assert result.phases[0].passed and not result.phases[-1].passed, result.markdown()
     assert "error_rate" in result.phases[-1].reason
     # registry and traffic both restored
-    assert registry.alias_version(MODEL, registry.PRODUCTION) == stable
-    assert registry.alias_version(MODEL, registry.STAGING) is None
+    assert registry.alias_version(model, registry.PRODUCTION) == stable
+    assert registry.alias_version(model, registry.STAGING) is None
     assert local.status()["routes"] == [{"version": stable, "weight": 100, "fault": {}}]
     assert f"predictor v{candidate}" not in local.urls()
-    event = audit.trail(store, MODEL)[-1]
+    event = audit.trail(store, model)[-1]
     assert event.action == "rollout_rollback" and event.version == candidate
     assert any("traffic 100%" in step for step in event.details["restored"])
     assert stats.versions[stable] > 0
@@ -250,15 +276,16 @@ def test_a_disagreeing_candidate_fails_in_shadow_and_callers_never_see_it(servin
     from mlops import registry
 
     local, store = serving
-    stable, _, flipped = versions
-    _stage(store, flipped)
-    result, stats = _roll(store, local, flipped)
+    project, model = versions.project, versions.model
+    stable, _, flipped = versions.versions
+    _stage(store, model, flipped)
+    result, stats = _roll(store, local, project, flipped)
     assert result.outcome == "rolled_back"
     [shadow] = result.phases
     assert shadow.name == "shadow" and shadow.metrics["agreement"] < 0.8, result.markdown()
     assert "agreement" in shadow.reason
     assert set(stats.statuses) == {200} and set(stats.versions) == {stable}  # no caller saw the shadow
-    assert registry.alias_version(MODEL, registry.PRODUCTION) == stable
+    assert registry.alias_version(model, registry.PRODUCTION) == stable
     assert local.status()["routes"] == [{"version": stable, "weight": 100, "fault": {}}]
 
 
@@ -267,47 +294,63 @@ def test_preconditions_are_checked_before_any_traffic_moves(serving, versions):
     from mlops import registry
 
     local, store = serving
-    stable, candidate, flipped = versions
-    _stage(store, candidate)
+    project, model = versions.project, versions.model
+    stable, candidate, flipped = versions.versions
+    _stage(store, model, candidate)
     with pytest.raises(RolloutError, match="not the blessed staging version"):
-        _roll(store, local, flipped)
+        _roll(store, local, project, flipped)
     with pytest.raises(registry.PromotionRefused, match="needs a recorded approval"):
-        _roll(store, local, candidate, high_stakes=True)
+        _roll(store, local, project, candidate, high_stakes=True)
     with pytest.raises(RolloutError, match="already is production"):
-        _roll(store, local, stable)
+        _roll(store, local, project, stable)
     assert local.status()["routes"] == [{"version": stable, "weight": 100, "fault": {}}]
-    assert registry.alias_version(MODEL, registry.PRODUCTION) == stable
+    assert registry.alias_version(model, registry.PRODUCTION) == stable
 
 
 @pytest.mark.platform
-def test_a_good_candidate_goes_through_shadow_and_canary_to_production_via_the_compiled_pipeline(
-        serving, versions, tmp_path):
-    """The very rollout_pipeline.yaml that goes to Kubeflow, run by kfp.local against local serving."""
+def test_a_good_candidate_goes_through_shadow_and_canary_to_production(serving, versions, tmp_path):
+    """Credit through the very rollout_pipeline.yaml that goes to Kubeflow, run by kfp.local against local
+    serving; churn through run_rollout, the entry that pipeline's component calls (in process: the pipeline's
+    wiring is proven once). The stakes are the project's gate's: credit's needs a recorded approval, churn's
+    does not."""
     import json
 
     from mlops import audit, registry
+    from mlops.gate import project_gate
     from mlops.local_run import pipeline_file, run_local
+    from mlops.rollout.run import run_rollout
 
     local, store = serving
-    stable, candidate, _ = versions
-    _stage(store, candidate)
-    registry.approve(store, MODEL, candidate, by="risk-officer", reason="credit_default is high-stakes")
+    project, model = versions.project, versions.model
+    stable, candidate, _ = versions.versions
+    _stage(store, model, candidate)
+    high_stakes = project_gate(project).high_stakes
+    assert high_stakes == (project.name == "rollout-credit")
+    if high_stakes:
+        registry.approve(store, model, candidate, by="risk-officer", reason="credit decisions are high-stakes")
     policy = tmp_path / "fast-policy.yaml"
     policy.write_text(yaml.safe_dump(FAST_POLICY))
-    with Traffic(local.urls()["transformer"]) as traffic:
-        run = run_local(pipeline_file("rollout"),
-                        {"model_name": MODEL, "candidate": "staging", "policy": str(policy), "target": "local"},
-                        tmp_path / "kfp", tmp_path / "rollout.log")
-    assert run.outputs["Output"] == "promoted", (tmp_path / "rollout.log").read_text()[-3000:]
-    assert registry.alias_version(MODEL, registry.PRODUCTION) == candidate
-    assert registry.alias_version(MODEL, registry.ROLLBACK) == stable
+    with Traffic(local.urls()["transformer"], project) as traffic:
+        if high_stakes:
+            run = run_local(pipeline_file("rollout"),
+                            {"project": project.source, "candidate": "staging", "policy": str(policy),
+                             "target": "local"}, tmp_path / "kfp", tmp_path / "rollout.log")
+            outcome, log = run.outputs["Output"], (tmp_path / "rollout.log").read_text()[-3000:]
+        else:
+            result = run_rollout(project, "staging", policy=str(policy), target="local", actor="test",
+                                 progress=lambda *_: None)
+            outcome, log = result.outcome, result.markdown()
+    assert outcome == "promoted", log
+    assert registry.alias_version(model, registry.PRODUCTION) == candidate
+    assert registry.alias_version(model, registry.ROLLBACK) == stable
     assert local.status()["routes"] == [{"version": candidate, "weight": 100, "fault": {}}]
     assert f"predictor v{stable}" not in local.urls()  # the old version was retired
     stats = traffic.stats
     assert set(stats.statuses) == {200} and set(stats.versions) == {stable, candidate}
-    actions = [e.action for e in audit.trail(store, MODEL)]
-    assert actions[-3:] == ["approve", "rollout_start", "promote"]
-    [report_key] = [k for k in store.list_keys(f"reports/rollout/{MODEL}") if f"/v{candidate}-" in k][-1:]
+    actions = [e.action for e in audit.trail(store, model)]
+    expected = ["approve", "rollout_start", "promote"] if high_stakes else ["rollout_start", "promote"]
+    assert actions[-len(expected):] == expected and (high_stakes or "approve" not in actions), actions
+    [report_key] = [k for k in store.list_keys(f"reports/rollout/{model}") if f"/v{candidate}-" in k][-1:]
     report = json.loads(store.get_bytes(report_key))
     assert report["outcome"] == "promoted"
     assert [p["name"] for p in report["phases"]] == ["shadow", "canary 20%", "canary 50%"]

@@ -198,6 +198,13 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: fl
     }
 
 
+def model_inputs(df: pd.DataFrame, features: FeatureColumns) -> pd.DataFrame:
+    """The feature columns as the model sees them everywhere: numbers as float64 (a missing value NaN), as the
+    MLflow signature declares them and serving and batch scoring send them. A model fitted on nullable
+    integers would otherwise refuse the floats it is served."""
+    return df[features.all].astype({c: "float64" for c in features.numeric})
+
+
 def train(project: Project, df: pd.DataFrame, params: dict | None = None,
           source: str = "training data") -> TrainedModel:
     """Fit the project's model on the earlier rows, validate on the most recent ones.
@@ -220,8 +227,8 @@ def train(project: Project, df: pd.DataFrame, params: dict | None = None,
     model = build_model(project, params)
     with threadpool_limits(limits=cpu_budget(), user_api="openmp"):
         try:
-            model.fit(train_df[features.all], train_df[label].astype(int))
-            scores = np.asarray(model.predict_proba(valid_df[features.all]))[:, 1]
+            model.fit(model_inputs(train_df, features), train_df[label].astype(int))
+            scores = np.asarray(model.predict_proba(model_inputs(valid_df, features)))[:, 1]
         except (ValueError, TypeError) as exc:
             raise DataError(f"{source}: the model of project {project.name} could not be fitted: "
                             f"{type(exc).__name__}: {exc}") from None

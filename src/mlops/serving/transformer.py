@@ -65,8 +65,11 @@ SHADOW_TARGET = Gauge("mlops_shadow_target_info", "The shadow currently mirrored
 FEATURE_LATENCY = Histogram("mlops_feature_lookup_seconds", "Online feature lookup latency", buckets=LATENCY_BUCKETS)
 
 
-_INTEGER_TENSORS = ("INT64", "INT32", "INT16", "INT8", "UINT32", "UINT16", "UINT8")
-_INT64 = (-(2 ** 63), 2 ** 63 - 1)
+# Integer key tensors and the values each can hold (the Open Inference Protocol's ranges): an id that does
+# not fit its declared type is refused, not read as whatever integer the JSON happened to carry.
+_INTEGER_TENSORS = {"INT64": (-(2 ** 63), 2 ** 63 - 1), "INT32": (-(2 ** 31), 2 ** 31 - 1),
+                    "UINT32": (0, 2 ** 32 - 1)}
+_INT64 = _INTEGER_TENSORS["INT64"]
 
 
 def entity_ids(payload, project: Project, max_rows: int = 10_000) -> list:
@@ -87,6 +90,13 @@ def entity_ids(payload, project: Project, max_rows: int = 10_000) -> list:
             carried = "nested data of another form" if data is None else f"{len(data)} values"
             raise BadRequest(f"input {key!r} declares shape {list(tensor.shape)} but carries {carried}")
         ids = [v.decode() if isinstance(v, bytes) else v for v in data]
+        if integer:
+            low, high = _INTEGER_TENSORS[tensor.datatype]
+            bad = [i for i, v in enumerate(ids) if isinstance(v, int) and not isinstance(v, bool)
+                   and not low <= v <= high]
+            if bad:
+                raise BadRequest(f"input {key!r} is {tensor.datatype} but rows {bad[:10]} hold values outside "
+                                 f"[{low}, {high}]")
     else:
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list) or not payload["instances"]:
             raise BadRequest(f"a V1 request needs \"instances\": a non-empty list of objects like "
