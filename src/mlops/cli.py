@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema_sub = p.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
     g = schema_sub.add_parser("infer", help="write a contract YAML and reference profile from a reference dataset")
     g.add_argument("--data", required=True, help="reference dataset: a local .parquet path or s3://bucket/key")
-    g.add_argument("--dataset", required=True, help="the contract's dataset name, e.g. loan_applications")
+    g.add_argument("--dataset", required=True, help="the contract's dataset name, e.g. subscriber_snapshots")
     g.add_argument("--key", action="append", default=[], help="key column that must be unique (repeatable)")
     g.add_argument("--timestamp", help="event timestamp column")
     g.add_argument("--out", required=True, help="contract file to write, e.g. my-project/contracts/raw.yaml")

@@ -186,9 +186,10 @@ def retrieve_training_data(project: Project, data_uri: str, snapshot_uri: str, t
 def check_skew(project: Project, served_uri: str, report_dir: str | Path, store: ObjectStore | None = None):
     """Compare feature vectors served online (as logged) with an offline recomputation.
 
-    The served log holds the entity key, the project's event timestamp (the
-    request time) and the feature columns; the offline side is the
-    point-in-time retrieval for the same keys from the same Feast definitions.
+    The served log holds the entity key, the request time (the project's event
+    timestamp column, or the inference log's own ``logged_at``) and the feature
+    columns; the offline side is the point-in-time retrieval for the same keys
+    from the same Feast definitions.
     Writes ``skew.json`` and ``skew.md`` into ``report_dir`` and returns the report.
     """
     from mlops.features import skew, store as feature_store
@@ -200,6 +201,8 @@ def check_skew(project: Project, served_uri: str, report_dir: str | Path, store:
     fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), project)
     feature_store.ensure_applied_snapshot(fs, store)
     keys = [project.entity.key, project.event_timestamp]
+    if project.event_timestamp not in served.columns and "logged_at" in served.columns:
+        served = served.rename(columns={"logged_at": project.event_timestamp})  # the inference log as written
     require_columns(served, keys, served_uri)
     offline = feature_store.historical_features(fs, served[keys])
     report = skew.compare_online_offline(served, offline, keys, project.features.names)
