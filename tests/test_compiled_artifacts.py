@@ -61,3 +61,24 @@ def test_no_task_is_cached():
     for name, task in found.items():
         if not name.startswith("condition"):
             assert task["cachingOptions"] == {}, name  # enableCache false is serialised as an empty mapping
+
+
+def test_every_pipeline_takes_the_project_as_a_required_parameter_and_names_no_dataset():
+    """One compiled file serves every project: the project is a run parameter, never baked in."""
+    from mlops.local_run import pipeline_parameters
+    from tests.projects import EXAMPLES
+
+    import re
+
+    names = {n for p in EXAMPLES for n in (p.entity.key, p.label.column, *p.sensitive, p.names.model,
+                                           p.names.prefix, p.names.feast_project)} - {"default"}  # also English
+    for _, rel in targets():
+        text = (ROOT / rel).read_text()
+        found = sorted(n for n in names if re.search(rf"\b{re.escape(n)}\b", text, re.IGNORECASE))
+        assert not found, f"{rel} names a project's {found}: those come from the project at run time"
+        if rel.startswith("pipelines/"):
+            project = pipeline_parameters(ROOT / rel)["project"]
+            assert project == {"parameterType": "STRING"}, (rel, project)  # required, no default project
+    training = pipeline_parameters(ROOT / "pipelines/compiled/training_pipeline.yaml")
+    assert {k: v.get("defaultValue") for k, v in training.items()} == {
+        "project": None, "data_uri": "", "model_params": "{}"}

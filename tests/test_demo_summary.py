@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import io
 
-from mlops.data.generator import generate_credit_data
+import pytest
+
 from mlops.demo_summary import StoryRecorder, write_summary
+from mlops.project.data import generate_data
 from mlops.stages import validate_dataset
+from tests.projects import EXAMPLES
 
 
 def test_the_recorder_shows_everything_and_keeps_each_steps_lines():
@@ -27,10 +30,12 @@ def test_the_recorder_shows_everything_and_keeps_each_steps_lines():
     assert all(s.seconds >= 0 for s in story.steps)
 
 
-def test_the_page_links_local_copies_of_the_published_reports(store, tmp_path):
-    data = tmp_path / "applications.parquet"
-    generate_credit_data(2_000, seed=5).to_parquet(data)
-    published = validate_dataset(str(data), "credit_applications", tmp_path / "validation", publish_to=store)
+@pytest.mark.parametrize("project", EXAMPLES, ids=lambda p: p.name)
+def test_the_page_links_local_copies_of_the_published_reports(store, tmp_path, project):
+    data = tmp_path / "raw.parquet"
+    generate_data(project, 2_000, seed=5).to_parquet(data)
+    published = validate_dataset(str(data), project.contract("raw"), tmp_path / "validation", publish_to=store)
+    assert published.result.passed, published.result.summary()
     story = StoryRecorder(io.StringIO())
     story.begin(1, "a step that <b>escapes</b>")
     story.write("done\n")

@@ -1,38 +1,40 @@
-"""The evaluation gate: each rule, and the worse / unfair / too-small-slice candidates, built from the generator."""
+"""The evaluation gate: each rule, and the worse / unfair / too-small-slice candidates, on the example projects.
+
+Credit (one sensitive attribute, gender) carries the numbers its gate was written for; churn (two, age_band
+and gender) shows fairness is judged on every sensitive attribute a project declares, each named in its rules.
+"""
 
 import json
 
 import numpy as np
 import pytest
 
-from mlops.data.generator import generate_credit_data
 from mlops.errors import ConfigError, DataError
 from mlops.evaluation import evaluate, fairness, split_test
-from mlops.gate import BLESSED, NOT_BLESSED, decide, load_gate, parse_gate
-from mlops.training import TrainingConfig, predict_scores, train
+from mlops.gate import BLESSED, NOT_BLESSED, decide, load_gate, parse_gate, project_gate
+from mlops.training import model_params, predict_scores, train
+from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, offline_rows
 
 GATE = {
     "value_thresholds": [{"metric": "roc_auc", "min": 0.75}, {"metric": "log_loss", "max": 0.6}],
     "change_thresholds": [{"metric": "f1", "relative": 0.02}],
-    "fairness": {"attribute": "gender", "max_tpr_gap": 0.1, "max_fpr_gap": 0.1, "max_selection_rate_gap": 0.1,
-                 "four_fifths": True},
+    "fairness": {"max_tpr_gap": 0.1, "max_fpr_gap": 0.1, "max_selection_rate_gap": 0.1, "four_fifths": True},
     "min_slice_size": 100,
-    "segments": ["region"],
     "decision_threshold": 0.3,
 }
 
 
 @pytest.fixture(scope="module")
 def split():
-    data = generate_credit_data(20_000, seed=5)
-    return split_test(data, "event_timestamp", 0.2)
+    data = offline_rows(CREDIT, generate_credit_data(20_000, seed=5))
+    return split_test(data, CREDIT.event_timestamp, 0.2)
 
 
 @pytest.fixture(scope="module")
 def models(split):
     development, _ = split
-    good = train(development, TrainingConfig(max_iter=150))
-    worse = train(development, TrainingConfig(max_iter=3, learning_rate=0.05))
+    good = train(CREDIT, development, model_params(CREDIT, {"max_iter": 150}))
+    worse = train(CREDIT, development, model_params(CREDIT, {"max_iter": 3, "learning_rate": 0.05}))
     return good, worse
 
 
@@ -42,18 +44,21 @@ def score(trained, test):
 
 @pytest.fixture(scope="module")
 def config():
-    return parse_gate(GATE)
+    """The inline gate, judged on the credit project's sensitive attribute and reported per its slices."""
+    gate = parse_gate(GATE)
+    gate.sensitive, gate.segments = list(CREDIT.sensitive), list(CREDIT.slices)
+    return gate
 
 
-def result_for(scores, test, config):
-    result = evaluate(scores, test, "default", config.slice_columns, config.decision_threshold)
+def result_for(scores, test, config, project=CREDIT):
+    result = evaluate(scores, test, project.label.column, config.slice_columns, config.decision_threshold)
     result.test_digest = "same-test-set"
     return result
 
 
 def test_test_set_is_later_than_everything_training_saw(split):
     development, test = split
-    assert development["event_timestamp"].max() <= test["event_timestamp"].min()
+    assert development[CREDIT.event_timestamp].max() <= test[CREDIT.event_timestamp].min()
     assert len(test) == 4_000
 
 
@@ -75,6 +80,9 @@ def test_first_model_with_no_champion_is_judged_on_values_and_fairness(models, s
     blessing = decide(result_for(score(good, test), test, config), None, config)
     assert blessing.verdict == BLESSED, blessing.summary()
     assert not any(r.rule.startswith("change:") for r in blessing.rules)
+    assert {r.rule for r in blessing.rules if r.rule.startswith(("fairness:", "slice_size:"))} == {
+        "slice_size:gender", "fairness:tpr_gap:gender", "fairness:fpr_gap:gender",
+        "fairness:selection_rate_gap:gender", "fairness:four_fifths:gender"}
     assert blessing.champion is None
 
 
@@ -106,7 +114,7 @@ def test_an_unfair_model_is_not_blessed(models, split, config):
     blessing = decide(result_for(biased, test, config), None, config)
     assert blessing.verdict == NOT_BLESSED
     failed = {r.rule for r in blessing.failures}
-    assert {"fairness:selection_rate_gap", "fairness:four_fifths"} <= failed
+    assert {"fairness:selection_rate_gap:gender", "fairness:four_fifths:gender"} <= failed
 
 
 def test_a_too_small_slice_is_not_blessed(models, split, config):
@@ -144,6 +152,8 @@ def test_blessing_is_machine_readable(models, split, config):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda g: g.update(colour="red"), "unknown field(s) ['colour']"),
+    (lambda g: g.update(segments=["region"]), "unknown field(s) ['segments']"),  # slices are the project's
+    (lambda g: g["fairness"].update(attribute="gender"), "it applies to every sensitive attribute"),
     (lambda g: g["value_thresholds"].append({"metric": "auc", "min": 1}), "metric: must be one of"),
     (lambda g: g["value_thresholds"].append({"metric": "f1"}), "give min and/or max"),
     (lambda g: g["change_thresholds"].append({"metric": "f1", "relative": 0.1, "absolute": 0.1}), "exactly one of"),
@@ -155,8 +165,8 @@ def test_bad_gate_configs_are_refused(mutate, message):
     raw = json.loads(json.dumps(GATE))
     mutate(raw)
     with pytest.raises(ConfigError) as info:
-        parse_gate(raw, "gates/credit.yaml")
-    assert message in str(info.value) and "gates/credit.yaml" in str(info.value)
+        parse_gate(raw, "my-project/gate.yaml")
+    assert message in str(info.value) and "my-project/gate.yaml" in str(info.value)
 
 
 def test_gate_file_errors(tmp_path):
@@ -176,3 +186,75 @@ def test_absolute_change_thresholds_and_lower_is_better(models, split):
     assert better.passed and better.candidate < better.champion  # lower log loss is the improvement
     assert not decide(weak, strong, config, "v1").rules[0].passed
     assert not decide(strong, strong, config, "v1").rules[0].passed  # equal is not "by more than"
+
+
+@pytest.mark.parametrize("project", [CREDIT, CHURN], ids=lambda p: p.name)
+def test_a_projects_gate_is_judged_on_its_sensitive_attributes_and_reported_per_its_slices(project):
+    config = project_gate(project)
+    assert config.sensitive == list(project.sensitive) and config.segments == list(project.slices)
+    assert config.slice_columns == list(dict.fromkeys([*project.sensitive, *project.slices]))
+    assert config.fairness is not None
+
+
+def test_fairness_bounds_without_a_sensitive_attribute_are_refused(models, split):
+    good, _ = models
+    _, test = split
+    config = parse_gate(GATE)  # fairness bounds, but nothing to judge them on
+    result = result_for(score(good, test), test, config)
+    with pytest.raises(DataError, match=r"declares no sensitive attribute .*project.yaml: sensitive"):
+        decide(result, None, config)
+
+
+# -- churn: two sensitive attributes, each judged -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def churn():
+    """Churn's reference data (5,000 rows, the size its gate was measured at), its model and its own gate."""
+    rows = offline_rows(CHURN, generate_churn_data(5_000))
+    development, test = split_test(rows, CHURN.event_timestamp, CHURN.split.test_fraction)
+    model = train(CHURN, development)
+    return test, score(model, test), project_gate(CHURN)
+
+
+def test_churn_is_blessed_only_after_fairness_was_judged_on_each_sensitive_attribute(churn):
+    test, scores, config = churn
+    blessing = decide(result_for(scores, test, config, CHURN), None, config)
+    assert blessing.verdict == BLESSED, blessing.summary()
+    judged = {r.rule.rsplit(":", 1)[1] for r in blessing.rules if r.rule.startswith(("fairness:", "slice_size:"))}
+    assert judged == {"age_band", "gender"}
+    for attribute in ("age_band", "gender"):  # four_fifths is off in churn's gate
+        assert {f"slice_size:{attribute}", f"fairness:tpr_gap:{attribute}", f"fairness:fpr_gap:{attribute}",
+                f"fairness:selection_rate_gap:{attribute}"} <= {r.rule for r in blessing.rules}
+    assert {(s.column, s.value) for s in result_for(scores, test, config, CHURN).slices} >= {
+        ("age_band", "65+"), ("gender", "F"), ("region", "north")}
+
+
+def test_a_candidate_unfair_on_the_second_sensitive_attribute_only_is_refused_naming_it(churn):
+    """Fair across age bands (the first attribute), biased for women (the second): refused, naming gender."""
+    test, scores, config = churn
+    assert CHURN.sensitive == ("age_band", "gender")
+    biased = np.clip(scores + np.where(test["gender"] == "F", 0.1, 0.0), 0, 1)
+    blessing = decide(result_for(biased, test, config, CHURN), None, config)
+    assert blessing.verdict == NOT_BLESSED
+    failed = {r.rule for r in blessing.failures}
+    assert failed and all(rule.endswith(":gender") for rule in failed), blessing.summary()
+    assert "fairness:selection_rate_gap:gender" in failed
+    assert all(r.passed for r in blessing.rules if r.rule.endswith(":age_band")), blessing.summary()
+    assert all("across gender groups" in r.reason for r in blessing.failures)
+    assert "FAIL fairness:selection_rate_gap:gender" in blessing.summary()
+
+
+def test_a_too_small_group_of_the_second_attribute_is_not_blessed(churn):
+    test, scores, config = churn
+    keep = (test["gender"] == "M") | test.index.isin(test[test["gender"] == "F"].index[:30])
+    blessing = decide(result_for(scores[keep.to_numpy()], test[keep], config, CHURN), None, config)
+    assert blessing.verdict == NOT_BLESSED
+    rule = next(r for r in blessing.failures if r.rule == "slice_size:gender")
+    assert "F (30 rows)" in rule.reason
+
+
+def test_churn_does_not_beat_itself_on_its_own_change_threshold(churn):
+    test, scores, config = churn
+    same = result_for(scores, test, config, CHURN)
+    rule = next(r for r in decide(same, same, config, "churn v1").rules if r.rule == "change:roc_auc")
+    assert not rule.passed and rule.candidate == rule.champion

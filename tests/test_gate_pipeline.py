@@ -1,15 +1,21 @@
-"""The gate inside the compiled training pipeline: blessed models promoted, others never registered."""
+"""The gate inside the compiled training pipeline: blessed models promoted, others never registered.
+
+Each test's project is a renamed copy of an example (its own model name); "automated" copies of credit have
+their gate's ``high_stakes`` turned off, so a blessed first version goes to production without a human.
+"""
+
+import json
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
 from mlops import audit, registry
-from mlops.data.generator import generate_credit_data
 from mlops.datasets import write_table
 from mlops.errors import PipelineError
-from mlops.gate import PACKAGED_GATES
 from mlops.local_run import pipeline_file, run_local
+from mlops.project import load_project
+from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 
 pytestmark = pytest.mark.platform
 
@@ -22,16 +28,22 @@ def data_uri(platform):
 
 
 @pytest.fixture(scope="module")
-def automated_gate(tmp_path_factory):
-    """The packaged gate, but not high-stakes: blessed models go to production without a human."""
-    raw = yaml.safe_load((PACKAGED_GATES / "credit_default.yaml").read_text()) | {"high_stakes": False}
-    path = tmp_path_factory.mktemp("gate") / "automated.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return str(path)
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("projects")
 
 
-def run(tmp_path, data_uri, model, **arguments):
-    arguments = {"data_uri": data_uri, "model_name": model, "experiment": "gate-tests", **arguments}
+def project(folder, name, example=CREDIT, high_stakes=None):
+    """A renamed copy of ``example`` whose model is ``name``; ``high_stakes`` set in its gate when given."""
+    copy = renamed(example, folder, name)
+    if high_stakes is not None:
+        gate = yaml.safe_load(copy.gate.read_text()) | {"high_stakes": high_stakes}
+        copy.gate.write_text(yaml.safe_dump(gate, sort_keys=False))
+        copy = load_project(copy.root)  # the digest covers the gate file
+    return copy
+
+
+def run(tmp_path, data_uri, project, **params):
+    arguments = {"project": str(project.root), "data_uri": data_uri, "model_params": json.dumps(params)}
     return run_local(pipeline_file("training"), arguments, tmp_path / "root", tmp_path / "tasks.log")
 
 
@@ -39,41 +51,51 @@ def registered(run_result):
     return MlflowClient().search_model_versions(f"run_id = '{run_result.outputs['run_id']}'")
 
 
-def test_first_automated_then_worse_rejected_then_better_promoted(store, data_uri, automated_gate, tmp_path):
-    model = "gate-auto"
-    first = run(tmp_path / "1", data_uri, model, gate_config=automated_gate, max_iter=10)
+def test_first_automated_then_worse_rejected_then_better_staged(store, data_uri, folder, tmp_path):
+    auto = project(folder, "gate-auto", high_stakes=False)
+    model = auto.names.model
+    first = run(tmp_path / "1", data_uri, auto, max_iter=10)
     assert first.outputs["verdict"] == "BLESSED"
     [v1] = registered(first)
     assert registry.alias_version(model, registry.PRODUCTION) == v1.version  # no champion: values + fairness
 
-    worse = run(tmp_path / "2", data_uri, model, gate_config=automated_gate, max_iter=3, learning_rate=0.05)
+    worse = run(tmp_path / "2", data_uri, auto, max_iter=3, learning_rate=0.05)
     assert worse.outputs["verdict"] == "NOT_BLESSED" and registered(worse) == []
     assert "Executing task 'promote-model'" not in (tmp_path / "2" / "tasks.log").read_text()
     assert registry.alias_version(model, registry.PRODUCTION) == v1.version
 
-    better = run(tmp_path / "3", data_uri, model, gate_config=automated_gate, max_iter=30)
+    better = run(tmp_path / "3", data_uri, auto, max_iter=30)
     assert better.outputs["verdict"] == "BLESSED"
     [v3] = registered(better)
-    assert registry.alias_version(model, registry.PRODUCTION) == v3.version
-    assert registry.alias_version(model, registry.ROLLBACK) == v1.version
+    # Once a version serves, production changes only through a rollout: the better one waits in staging.
+    assert registry.alias_version(model, registry.STAGING) == v3.version
+    assert registry.alias_version(model, registry.PRODUCTION) == v1.version
     promotions = [(e.version, e.details["alias"]) for e in audit.trail(store, model) if e.action == "promote"]
-    assert promotions == [(v1.version, "staging"), (v1.version, "production"),
-                          (v3.version, "staging"), (v3.version, "production")]
+    assert promotions == [(v1.version, "staging"), (v1.version, "production"), (v3.version, "staging")]
     assert all(e.details["gate_report"].startswith("s3://") for e in audit.trail(store, model))
-    assert MlflowClient().get_model_version(model, v3.version).tags["mlops.gate.champion"] == v1.version
+    client = MlflowClient()
+    assert client.get_model_version(model, v3.version).tags["mlops.gate.champion"] == v1.version
+    # The blessing judged the project's own metric and fairness on its sensitive attribute.
+    [key] = [k for k in store.list_keys(f"reports/gate/{model}/{better.outputs['run_id']}") if k.endswith(
+        "blessing.json")]
+    rules = {r["rule"]: r for r in json.loads(store.get_bytes(key))["rules"]}
+    assert {"value:default_rate_cut", "change:f1", "fairness:four_fifths:gender"} <= set(rules)
+    assert all(r["passed"] for r in rules.values())
 
 
-def test_high_stakes_stops_at_staging(data_uri, tmp_path):
-    model = "gate-high-stakes"
-    result = run(tmp_path, data_uri, model, max_iter=10)
+def test_high_stakes_stops_at_staging(data_uri, folder, tmp_path):
+    credit = project(folder, "gate-high-stakes")  # credit's own gate: high-stakes
+    model = credit.names.model
+    result = run(tmp_path, data_uri, credit, max_iter=10)
     [mv] = registered(result)
     assert registry.alias_version(model, registry.STAGING) == mv.version
     assert registry.alias_version(model, registry.PRODUCTION) is None
 
 
-def test_an_unloadable_champion_is_a_clear_error_and_promotes_nothing(store, data_uri, automated_gate, tmp_path):
-    model = "gate-broken-champion"
-    first = run(tmp_path / "1", data_uri, model, gate_config=automated_gate, max_iter=10)
+def test_an_unloadable_champion_is_a_clear_error_and_promotes_nothing(store, data_uri, folder, tmp_path):
+    auto = project(folder, "gate-broken-champion", high_stakes=False)
+    model = auto.names.model
+    first = run(tmp_path / "1", data_uri, auto, max_iter=10)
     [champion] = registered(first)
     # The champion's model file disappears from the artifact store.
     for key in store.list_keys("mlflow-artifacts"):
@@ -81,6 +103,22 @@ def test_an_unloadable_champion_is_a_clear_error_and_promotes_nothing(store, dat
             store.client.remove_object(store.bucket, key)
     before = {v.version for v in MlflowClient().search_model_versions(f"name = '{model}'")}
     with pytest.raises(PipelineError, match=rf"\[evaluate\] cannot load the champion {model} v{champion.version}"):
-        run(tmp_path / "2", data_uri, model, gate_config=automated_gate, max_iter=30)
+        run(tmp_path / "2", data_uri, auto, max_iter=30)
     assert {v.version for v in MlflowClient().search_model_versions(f"name = '{model}'")} == before
     assert registry.alias_version(model, registry.PRODUCTION) == champion.version
+
+
+def test_a_churn_model_its_gate_refuses_is_never_registered(platform, store, folder, tmp_path):
+    """Churn's gate (its own thresholds, two sensitive attributes): a model that ranks nobody is refused."""
+    churn = project(folder, "gate-churn-refused", example=CHURN)
+    uri = f"s3://{platform.bucket}/tests/gate/churn.parquet"
+    write_table(generate_churn_data(4_000), uri)
+    result = run(tmp_path, uri, churn, **CHURN.demo.worse)  # so strongly penalized it keeps no coefficient
+    assert result.outputs["verdict"] == "NOT_BLESSED" and registered(result) == []
+    assert "Executing task 'promote-model'" not in (tmp_path / "tasks.log").read_text()
+    assert MlflowClient().search_registered_models(f"name = '{churn.names.model}'") == []
+    [key] = [k for k in store.list_keys(f"reports/gate/{churn.names.model}/{result.outputs['run_id']}")
+             if k.endswith("blessing.json")]
+    rules = {r["rule"]: r for r in json.loads(store.get_bytes(key))["rules"]}
+    assert not rules["value:roc_auc"]["passed"]
+    assert {"slice_size:age_band", "slice_size:gender"} <= set(rules)  # judged on both sensitive attributes

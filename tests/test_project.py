@@ -162,3 +162,144 @@ def test_a_hook_that_fails_is_named(tmp_path, source, function, message):
     with pytest.raises(HookError, match=message) as refused:
         call_hook(project, project.features.hook, pd.DataFrame({"x": [1]}))
     assert str(project.root / "features.py") in str(refused.value) or "features.py:" in str(refused.value)
+
+
+# -- bad input beyond project.yaml: where a project comes from, its data, its hooks -------------------
+
+def test_a_project_reference_that_names_nothing_is_refused_naming_it(tmp_path):
+    from mlops.project import resolve_project
+
+    with pytest.raises(ConfigError, match=rf"project {tmp_path / 'nowhere'}: not a folder"):
+        resolve_project(str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"no example project named 'no-such-example' .* known: \['churn', "
+                                          r"'credit-default'\]"):
+        resolve_project("no-such-example")
+    with pytest.raises(ConfigError, match=r"project must name an example \(churn, credit-default\)"):
+        resolve_project("  ")
+    with pytest.raises(ConfigError, match=r"is not a pushed project: its key must be projects/<name>/<sha256>"):
+        resolve_project("s3://mlops/somewhere/churn.tar.gz")
+
+
+@pytest.fixture(scope="module")
+def churn_raw():
+    from tests.projects import generate_churn_data
+
+    return generate_churn_data(300)
+
+
+def test_a_label_with_a_third_value_is_refused_naming_the_data_the_column_and_project_yaml(churn_raw):
+    from mlops.errors import DataError
+    from mlops.features.engineering import label_events
+    from mlops.project.data import encode_labels
+    from tests.projects import CHURN
+
+    raw = churn_raw.copy()
+    raw.loc[raw.index[::5], "churned"] = "maybe"
+    with pytest.raises(DataError) as refused:
+        encode_labels(CHURN, raw["churned"], "s3://mlops/churn/batch.parquet")
+    message = str(refused.value)
+    assert message.startswith("s3://mlops/churn/batch.parquet: label 'churned'") and CHURN.where in message
+    assert "holds 3 values [\"'maybe'\", \"'no'\", \"'yes'\"]; a binary task needs exactly two" in message
+    with pytest.raises(DataError, match=r"label 'churned' .* holds 3 values"):
+        label_events(CHURN, raw)
+    with pytest.raises(DataError, match=r"never holds the positive class 'yes'; it holds \[\"'no'\"\] "
+                                        r"\(is label.positive right\?\)"):
+        encode_labels(CHURN, churn_raw["churned"].where(churn_raw["churned"] != "yes", "no"), "batch")
+    as_numbers = churn_raw["churned"].map({"yes": 1, "no": 0})
+    with pytest.raises(DataError, match=r"never holds the positive class 'yes'"):  # 1 is not "yes"
+        encode_labels(CHURN, as_numbers, "batch")
+
+
+@pytest.mark.parametrize("column", ["subscriber_id", "gender", "age_band", "snapshot_timestamp", "churned"])
+def test_data_without_the_entity_key_a_sensitive_attribute_a_timestamp_or_the_label_is_refused(churn_raw, column):
+    from mlops.errors import DataError
+    from mlops.features.engineering import label_events
+    from tests.projects import CHURN
+
+    with pytest.raises(DataError, match=rf"label_events: the raw data lacks column\(s\) \['{column}'\]"):
+        label_events(CHURN, churn_raw.drop(columns=[column]))
+
+
+def test_features_without_the_entity_key_are_refused_naming_it(churn_raw):
+    from mlops.errors import DataError
+    from mlops.features.engineering import compute_features
+    from tests.projects import CHURN
+
+    with pytest.raises(DataError, match=r"\['subscriber_id'\]"):
+        compute_features(CHURN, churn_raw.drop(columns=["subscriber_id"]))
+
+
+def test_check_opens_everything_a_project_names_for_both_examples():
+    from mlops.project_check import check_project
+    from tests.projects import CHURN, CREDIT
+
+    churn = check_project(CHURN)
+    assert churn[0] == (f"{CHURN.where}: binary_classification, entity subscriber (subscriber_id, integer), "
+                        "label churned (positive 'yes'), 10 features")
+    assert "model.build model.py:build_model imports" in churn and "data.generator data.py:generate imports" in churn
+    assert "model builds: Pipeline (from model.py:build_model)" in churn
+    assert any(line.startswith("gate gate.yaml:") and "fairness on ['age_band', 'gender']" in line for line in churn)
+    assert any(line.startswith("contract raw: raw.yaml (") for line in churn)
+    credit = check_project(CREDIT)
+    assert "features.hook features.py:compute_features imports" in credit
+    assert any("fairness on ['gender']" in line and "high-stakes" in line for line in credit)
+    assert any(line.startswith("model builds: Pipeline (sklearn.ensemble.HistGradientBoostingClassifier)")
+               for line in credit)
+
+
+NO_PROBA = "from sklearn.linear_model import LinearRegression\n\ndef build_model(params):\n    return LinearRegression()\n"
+
+
+def test_check_refuses_a_build_hook_whose_model_cannot_give_probabilities_naming_the_hook(tmp_path):
+    from mlops.project_check import check_project
+    from tests.projects import CHURN
+
+    root = tmp_path / "p"
+    import shutil
+
+    shutil.copytree(CHURN.root, root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "model.py").write_text(NO_PROBA)
+    with pytest.raises(ConfigError, match=r"model.py:build_model of project churn returned LinearRegression, which "
+                                          r"lacks \['predict_proba'\]"):
+        check_project(load_project(root))
+
+
+def test_check_refuses_a_gate_naming_a_metric_neither_the_task_nor_the_project_has(tmp_path):
+    import shutil
+
+    from mlops.project_check import check_project
+    from tests.projects import CHURN
+
+    root = tmp_path / "p"
+    shutil.copytree(CHURN.root, root, ignore=shutil.ignore_patterns("__pycache__"))
+    gate = yaml.safe_load((root / "gate.yaml").read_text())
+    gate["value_thresholds"].append({"metric": "default_rate_cut", "min": 0.2})  # credit's own metric
+    (root / "gate.yaml").write_text(yaml.safe_dump(gate))
+    with pytest.raises(ConfigError, match=rf"{root / 'gate.yaml'}: value_thresholds\[2\].metric: must be one of"):
+        check_project(load_project(root))
+
+
+@pytest.mark.platform
+def test_a_pushed_project_resolves_to_the_same_files_and_a_tampered_archive_is_refused(store, tmp_path):
+    from mlops.errors import StorageError
+    from mlops.project import fetch_project, push_project, resolve_project
+    from tests.projects import CHURN, renamed
+
+    project = renamed(CHURN, tmp_path, "churn-pushed")
+    uri = push_project(project.root, store)
+    assert uri == f"s3://{store.bucket}/projects/churn-pushed/{project.digest.removeprefix('sha256:')}.tar.gz"
+    assert push_project(project.root, store) == uri  # content-addressed: pushed once
+    pulled = resolve_project(uri, cache_dir=tmp_path / "cache", store=store)
+    assert (pulled.digest, pulled.source, pulled.names.model) == (project.digest, uri, "churn-pushed")
+    assert pulled.root != project.root and (pulled.root / "model.py").read_bytes() == \
+        (project.root / "model.py").read_bytes()
+    # Someone replaces the archive's bytes with another project's: refused before any of its code is imported.
+    key = uri.removeprefix(f"s3://{store.bucket}/")
+    other = renamed(CHURN, tmp_path, "churn-other", lambda d: d.update(description="changed"))
+    from mlops.project.source import archive_bytes
+
+    store.put_bytes(archive_bytes(other.root), key)
+    with pytest.raises(StorageError, match=r"unpacks to files with digest sha256:.* not the sha256:.* its key "
+                                           r"names: it was changed after it was pushed"):
+        fetch_project(uri, tmp_path / "fresh-cache", store)
+    assert not (tmp_path / "fresh-cache" / "churn-pushed" / project.digest.removeprefix("sha256:")).exists()

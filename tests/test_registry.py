@@ -1,4 +1,8 @@
-"""Registry promotion against the real MLflow and S3: aliases, compare-and-set, approvals, rollback, audit."""
+"""Registry promotion against the real MLflow and S3: aliases, compare-and-set, approvals, rollback, audit.
+
+Each test's model belongs to a renamed copy of an example project (credit: high-stakes; churn: not), so the
+CLI's promote reads the gate of the very project the model is of.
+"""
 
 import json
 import os
@@ -9,31 +13,48 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops import audit, registry
-from mlops.data.generator import generate_credit_data
 from mlops.datasets import DatasetInfo, write_table
 from mlops.registry import PRODUCTION, ROLLBACK, STAGING, PromotionRefused
 from mlops.stages import register, train_and_log
-from mlops.training import TrainingConfig
+from mlops.training import model_params
+from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, offline_rows, renamed
 
 pytestmark = pytest.mark.platform
 
+QUICK = {"credit-default": lambda i: {"max_iter": 5 + i}, "churn": lambda i: {"C": 0.1 * (i + 1)}}
+DATA = {"credit-default": generate_credit_data, "churn": generate_churn_data}
 
-def new_model(tmp_path, name, versions=3):
-    """Register ``versions`` small model versions of ``name``."""
-    df = generate_credit_data(2_000, seed=3)
+
+def training_run(tmp_path, project, example, overrides):
+    """One small tracked run of ``project`` (a copy of ``example``) on its own training rows: (run, digest)."""
+    df = offline_rows(project, DATA[example.name](2_000, seed=3))
+    # As point-in-time retrieval returns them: numeric features float64 (NaN = missing), not nullable Int64.
+    df = df.astype({c: "float64" for c in project.features.of_type("float", "integer")})
     path = tmp_path / "train.parquet"
     digest = write_table(df, str(path))
+    run = train_and_log(project, str(path), DatasetInfo(str(path), len(df), list(df.columns), digest),
+                        model_params(project, overrides)).run
+    return run, digest
+
+
+def new_model(tmp_path, name, versions=3, example=CREDIT):
+    """Register ``versions`` small model versions of ``name``, the model of a renamed copy of ``example``."""
+    project = renamed(example, tmp_path / "projects", name)
     out = []
     for i in range(versions):
-        result = train_and_log(str(path), DatasetInfo(str(path), len(df), list(df.columns), digest),
-                               TrainingConfig(max_iter=5 + i), "registry-tests")
-        out.append(register(result.run.model_uri, name, result.run.run_id, digest))
+        run, digest = training_run(tmp_path, project, example, QUICK[example.name](i))
+        out.append(register(run.model_uri, name, run.run_id, digest))
     return out
+
+
+def project_root(tmp_path, name):
+    """The folder of the project ``new_model`` made for model ``name``."""
+    return str(tmp_path / "projects" / name)
 
 
 @pytest.fixture
 def model(platform, tmp_path, request):
-    name = f"reg-{request.node.name[:40].replace('[', '-').replace(']', '')}"
+    name = f"reg-{request.node.name[:40].replace('[', '-').replace(']', '').replace('_', '-')}".rstrip("-")
     return name, new_model(tmp_path, name)
 
 
@@ -155,10 +176,14 @@ def test_audit_events_cannot_be_overwritten(store):
     assert store.put_bytes_if(b"{}", "audit/x/once.json", if_none_match=True) is None
 
 
-def test_lineage_names_every_link(store, model):
+def test_lineage_names_every_link(store, model, tmp_path):
+    from mlops.project import load_project
+
     name, (v1, *_) = model
     rows = dict(registry.lineage(name, v1))
     assert rows["model"].startswith(f"{name} v{v1}")
+    project = load_project(project_root(tmp_path, name))
+    assert (rows["project"], rows["project digest"]) == (name, project.digest)
     assert rows["code"] not in ("-", "unknown") and rows["environment lock"].startswith("sha256:")
     assert rows["training rows"].startswith("sha256:")
 
@@ -188,42 +213,65 @@ def test_cli_approve_lineage_rollback_audit(store, model):
     assert missing.returncode == 1 and "error:" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_cli_promote_needs_a_gate_decision_and_an_approval_when_high_stakes(store, model):
-    import os
+def _mlops(*args):
     import subprocess
     import sys
 
+    return subprocess.run([sys.executable, "-m", "mlops.cli", *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+
+
+def test_cli_promote_needs_a_gate_decision_and_an_approval_when_high_stakes(store, model, tmp_path):
     name, (v1, v2, _) = model
+    project = ("--project", project_root(tmp_path, name))  # a copy of credit-default, whose gate is high-stakes
 
-    def mlops(*args):
-        return subprocess.run([sys.executable, "-m", "mlops.cli", *args], capture_output=True, text=True,
-                              env=dict(os.environ), timeout=120)
-
-    unblessed = mlops("promote", name, v1, "--reason", "trust me")
+    unblessed = _mlops("promote", name, v1, "--reason", "trust me", *project)
     assert unblessed.returncode == 1 and "was not blessed by the evaluation gate" in unblessed.stderr
     client = MlflowClient()
     client.set_model_version_tag(name, v1, "mlops.gate.champion", "none")  # as the promote step records it
-    refused = mlops("promote", name, v1, "--reason", "ship it")  # the packaged gate is high-stakes
+    refused = _mlops("promote", name, v1, "--reason", "ship it", *project)
     assert refused.returncode == 1 and f"mlops approve {name} {v1}" in refused.stderr
-    assert mlops("approve", name, v1, "--by", "alice", "--reason", "ok").returncode == 0
-    done = mlops("promote", name, v1, "--reason", "approved", "--by", "alice")
+    assert _mlops("approve", name, v1, "--by", "alice", "--reason", "ok").returncode == 0
+    done = _mlops("promote", name, v1, "--reason", "approved", "--by", "alice", *project)
     assert done.returncode == 0 and f"{name} v{v1} is production" in done.stdout
     client.set_model_version_tag(name, v2, "mlops.gate.champion", "none")  # judged before v1 went live
     client.set_model_version_tag(name, v2, "mlops.approval.by", "bob")
-    stale = mlops("promote", name, v2, "--reason", "approved")
+    stale = _mlops("promote", name, v2, "--reason", "approved", *project)
     assert stale.returncode == 1 and "re-evaluate against the new champion" in stale.stderr
+
+
+def test_cli_promote_of_a_project_that_is_not_high_stakes_needs_no_approval(platform, store, tmp_path):
+    """Churn's gate is not high-stakes: a blessed version is promoted without `mlops approve`."""
+    name = "reg-churn-cli-promote"
+    v1, v2 = new_model(tmp_path, name, versions=2, example=CHURN)
+    client = MlflowClient()
+    client.set_model_version_tag(name, v1, "mlops.gate.champion", "none")
+    done = _mlops("promote", name, v1, "--reason", "blessed", "--by", "ci", "--project", project_root(tmp_path, name))
+    assert done.returncode == 0, done.stderr
+    assert f"{name} v{v1} is production" in done.stdout and registry.approval(name, v1) is None
+    assert registry.alias_version(name, PRODUCTION) == v1
+    assert [e.action for e in audit.trail(store, name)] == ["promote"]
+
+
+def test_cli_promote_refuses_a_model_of_another_project(platform, store, tmp_path):
+    name = "reg-not-this-project"
+    [v1] = new_model(tmp_path, name, versions=1, example=CHURN)
+    MlflowClient().set_model_version_tag(name, v1, "mlops.gate.champion", "none")
+    wrong = _mlops("promote", name, v1, "--reason", "x", "--project", "churn")
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert f"{name} is not the model of project churn (churn)" in wrong.stderr
+    unnamed = _mlops("promote", name, v1, "--reason", "x", "--project", "")
+    assert unnamed.returncode == 1 and "--project" in unnamed.stderr
+    assert registry.alias_version(name, PRODUCTION) is None and audit.trail(store, name) == []
 
 
 def test_promotion_rerun_after_a_crash_reuses_the_registered_version(store, platform, tmp_path):
     """The process died after registering, before any alias moved: the rerun completes without a duplicate."""
     from mlops.stages import promote_candidate
 
-    df = generate_credit_data(2_000, seed=3)
-    path = tmp_path / "train.parquet"
-    digest = write_table(df, str(path))
-    run = train_and_log(str(path), DatasetInfo(str(path), len(df), list(df.columns), digest),
-                        TrainingConfig(max_iter=5), "registry-tests").run
     name = "reg-crash-after-register"
+    project = renamed(CREDIT, tmp_path / "projects", name)
+    run, digest = training_run(tmp_path, project, CREDIT, {"max_iter": 5})
     orphan = register(run.model_uri, name, run.run_id, digest)  # ...and then the crash
     assert registry.alias_version(name, STAGING) is None  # consistent: nothing points at a half-done promotion
     version, aliases = promote_candidate(store, run.model_uri, name, run.run_id, digest, None, False,
