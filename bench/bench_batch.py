@@ -5,19 +5,22 @@
 1. starts its own local platform (S3 + MLflow) on free 127.0.0.1 ports with
    its state (and the model cache, ``MLOPS_MODEL_CACHE``) in a temporary
    MLOPS_HOME, and stops it at the end, even on failure;
-2. builds the model as production builds it: ``generate_credit_data(20000,
-   seed=7)`` to S3, then the suite's stages in-process (``build_features``,
-   ``retrieve_training_data``, ``train_and_log`` with the default
-   ``TrainingConfig``, ``register``);
-3. generates the input: ``generate_credit_data(1000000, seed=8)`` through the
-   feature engineering the model needs (``compute_features``: the raw
-   features plus loan_to_income, log_income, has_late_payments), keeping
+2. builds the credit-default example's model as production builds it: the
+   example's own generator (``generate_data(project, 20000, seed=7)``,
+   examples/credit-default/data.py) to S3, then the suite's stages in-process
+   (``build_features``, ``retrieve_training_data``, ``train_and_log`` with the
+   project's model params, ``register``);
+3. generates the input: ``generate_data(project, 1000000, seed=8)`` through
+   the feature engineering the model needs (``compute_features(project,
+   raw)``: the raw features plus the project's feature hook's
+   loan_to_income, log_income, has_late_payments), keeping the entity key
    ``customer_id`` and the 15 feature columns; written by ``write_table``
    (Parquet row groups of 65,536 rows) to ``s3://mlops/bench/batch/1m.parquet``
    and, its first 250,000 rows, to ``.../250k.parquet``;
 4. measures, REPEATS times each and alternating, every run in a fresh
    process (this script with ``--worker``):
-   (a) **ours**: ``run_batch_prediction`` (what ``mlops batch-predict`` runs,
+   (a) **ours**: ``run_batch_prediction(project, ...)`` (what ``mlops batch-predict --project
+   credit-default`` runs,
    after the same one-thread request) on the 1M input from S3 to a new
    ``s3://`` output prefix with the defaults: one shard and one worker
    process per CPU; plan, scoring, commit;
@@ -32,6 +35,10 @@
 6. writes its section of bench/RESULTS.md.
 
 This is a benchmark, not a test: it asserts nothing about speed.
+
+``--quick`` checks the script end to end: 5,000 training rows, inputs of 5,000
+and 20,000 rows, one repetition, worker files in the temporary MLOPS_HOME,
+RESULTS.md untouched.
 """
 
 from __future__ import annotations
@@ -49,8 +56,8 @@ from pathlib import Path
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (machine, peak_rss_bytes, progress, run_worker_process, start_private_platform,  # noqa: E402
-                    write_results)
+from common import (example_project, generator_call, machine, peak_rss_bytes, progress,  # noqa: E402
+                    register_served_model, run_worker_process, start_private_platform, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "bench" / "out"
@@ -58,7 +65,8 @@ SECTION = "## Batch prediction (1M rows, S3 to S3)"
 
 TRAIN_ROWS, TRAIN_SEED = 20_000, 7
 ROWS, SMALL_ROWS, DATA_SEED = 1_000_000, 250_000, 8
-MODEL_NAME = "credit-default"
+PROJECT = "credit-default"  # the example project whose model scores the batch
+MODEL_NAME = "credit-default"  # its names.model (checked against the project in main)
 REPEATS = 3
 GOAL_VS_BARE = 0.7  # ours' rows/s over bare predict_proba's, at least
 GOAL_MEMORY_GROWTH_MIB = 32  # peak RSS at 1M minus at 250k, at most: "does not grow with the input"
@@ -72,8 +80,9 @@ def worker_ours(args) -> dict:
     request_scoring_threads(1)  # as `mlops batch-predict` does, before scikit-learn loads
     from mlops.batch.run import run_batch_prediction
 
+    project = example_project(PROJECT)  # as `mlops batch-predict --project` resolves it before the run
     imported = time.perf_counter()
-    result = run_batch_prediction(args.input, args.output, MODEL_NAME, args.version, shards=args.shards,
+    result = run_batch_prediction(project, args.input, args.output, args.version, shards=args.shards,
                                   workers=args.workers, progress_interval_s=60.0)
     done = time.perf_counter()
     return {"rows": result.rows, "imports": imported - t0, "run": done - imported,
@@ -109,6 +118,7 @@ def worker_bare(args) -> dict:
 
 
 def run_worker(kind: str, out_name: str, **options) -> dict:
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
     out = OUT_DIR / f"batch-{out_name}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--out", str(out)]
     for key, value in options.items():
@@ -118,29 +128,22 @@ def run_worker(kind: str, out_name: str, **options) -> dict:
 
 # -- the parent ------------------------------------------------------------------------------------
 def build_model(work: Path, store) -> str:
-    from mlops.data.generator import generate_credit_data
-    from mlops.datasets import write_table
-    from mlops.stages import build_features, register, retrieve_training_data, train_and_log
-    from mlops.training import TrainingConfig
-
     uri = "s3://mlops/bench/batch/train-20k.parquet"
     progress(f"model: {TRAIN_ROWS:,} applications (seed {TRAIN_SEED}) -> features -> point-in-time rows -> train "
-             "(default TrainingConfig) -> register ...")
-    write_table(generate_credit_data(TRAIN_ROWS, seed=TRAIN_SEED), uri, store)
-    features = build_features(uri, "credit_features", work / "features", store)
-    train, _ = retrieve_training_data(uri, features.snapshot_uri, work / "train.parquet", work / "test.parquet", store)
-    run = train_and_log(str(work / "train.parquet"), train, TrainingConfig(), "bench-batch").run
-    return register(run.model_uri, MODEL_NAME, run.run_id, train.digest)
+             "(the project's model params) -> register ...")
+    return register_served_model(work, store, uri, example_project(PROJECT), "bench-batch", TRAIN_ROWS,
+                                 TRAIN_SEED).version
 
 
 def build_inputs(work: Path, store) -> dict[int, tuple[str, Path]]:
-    from mlops.data.generator import generate_credit_data
     from mlops.datasets import write_table
-    from mlops.features.definitions import ENTITY_KEY, FEATURE_NAMES
     from mlops.features.engineering import compute_features
+    from mlops.project.data import generate_data
 
+    project = example_project(PROJECT)
     progress(f"input: {ROWS:,} applications (seed {DATA_SEED}) -> compute_features -> Parquet on S3 ...")
-    rows = compute_features(generate_credit_data(ROWS, seed=DATA_SEED))[[ENTITY_KEY, *FEATURE_NAMES]]
+    rows = compute_features(project, generate_data(project, ROWS, seed=DATA_SEED))[
+        [project.entity.key, *project.features.names]]
     inputs = {}
     for n in (SMALL_ROWS, ROWS):
         uri, local = f"s3://mlops/bench/batch/{n // 1000}k.parquet", work / f"input-{n}.parquet"
@@ -157,6 +160,9 @@ def median(runs: list[dict], key: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary MLOPS_HOME (logs, model, stores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check, not a measurement: 5,000 training rows, inputs of 5,000 and 20,000 rows, one "
+                             "repetition, worker files in the temporary MLOPS_HOME; RESULTS.md untouched")
     parser.add_argument("--worker", choices=("ours", "bare"), help=argparse.SUPPRESS)
     for name in ("--out", "--input", "--output", "--version", "--threads"):
         parser.add_argument(name, help=argparse.SUPPRESS)
@@ -168,16 +174,25 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(result))
         return 0
 
+    if example_project(PROJECT).names.model != MODEL_NAME:
+        raise SystemExit(f"the {PROJECT} project's model is {example_project(PROJECT).names.model}, not {MODEL_NAME}")
     started = datetime.now(timezone.utc)
-    OUT_DIR.mkdir(exist_ok=True)
     with ExitStack() as cleanup:
         home, _ = start_private_platform(cleanup, "mlops-bench-batch-", args.keep, clear_vars=(
             "MLOPS_MODEL_CACHE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"))
         os.environ["MLOPS_MODEL_CACHE"] = str(home / "models")
-        return _run(started, home)
+        if args.quick:
+            _quick(home / "out")
+        return _run(started, home, args.quick)
 
 
-def _run(started: datetime, home: Path) -> int:
+def _quick(out_dir: Path) -> None:
+    """A --quick run's sizes, and its worker files in its own temporary folder."""
+    global OUT_DIR, TRAIN_ROWS, ROWS, SMALL_ROWS, REPEATS
+    OUT_DIR, TRAIN_ROWS, ROWS, SMALL_ROWS, REPEATS = out_dir, 5_000, 20_000, 5_000, 1
+
+
+def _run(started: datetime, home: Path, quick: bool = False) -> int:
     import numpy as np
 
     from mlops.batch import read_predictions
@@ -207,13 +222,17 @@ def _run(started: datetime, home: Path) -> int:
     feast_import = statistics.median(import_seconds("feast") for _ in range(REPEATS))
     got = read_predictions("s3://mlops/bench/batch/out/ours-0", store)
     expected = np.load(work / "bare.npy")
+    key = example_project(PROJECT).entity.key
     check = {"rows": len(got), "max_diff": float(np.abs(got["probability"].to_numpy() - expected).max()),
-             "ids_equal": bool((got["customer_id"].to_numpy() == read_ids(big_local)).all()),
+             "ids_equal": bool((got[key].to_numpy() == read_ids(big_local, key)).all()),
              "one_thread_diff": float(np.abs(np.load(work / "bare-1.npy") - expected).max())}
     if check["rows"] != ROWS or not check["ids_equal"] or check["max_diff"] > 1e-12:
         raise RuntimeError(f"ours and bare predict_proba disagree: {check}")
     section = section_text(ours, bare, bare_one, memory, check, version, started, load, feast_import)
     print("\n" + section)
+    if quick:
+        progress("--quick: bench/RESULTS.md left as it is")
+        return 0
     write_results(section, SECTION)
     progress("wrote bench/RESULTS.md")
     return 0
@@ -227,10 +246,10 @@ def import_seconds(module: str) -> float:
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
-def read_ids(path: Path):
+def read_ids(path: Path, key: str):
     import pyarrow.parquet as pq
 
-    return pq.read_table(path, columns=["customer_id"]).column(0).to_numpy(zero_copy_only=False)
+    return pq.read_table(path, columns=[key]).column(0).to_numpy(zero_copy_only=False)
 
 
 # -- RESULTS.md --------------------------------------------------------------------------------------
@@ -262,10 +281,11 @@ def section_text(ours, bare, bare_one, memory, check, version, started, load, fe
         f"- machine: {m['platform']}; {m['cpu']}; {m['memory']} RAM; Python {m['python']}",
         f"- versions: scikit-learn {v['scikit-learn']}, pyarrow {v['pyarrow']}, pandas {v['pandas']}, mlflow "
         f"{v['mlflow']}, minio {v['minio']} (our S3 client)",
-        f"- model: `{MODEL_NAME}` v{version}, the suite's stages on `generate_credit_data({TRAIN_ROWS}, seed="
-        f"{TRAIN_SEED})` (default `TrainingConfig`: HistGradientBoosting, 200 iterations, 15 input columns behind "
-        "an ordinal encoder)",
-        f"- input: `compute_features(generate_credit_data({ROWS}, seed={DATA_SEED}))`, `customer_id` and the 15 "
+        f"- model: `{MODEL_NAME}` v{version}, the suite's stages on "
+        f"{generator_call(example_project(PROJECT), TRAIN_ROWS, TRAIN_SEED)}, with the project's model params "
+        "(HistGradientBoosting, 200 iterations, 15 input columns behind an ordinal encoder)",
+        f"- input: {generator_call(example_project(PROJECT), ROWS, DATA_SEED, call='compute_features(project, {})')}"
+        f", `{example_project(PROJECT).entity.key}` and the 15 "
         "feature columns (nullable integers, missing values), written by `write_table` in row groups of 65,536 "
         f"rows to the local SeaweedFS S3; the memory runs also read its first {SMALL_ROWS:,} rows as their own file",
         f"- repeats: {REPEATS} of each, alternating, each in a fresh process; command: "
@@ -325,7 +345,8 @@ def section_text(ours, bare, bare_one, memory, check, version, started, load, fe
         f"customer ids in order and the probabilities of bare `predict_proba` (max difference "
         f"{check['max_diff']:.1e}; bare with one thread vs default threads: {check['one_thread_diff']:.1e}).",
         "",
-        "What is measured: **ours** is a fresh process running `run_batch_prediction`, what `mlops batch-predict` "
+        "What is measured: **ours** is a fresh process running `run_batch_prediction(project, ...)`, what "
+        f"`mlops batch-predict --project {PROJECT}` "
         "runs (after the same `OMP_NUM_THREADS=1` request, before scikit-learn loads), with the command's defaults: "
         f"the input split into {cpus} shards of row groups, one worker process per CPU (forked with the verified "
         "model loaded), each streaming its row groups from S3 with ranged GETs in chunks of 65,536 rows, "

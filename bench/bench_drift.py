@@ -7,8 +7,10 @@
    benchmark-only dependency kept apart from the suite's pinned stack) unless
    it is already there for the same lock;
 2. writes the data once to Parquet in ``bench/out/drift/`` (reused while the
-   generator and this script's columns are unchanged): 20 columns (the
-   generator's 8 numeric features, 4 categorical ones, ``gender``,
+   generator and this script's columns are unchanged): 20 columns from the
+   credit-default example's generator (``generate_data(project, rows, seed,
+   scenario)``, examples/credit-default/data.py: its 8 numeric features, 4
+   categorical ones, ``gender``,
    ``default`` and 6 derived numeric columns), a reference (seed 42, scenario
    ``none``) and a current file (seed 43, ``covariate_shift``: incomes lower,
    utilization and late payments higher), at 100,000 and at 1,000,000 rows;
@@ -30,7 +32,10 @@
    replaced; other benchmarks keep theirs).
 
 ``--rows 100000`` (or fewer) is a quick run at one size that leaves
-RESULTS.md alone. This is a benchmark, not a test: it asserts nothing.
+RESULTS.md alone. ``--quick`` checks the script end to end: 5,000 rows, one
+repetition, our side only (no Evidently venv is built), data and worker files
+in a temporary directory, nothing written to bench/. This is a benchmark, not
+a test: it asserts nothing.
 
 The same file is the worker of every side (``--worker ...``); it imports
 nothing but the standard library and bench/common.py at the top, so the
@@ -52,8 +57,8 @@ from pathlib import Path
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BENCH_DIR, RESULTS, ensure_side_env, machine, peak_rss_bytes, progress, rel,  # noqa: E402
-                    run_worker_process, write_results)
+from common import (BENCH_DIR, RESULTS, ensure_side_env, example_project, generator_call, machine,  # noqa: E402
+                    peak_rss_bytes, progress, rel, run_worker_process, work_dir, write_results)
 
 OUT_DIR = BENCH_DIR / "out"
 DATA_DIR = OUT_DIR / "drift"
@@ -61,6 +66,8 @@ SECTION = "## Drift detection (1M rows x 20 columns)"
 
 FULL_ROWS = 1_000_000
 SMALL_ROWS = 100_000
+QUICK_ROWS = 5_000
+PROJECT = "credit-default"  # the example whose generator makes the data (the columns below are its own)
 REFERENCE = {"seed": 42, "scenario": "none"}
 CURRENT = {"seed": 43, "scenario": "covariate_shift"}
 TOLERANCE = 1e-6
@@ -237,9 +244,9 @@ def drift_frame(rows: int, seed: int, scenario: str):
     """The 20 monitored columns: the generator's features, gender and label, and the derived ones."""
     import numpy as np
 
-    from mlops.data.generator import generate_credit_data
+    from mlops.project.data import generate_data
 
-    df = generate_credit_data(rows, seed=seed, scenario=scenario)
+    df = generate_data(example_project(PROJECT), rows, seed=seed, scenario=scenario)
     out = df[[*GENERATED_NUMERIC, *CATEGORICAL]].copy()
     out["loan_to_income"] = df["loan_amount"] / df["income"]
     out["log_income"] = np.log(df["income"])
@@ -259,10 +266,10 @@ def data_files(sizes: list[int]) -> dict[int, dict[str, Path]]:
     """
     import inspect
 
-    from mlops.data import generator
-
+    project = example_project(PROJECT)
+    generator = project.root / project.data_hook.file  # the project's own generator (data.generator)
     spec = {"reference": REFERENCE, "current": CURRENT, "kinds": KINDS,
-            "code": hashlib.sha256((Path(generator.__file__).read_text()
+            "code": hashlib.sha256((generator.read_text()
                                     + inspect.getsource(drift_frame)).encode()).hexdigest()}
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -440,8 +447,11 @@ def section_text(results: dict, sizes: list[int], score: dict | None, env: dict,
                 f"{any_ev['versions']['pyarrow']}, numpy {any_ev['versions']['numpy']}, scipy "
                 f"{any_ev['versions']['scipy']})" if any_ev else
                 f"Evidently not installed from `bench/{env['source']}` (see below)"),
-             f"- data: 20 columns, reference `generate_credit_data(rows, seed={REFERENCE['seed']})`, current "
-             f"`generate_credit_data(rows, seed={CURRENT['seed']}, scenario='{CURRENT['scenario']}')`, at "
+             "- data: 20 columns, reference "
+             + generator_call(example_project(PROJECT), "rows", REFERENCE["seed"]).split(" (")[0]
+             + ", current "
+             + generator_call(example_project(PROJECT), "rows", CURRENT["seed"], CURRENT["scenario"])
+             + ", at "
              + " and ".join(f"{n:,}" for n in sizes) + " rows each, written once to Parquet in `bench/out/drift/` "
              f"({data['bytes'] / 2**20:.1f} MiB for the {largest:,}-row pair) and read by every worker; numeric: "
              + ", ".join(GENERATED_NUMERIC) + ", and derived "
@@ -597,6 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3,
                         help="repetitions of ours, of Evidently up to 100,000 rows and of the profile scoring "
                              "(default 3; Evidently runs once above 100,000 rows)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a check, not a measurement: {QUICK_ROWS:,} rows, one repetition, ours only (no "
+                             "Evidently venv), data and worker files in a temporary directory, RESULTS.md untouched")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     for hidden in ("--reference", "--current", "--profile", "--kinds", "--out"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
@@ -607,11 +620,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be >= 1")
     if not 1_000 <= args.rows <= FULL_ROWS:
         parser.error(f"--rows must be between 1,000 and {FULL_ROWS:,}")
+    if args.quick:
+        args.rows, args.repeats = QUICK_ROWS, 1
+        with work_dir("mlops-bench-drift-", False, "data") as work:
+            _set_dirs(work / "out")
+            return _run(args, datetime.now(timezone.utc))
     return _run(args, datetime.now(timezone.utc))
 
 
+def _set_dirs(out_dir: Path) -> None:
+    """Where the data and the workers' files go (a --quick run: its temporary directory)."""
+    global OUT_DIR, DATA_DIR
+    OUT_DIR, DATA_DIR = out_dir, out_dir / "drift"
+
+
 def _run(args, started: datetime) -> int:
-    env = ensure_side_env(EV_VENV, EV_REQUIREMENTS, EV_LOCK, "Evidently")
+    env = (ensure_side_env(EV_VENV, EV_REQUIREMENTS, EV_LOCK, "Evidently") if not args.quick else
+           {"ok": False, "built": False, "seconds": 0.0, "source": EV_LOCK.name, "error": "--quick: Evidently not run"})
     if env["ok"]:
         progress(f"Evidently environment ready ({'built in %.0f s' % env['seconds'] if env['built'] else 'reused'})")
     else:

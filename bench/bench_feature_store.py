@@ -3,9 +3,11 @@
 ``make bench`` runs ``.venv/bin/python bench/bench_feature_store.py``. It
 
 1. builds a feature store in a temporary directory as the suite does (SQLite
-   online store, DuckDB offline store, local file registry; ``open_store``)
-   from ``compute_features(generate_credit_data(100_000, seed=42))`` written
-   as the Parquet snapshot, applies the definitions (``apply_definitions``)
+   online store, DuckDB offline store, local file registry; ``open_store``
+   for the credit-default example project) from ``compute_features(project,
+   generate_data(project, 100_000, seed=42))`` (the example's own generator,
+   examples/credit-default/data.py) written as the Parquet snapshot, applies
+   the project's definitions (``apply_definitions``)
    and materializes them (``materialize``, default window: the TTL before the
    latest feature time), timing the materialization;
 2. reads one customer at a time, CALLS times after WARMUP warm-up calls, with
@@ -13,18 +15,23 @@
    the same id sequence for each of three paths, one after another in this
    process:
 
-   * ours: ``mlops.features.store.online_features(fs, [customer_id])``;
+   * ours: ``mlops.features.store.online_features(fs, [customer_id])``
+     (``fs`` the project's ``ProjectStore``);
    * the anchor, plain Feast: ``fs.get_online_features(features=<the
-     FeatureService>, entity_rows=[{"customer_id": id}]).to_dict()``;
+     FeatureService>, entity_rows=[{"customer_id": id}]).to_dict()`` on the
+     same Feast ``FeatureStore`` (``fs.feast``);
    * the floor, no Feast at all: a point read of the same entity's rows
      from the online store's SQLite file with the stdlib ``sqlite3`` module
      (the entity key serialized by hand, the values fetched, not decoded);
 
 3. reads batches of BATCH customers in one call, ours and plain Feast;
 4. times ``historical_features`` for the 100,000 label events
-   (``label_events(raw)``), REPEATS times;
+   (``label_events(project, raw)``), REPEATS times;
 5. prints the tables and writes them into bench/RESULTS.md (only this
    benchmark's section is replaced; other benchmarks keep theirs).
+
+``--quick`` checks the script end to end (5,000 rows, 100 reads per path, one
+offline repetition) and writes nothing but its temporary directory.
 
 This is a benchmark, not a test: it asserts nothing about speed. It does check
 that the three paths read the same customer's features (a benchmark of reads
@@ -51,12 +58,14 @@ import numpy as np
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, progress, work_dir, write_results  # noqa: E402
+from common import RESULTS, example_project, generator_call, machine, progress, work_dir, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Feature store (Feast 0.67, SQLite online, DuckDB offline)"
 
 ROWS = 100_000
+QUICK_ROWS = 5_000
+PROJECT = "credit-default"  # the example project whose features are stored and read
 SEED = 42
 CALLS = 2_000  # measured single-entity reads per path
 WARMUP = 100  # unmeasured reads before them
@@ -222,13 +231,15 @@ def section_text(rows: list[dict], offline: dict, info: dict, started: datetime,
         f"- machine: {m['platform']}; {m['cpu']}; {m['memory']} RAM; Python {m['python']}",
         f"- versions: mlops-suite {v['mlops-suite']}, feast {v['feast']}, duckdb {v['duckdb']}, "
         f"SQLite {v['sqlite']} (stdlib sqlite3), pandas {v['pandas']}, pyarrow {v['pyarrow']}, numpy {v['numpy']}",
-        f"- data: `compute_features(generate_credit_data({ROWS}, seed={SEED}))`, {info['feature_rows']:,} feature "
+        f"- data: {generator_call(example_project(PROJECT), ROWS, SEED, call='compute_features(project, {})')}, "
+        f"{info['feature_rows']:,} feature "
         f"rows x {info['features']} features, {info['snapshot_bytes'] / 2**20:.1f} MiB Parquet snapshot; "
         f"materialized window {info['window'][0]:%Y-%m-%d %H:%M} to {info['window'][1]:%Y-%m-%d %H:%M} UTC "
         f"(the 90-day TTL before the latest feature time): {offline['materialized']:,} customers online, "
         f"SQLite file {info['online_bytes'] / 2**20:.1f} MiB",
-        f"- store: built by `open_store` in a temporary directory: SQLite online store, DuckDB offline store, "
-        f"local file registry; project `{info['project']}`, online table `{info['table']}`",
+        f"- store: built by `open_store(config, project)` in a temporary directory: SQLite online store, DuckDB "
+        f"offline store, local file registry; Feast project `{info['project']}` (the {PROJECT} project's "
+        f"`names.feast_project`), online table `{info['table']}`",
         f"- reads: {CALLS:,} measured single-entity calls per path after {WARMUP} warm-up calls each, customer ids "
         f"drawn with replacement from the materialized ones (`numpy.random.default_rng({SEED})`), the same "
         f"sequence for every path; batches: {BATCH_CALLS} calls of {BATCH} distinct ids after {BATCH_WARMUP} "
@@ -267,8 +278,9 @@ def section_text(rows: list[dict], offline: dict, info: dict, started: datetime,
         f"on, as in a server: the single reads saw {info['gc']['single']}, the batch reads "
         f"{info['gc']['batch']} (a full collection walks every tracked object of the process and lands inside "
         "whichever call triggers it, so it shows in the max, not the p99). **ours** is "
-        "`mlops.features.store.online_features(fs, [customer_id])`, what the serving path calls. **plain Feast** "
-        "is what a user of Feast alone writes, "
+        "`mlops.features.store.online_features(fs, [customer_id])` on the project's `ProjectStore`, what the "
+        "serving path calls. **plain Feast** "
+        "is what a user of Feast alone writes, on the same Feast `FeatureStore` (`fs.feast`), "
         "`fs.get_online_features(features=service, entity_rows=[{'customer_id': id}]).to_dict()`, with the "
         "`FeatureService` fetched from the registry once beforehand. **raw SQLite** is the floor with no Feast at "
         f"all: `SELECT entity_key, feature_name, value, event_ts FROM \"{info['table']}\" WHERE entity_key = ?` (the "
@@ -297,7 +309,7 @@ def _same(a, b) -> bool:
 
 def check_paths(features, online, customer: str) -> int:
     """All three paths read the same customer's features; returns the raw SQLite rows per entity."""
-    from mlops.features.definitions import ENTITY_KEY, FEATURE_NAMES
+    ENTITY_KEY, FEATURE_NAMES = online.key, online.fs.definitions.feature_names
 
     ours = online.read_one(customer).iloc[0]
     expected = features.set_index(ENTITY_KEY).loc[customer]
@@ -318,10 +330,10 @@ class Online:
     """The three single-entity read paths, each a function of one customer id."""
 
     def __init__(self, fs, service, online_path: Path, table: str) -> None:
-        from mlops.features.definitions import ENTITY_KEY
+        """``fs`` is the project's ProjectStore: ours reads through it, plain Feast through its ``feast``."""
         from mlops.features.store import online_features
 
-        self.fs, self.service, self.key = fs, service, ENTITY_KEY
+        self.fs, self.feast, self.service, self.key = fs, fs.feast, service, fs.definitions.entity_key
         self._ours = online_features
         self.conn = sqlite3.connect(str(online_path), check_same_thread=False)
         self.query = (f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" '
@@ -331,7 +343,7 @@ class Online:
         return self._ours(self.fs, [customer])
 
     def read_feast(self, customer: str):
-        return self.fs.get_online_features(features=self.service, entity_rows=[{self.key: customer}]).to_dict()
+        return self.feast.get_online_features(features=self.service, entity_rows=[{self.key: customer}]).to_dict()
 
     def read_raw(self, customer: str):
         return self.conn.execute(self.query, (sqlite_entity_key(self.key, customer),)).fetchall()
@@ -340,8 +352,8 @@ class Online:
         return self._ours(self.fs, customers)
 
     def read_feast_batch(self, customers: list[str]):
-        return self.fs.get_online_features(features=self.service,
-                                           entity_rows=[{self.key: c} for c in customers]).to_dict()
+        return self.feast.get_online_features(features=self.service,
+                                              entity_rows=[{self.key: c} for c in customers]).to_dict()
 
 
 # -- main -----------------------------------------------------------------------------
@@ -351,9 +363,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"measured single-entity reads per path (default {CALLS:,}); "
                              "RESULTS.md is written only for the default")
     parser.add_argument("--keep", action="store_true", help="keep the temporary feature store directory")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a check, not a measurement: {QUICK_ROWS:,} rows, 100 reads per path, one offline "
+                             "repetition; RESULTS.md untouched")
     args = parser.parse_args(argv)
     if args.calls < 100:
         parser.error("--calls must be >= 100 (p99 needs samples)")
+    if args.quick:
+        global ROWS, BATCH_CALLS, REPEATS
+        args.calls, ROWS, BATCH_CALLS, REPEATS = 100, QUICK_ROWS, 50, 1
 
     started = datetime.now(timezone.utc)
     with work_dir("mlops-bench-features-", args.keep, "feature store") as work:
@@ -365,23 +383,29 @@ def _run(args, started: datetime, work: Path) -> int:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
     from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-    from mlops.data.generator import generate_credit_data
-    from mlops.features.definitions import ENTITY_KEY, FEATURE_NAMES, FEATURE_TIMESTAMP, SERVICE_NAME, VIEW_NAME
+    from mlops.features.definitions import FEATURE_TIMESTAMP, FeatureDefinitions
     from mlops.features.engineering import compute_features, label_events
     from mlops.features.store import (FeatureStoreConfig, apply_definitions, historical_features, materialize,
                                       open_store)
+    from mlops.project.data import generate_data
+
+    project = example_project(PROJECT)
+    definitions = FeatureDefinitions(project)
+    ENTITY_KEY, FEATURE_NAMES = definitions.entity_key, definitions.feature_names
+    if project.entity.type != "string":
+        raise RuntimeError(f"the raw SQLite path serializes STRING join keys; {PROJECT}'s are {project.entity.type}")
 
     # ibis (under Feast's DuckDB offline store) warns about its own use of a deprecated DuckDB call. Set
     # after the imports: importing Feast installs its own warning filters in front of earlier ones.
     warnings.filterwarnings("ignore", message=r".*fetch_arrow_table\(\) is deprecated", category=DeprecationWarning)
 
     progress(f"generating {ROWS:,} rows (seed {SEED}) and computing features")
-    raw = generate_credit_data(ROWS, seed=SEED)
-    features = compute_features(raw)
-    events = label_events(raw)
+    raw = generate_data(project, ROWS, seed=SEED)
+    features = compute_features(project, raw)
+    events = label_events(project, raw)
 
     config = FeatureStoreConfig(repo_dir=work / "feast")
-    fs = open_store(config)
+    fs = open_store(config, project)
     config.snapshot_dir.mkdir(parents=True, exist_ok=True)
     snapshot = config.snapshot_dir / "features.parquet"
     features.to_parquet(snapshot, index=False)
@@ -396,7 +420,8 @@ def _run(args, started: datetime, work: Path) -> int:
     progress(f"  materialized {window[0]:%Y-%m-%d %H:%M} .. {window[1]:%Y-%m-%d %H:%M} in {materialize_s:.2f} s")
 
     # The online table: Feast names it <project>_<view>; check the layout before querying it by hand.
-    table = f"{config.project}_{VIEW_NAME}"
+    feast_project = fs.feast.config.project  # the project's names.feast_project
+    table = f"{feast_project}_{definitions.view_name}"
     with sqlite3.connect(str(config.online_path)) as conn:
         tables = {name: sql for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
         if table not in tables:
@@ -415,7 +440,7 @@ def _run(args, started: datetime, work: Path) -> int:
                            f"holds {online_entities:,}")
 
     proto = EntityKeyProto(join_keys=[ENTITY_KEY], entity_values=[ValueProto(string_val=materialized[0])])
-    if serialize_entity_key(proto, fs.config.entity_key_serialization_version) != \
+    if serialize_entity_key(proto, fs.feast.config.entity_key_serialization_version) != \
             sqlite_entity_key(ENTITY_KEY, materialized[0]):
         raise RuntimeError("the hand-made entity key differs from Feast's serialization")
 
@@ -424,7 +449,7 @@ def _run(args, started: datetime, work: Path) -> int:
     batches = [rng.choice(np.array(materialized, dtype=object), size=BATCH, replace=False).tolist()
                for _ in range(BATCH_WARMUP + BATCH_CALLS)]
 
-    service = fs.get_feature_service(SERVICE_NAME)
+    service = fs.feast.get_feature_service(definitions.service_name)
     online = Online(fs, service, config.online_path, table)
     rows_per_entity = check_paths(features, online, ids[0])
     progress(f"  the three paths agree on {ids[0]} ({len(FEATURE_NAMES)} features, {rows_per_entity} SQLite rows)")
@@ -472,7 +497,7 @@ def _run(args, started: datetime, work: Path) -> int:
     offline = {"events": len(events), "historical": historical, "materialize": materialize_s,
                "materialized": online_entities, "online_rows": online_rows}
     info = {"feature_rows": len(features), "features": len(FEATURE_NAMES), "snapshot_bytes": snapshot.stat().st_size,
-            "online_bytes": config.online_path.stat().st_size, "window": window, "project": config.project,
+            "online_bytes": config.online_path.stat().st_size, "window": window, "project": feast_project,
             "table": table, "rows_per_entity": rows_per_entity, "gc": gc_notes}
 
     print()
@@ -486,7 +511,10 @@ def _run(args, started: datetime, work: Path) -> int:
     print(f"goal p99 <= {GOAL_P99_MS:g} ms for one entity: {'met' if ours['p99'] <= GOAL_P99_MS else 'NOT met'} "
           f"(ours p99 {ours['p99']:.3f} ms)")
     print()
-    if args.calls == CALLS:
+    if args.quick:
+        section_text(measured, offline, info, started, load)  # built, to check it, but written nowhere
+        progress(f"--quick: {RESULTS.relative_to(ROOT)} left as it is")
+    elif args.calls == CALLS:
         write_results(section_text(measured, offline, info, started, load), SECTION)
         progress(f"wrote {RESULTS.relative_to(ROOT)}")
     else:

@@ -4,20 +4,24 @@
 
 1. starts its own local platform (S3 + MLflow) on free 127.0.0.1 ports with its
    state in a temporary MLOPS_HOME, and stops it at the end, even on failure;
-2. builds one model the way bench_serving.py does: ``generate_credit_data(20000,
-   seed=7)`` to S3, ``build_features`` (Feast apply + materialize into the SQLite
-   online store), ``retrieve_training_data``, ``train_and_log`` (default
-   ``TrainingConfig``), ``register``;
-3. serves that version exactly as ``mlops serve up`` does (``LocalServing.up``:
+2. builds one model of the credit-default example project the way
+   bench_serving.py does: the example's own generator (``generate_data(project,
+   20000, seed=7)``, examples/credit-default/data.py) to S3, ``build_features``
+   (Feast apply + materialize into the SQLite online store),
+   ``retrieve_training_data``, ``train_and_log`` (the project's model params),
+   ``register``;
+3. serves that version exactly as ``mlops serve up --project credit-default``
+   does (``LocalServing(project).up``:
    predictor, traffic splitter, transformer with its request log on, each its own
    process on 127.0.0.1), and stops them at the end (``LocalServing.down``);
 4. drives the transformer with locust (``FastHttpUser``) in a separate process per
    phase (this file run with ``--locust-worker``: locust monkey-patches the
    standard library with gevent when imported, so it is never imported here).
    Every request is one customer id that the online store holds
-   (``traffic_replay.customer_ids``, each checked with ``online_features``),
+   (``traffic_replay.known_ids(project)``, each checked with ``online_features``),
    alternately V1 ``{"instances": [{"customer_id": id}]}`` and V2 (one BYTES
-   tensor), the bodies ``traffic_replay.replay`` sends. A request counts as an
+   tensor), the bodies ``traffic_replay.replay`` sends
+   (``traffic_replay.request_body``). A request counts as an
    error unless it answers 200 with predictions (V1) or outputs (V2); connection
    errors and timeouts count too. Phases:
 
@@ -46,10 +50,14 @@
 5. prints a Markdown section (phases, RSS, verdicts) and writes the same numbers
    to bench/out/load.json. It does not write bench/RESULTS.md.
 
+``--quick`` checks the script end to end: 5,000 training rows, 200 ids, a short
+unloaded phase, at most two search steps of 3 s and a 10 s sustained phase, its
+phase files and numbers in the temporary MLOPS_HOME (nothing in bench/).
+
 Goals (verdicts): the sustained phase has 0 errors; its p99 is within the latency
 goal; each server's RSS grows by less than RSS_GROWTH_MAX from the first sample
-after warm-up to the last. The rollout policies (src/mlops/rollout/policies/*.yaml)
-set no absolute latency bound (only p50/p99 ratios against the stable version,
+after warm-up to the last. The project's rollout policy (examples/credit-default/rollout.yaml)
+sets no absolute latency bound (only p50/p99 ratios against the stable version,
 p99 at most 5x), so the goal is relative, in the same spirit: p99 at 80% load at
 most P99_FACTOR x the unloaded p99 measured in the same run. The requests of the
 sustained phase slower than that bound are grouped into stall episodes (sent
@@ -82,7 +90,8 @@ SECTION = "## Load (transformer + splitter + predictor under locust)"
 ROWS = 20_000
 SEED = 7
 DATA_URI = "s3://mlops/bench/load-20k.parquet"
-MODEL_NAME = "credit-default"
+PROJECT = "credit-default"  # the example project served
+MODEL_NAME = "credit-default"  # its names.model (checked against the project in _run)
 EXPERIMENT = "bench-load"
 IDS = 1_000  # distinct customers the requests cycle through
 
@@ -129,8 +138,10 @@ def locust_worker(spec_path: str, out_path: str) -> int:
     """Run one phase with locust's library API and write its numbers as JSON.
 
     The spec names the transformer URL (127.0.0.1 only), the model, the customer
-    ids, the users, the offered ``rate`` (None: one request after the other), the
-    warm-up and the measured window (seconds, or request counts when unpaced).
+    ids and their request bodies (``traffic_replay.request_body``, JSON-encoded by
+    the parent: this process imports nothing of the suite), the users, the offered
+    ``rate`` (None: one request after the other), the warm-up and the measured
+    window (seconds, or request counts when unpaced).
     """
     import gevent  # locust patches the standard library with gevent on import; this process only
     from locust import FastHttpUser, constant, task
@@ -163,9 +174,9 @@ def locust_worker(spec_path: str, out_path: str) -> int:
     ids = spec["ids"]
     paths = {"v1": f"/v1/models/{model}:predict", "v2": f"/v2/models/{model}/infer"}
     markers = {"v1": b'"predictions"', "v2": b'"outputs"'}
-    bodies = {"v1": [json.dumps({"instances": [{"customer_id": c}]}).encode() for c in ids],
-              "v2": [json.dumps({"inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [1],
-                                             "data": [c]}]}).encode() for c in ids]}
+    bodies = {proto: [body.encode() for body in encoded] for proto, encoded in spec["bodies"].items()}
+    if any(len(encoded) != len(ids) for encoded in bodies.values()):
+        raise SystemExit("the spec needs one request body per id and protocol")
     headers = {"Content-Type": "application/json"}
     protocols = spec["protocols"]
 
@@ -327,8 +338,8 @@ class Deadline(Exception):
 class Bench:
     """Runs the phases; remembers every worker it started so cleanup can stop them."""
 
-    def __init__(self, url: str, ids: list[str], logs: Path, started: float) -> None:
-        self.url, self.ids, self.logs, self.started = url, ids, logs, started
+    def __init__(self, url: str, ids: list, bodies: dict[str, list[str]], logs: Path, started: float) -> None:
+        self.url, self.ids, self.bodies, self.logs, self.started = url, ids, bodies, logs, started
         self.workers: list = []  # live subprocess.Popen
         self.total_requests = 0
         self.n = 0
@@ -366,7 +377,8 @@ class Bench:
         spec = self.logs / f"load-{self.n:02d}-{name}.spec.json"
         out = self.logs / f"load-{self.n:02d}-{name}.json"
         log = self.logs / f"load-{self.n:02d}-{name}.log"
-        spec.write_text(json.dumps({"url": self.url, "model": MODEL_NAME, "ids": self.ids, "rate": rate,
+        spec.write_text(json.dumps({"url": self.url, "model": MODEL_NAME, "ids": self.ids, "bodies": self.bodies,
+                                    "rate": rate,
                                     "users": users, "warmup_s": warmup_s, "seconds": seconds,
                                     "warmup_requests": warmup_requests, "requests": requests,
                                     "protocols": ["v1", "v2"]}))
@@ -529,7 +541,8 @@ def report(res: dict) -> str:
         f"lowers the maximum found and raises the tail)",
         f"- versions: mlops-suite {v['mlops-suite']}, locust {v['locust']} (FastHttpUser), kserve {v['kserve']}, "
         f"feast {v['feast']}, uvicorn {v['uvicorn']}, httpx {v['httpx']}",
-        f"- serving: `{MODEL_NAME}` v{res['model_version']} started as `mlops serve up` does (`LocalServing.up`: "
+        f"- serving: `{MODEL_NAME}` v{res['model_version']} started as `mlops serve up --project {PROJECT}` does "
+        f"(`LocalServing(project).up`: "
         f"predictor, splitter, transformer with its request log "
         f"{'OFF (--no-request-log)' if res['no_request_log'] else 'on'}, one process each on {LOOPBACK})",
         f"- requests: one customer each, {res['ids']:,} distinct customers the online store "
@@ -597,8 +610,9 @@ def report(res: dict) -> str:
               + ", ".join(f"{n} {100 * res['rss']['processes'][n]['growth']:+.1f}%" for n in SERVERS)
               + f" | **{verdict(g['rss'])}** |",
               "",
-              f"The p99 goal: the rollout policies (`src/mlops/rollout/policies/*.yaml`) set no absolute latency "
-              f"bound, only ratios against the stable version (p99 at most 5x), so the goal used here is p99 at "
+              f"The p99 goal: the project's rollout policy (`examples/credit-default/rollout.yaml`) sets no absolute "
+              f"latency bound, only ratios against the stable version (p99 at most 5x), so the goal used here is "
+              f"p99 at "
               f"{SUSTAIN_FRACTION:.0%} of the measured maximum <= {P99_FACTOR:g} x the unloaded p99 measured in the "
               f"same run. Latency is measured by the client from send to the end of the answer (locust "
               f"FastHttpUser); the schedule's p99 lag (how late requests left) in the sustained phase was "
@@ -621,7 +635,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="serve without the transformer's request log (diagnosis; `mlops serve up` logs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary MLOPS_HOME (logs, model, stores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check, not a measurement: 5,000 rows, 200 ids, short phases; its files in the "
+                             "temporary MLOPS_HOME, nothing in bench/")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sustain_seconds, args.step_seconds = 10.0, 3.0
     if not 10 <= args.sustain_seconds <= 120:
         parser.error("--sustain-seconds must be in [10, 120]")
     if not 3 <= args.step_seconds <= 20:
@@ -649,7 +668,17 @@ def main(argv: list[str] | None = None) -> int:
             "MLOPS_FEAST_ONLINE_STORE", "MLOPS_FEAST_REDIS", "MLOPS_FEAST_REGISTRY", "MLOPS_FEAST_REPO",
             "MLOPS_PREDICTOR_URL", "MLOPS_SERVING_HOST", "MLOPS_MODEL_CACHE", "PORT", "MLOPS_MODEL_NAME",
             "MLOPS_MODEL_VERSION", "MLOPS_MODEL_DIR", "MLOPS_MODEL_DIGEST", "MLOPS_PREDICTOR_THREADS"))
+        if args.quick:
+            _quick(home / "out")
         return _run(args, home, cleanup, started, date)
+
+
+def _quick(out_dir: Path) -> None:
+    """A --quick run's sizes, and its files in its own temporary folder."""
+    global OUT_DIR, OUT_JSON, PHASE_DIR, ROWS, IDS, UNLOADED_WARMUP, UNLOADED_REQUESTS, MAX_SEARCH_STEPS
+    OUT_DIR = out_dir
+    OUT_JSON, PHASE_DIR = out_dir / "load.json", out_dir / "load"
+    ROWS, IDS, UNLOADED_WARMUP, UNLOADED_REQUESTS, MAX_SEARCH_STEPS = 5_000, 200, 20, 100, 2
 
 
 def _run(args, home: Path, cleanup, started: float, date) -> int:
@@ -657,36 +686,41 @@ def _run(args, home: Path, cleanup, started: float, date) -> int:
 
     import numpy as np
 
-    from common import progress, register_served_model
+    from common import example_project, progress, register_served_model
     from mlops.features import store as feature_store
     from mlops.local_platform import free_ports
     from mlops.serving.local import LocalServing
-    from mlops.serving.traffic_replay import customer_ids
+    from mlops.serving.traffic_replay import known_ids, request_body
     from mlops.storage import ObjectStore
 
     work = home / "bench"
     work.mkdir()
     store = ObjectStore.from_env()
+    project = example_project(PROJECT)
+    if project.names.model != MODEL_NAME:
+        raise RuntimeError(f"the {PROJECT} project's model is {project.names.model}, not {MODEL_NAME}")
+    key = project.entity.key
 
     # -- 1. a model and its online features --------------------------------------------------
     progress(f"generating {ROWS:,} rows (seed {SEED}), build_features (Feast apply + materialize), train, register ...")
-    version = register_served_model(work, store, DATA_URI, MODEL_NAME, EXPERIMENT, ROWS, SEED).version
+    version = register_served_model(work, store, DATA_URI, project, EXPERIMENT, ROWS, SEED).version
     progress(f"  {MODEL_NAME} v{version} registered ({time.monotonic() - started:.0f} s so far)")
 
     # customers the online store holds (the newest of the snapshot), each checked
-    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
-    candidates = customer_ids(limit=2 * IDS)
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), project)
+    candidates = known_ids(project, limit=2 * IDS)
     online = feature_store.online_features(fs, candidates)
-    feature_cols = [c for c in online.columns if c != "customer_id"]
-    known = online.loc[online[feature_cols].notna().any(axis=1), "customer_id"].tolist()
+    feature_cols = [c for c in online.columns if c != key]
+    known = online.loc[online[feature_cols].notna().any(axis=1), key].tolist()
     if len(known) < 100:
         raise RuntimeError(f"only {len(known)} of {len(candidates)} recent customers have online features")
     rng = np.random.default_rng(SEED)
-    ids = [str(c) for c in rng.permutation(known)[:IDS]]
+    ids = feature_store.online_ids(project, rng.permutation(np.array(known, dtype=object))[:IDS])
+    bodies = {proto: [json.dumps(request_body(project, c, proto)) for c in ids] for proto in ("v1", "v2")}
     progress(f"  {len(ids)} customers with online features (of {len(candidates)} recent ones checked)")
 
     # -- 2. serve it as `mlops serve up` does ----------------------------------------------------
-    serving = LocalServing(MODEL_NAME, home=home)
+    serving = LocalServing(project, home=home)
     cleanup.callback(lambda: progress(f"serving stopped: {', '.join(serving.down()) or 'nothing'}"))
     port = free_ports(["transformer"])["transformer"]
     urls = serving.up(version, port=port, request_log=not args.no_request_log, progress=lambda m: progress(f"  {m}"))
@@ -703,11 +737,8 @@ def _run(args, home: Path, cleanup, started: float, date) -> int:
              ", ".join(f"{k} {p}" for k, p in pids.items()))
 
     # one request of each protocol by hand, to fail early and clearly
-    for path, body, marker in ((f"/v1/models/{MODEL_NAME}:predict",
-                                json.dumps({"instances": [{"customer_id": ids[0]}]}), "predictions"),
-                               (f"/v2/models/{MODEL_NAME}/infer",
-                                json.dumps({"inputs": [{"name": "customer_id", "datatype": "BYTES", "shape": [1],
-                                                        "data": [ids[0]]}]}), "outputs")):
+    for path, body, marker in ((f"/v1/models/{MODEL_NAME}:predict", bodies["v1"][0], "predictions"),
+                               (f"/v2/models/{MODEL_NAME}/infer", bodies["v2"][0], "outputs")):
         conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
         try:
             conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
@@ -724,7 +755,7 @@ def _run(args, home: Path, cleanup, started: float, date) -> int:
 
     shutil.rmtree(PHASE_DIR, ignore_errors=True)  # one run's phase files at a time
     PHASE_DIR.mkdir(parents=True)
-    bench = Bench(url, ids, PHASE_DIR, started)
+    bench = Bench(url, ids, bodies, PHASE_DIR, started)
     cleanup.callback(bench.stop_workers)
     load_before = os.getloadavg()
     progress(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
@@ -779,15 +810,17 @@ def _run(args, home: Path, cleanup, started: float, date) -> int:
            "step_seconds": args.step_seconds,
            "unloaded": unloaded, "capacity": capacity, "p99_bound": p99_bound, "p99_goal":
                f"p99 at {SUSTAIN_FRACTION:.0%} of the maximum <= {P99_FACTOR:g} x unloaded p99 (no absolute bound in "
-               "src/mlops/rollout/policies/*.yaml)",
+               "examples/credit-default/rollout.yaml)",
            "search": steps, "max_rate": max_rate, "sustained": {**sustained, "rate": sustain_rate, "stalls": stalls},
            "rss": rss, "goals": goals, "pids": pids, "total_requests": bench.total_requests,
            "run_seconds": time.monotonic() - started}
     print()
     print(report(res))
     print()
+    OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
     OUT_JSON.write_text(json.dumps(res, indent=2, default=str))
-    progress(f"wrote {OUT_JSON.relative_to(ROOT)}; {bench.total_requests:,} requests in all, "
+    progress(f"wrote {OUT_JSON.relative_to(ROOT) if OUT_JSON.is_relative_to(ROOT) else OUT_JSON}; "
+             f"{bench.total_requests:,} requests in all, "
              f"{res['run_seconds']:.0f} s")
     return 1 if args.strict and not all(goals.values()) else 0
 

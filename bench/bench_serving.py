@@ -5,18 +5,22 @@
 1. starts its own local platform (S3 + MLflow) on free 127.0.0.1 ports with
    its state in a temporary MLOPS_HOME, and stops it at the end, even on
    failure;
-2. builds one model for every server: ``generate_credit_data(20000, seed=7)``
-   written to S3, then the suite's stages in-process (``build_features``:
-   features, snapshot, Feast apply and materialize into the SQLite online
-   store; ``retrieve_training_data``; ``train_and_log`` with the default
-   ``TrainingConfig``; ``register``), and fetches the registered version's
-   files (``resolve_model`` + ``fetch_model``): that local MLflow model
-   directory is what all servers load;
+2. builds one model of the credit-default example project for every server:
+   the example's own generator (``generate_data(project, 20000, seed=7)``,
+   examples/credit-default/data.py) written to S3, then the suite's stages
+   in-process (``build_features``: features, snapshot, Feast apply and
+   materialize into the SQLite online store; ``retrieve_training_data``;
+   ``train_and_log`` with the project's model params; ``register``), and
+   fetches the registered version's files (``resolve_model`` +
+   ``fetch_model``): that local MLflow model directory is what all servers
+   load; and the same for the second example project, churn
+   (``generate_data(churn, 20000, seed=7)``, its LogisticRegression pipeline);
 3. starts, each as its own process on 127.0.0.1 (``mlops.processes``):
    (a) the anchor, a bare KServe ModelServer (``bench/bare_kserve_server.py``:
    a minimal ``kserve.Model``, no validation, no metrics of ours);
    (b) the second anchor, ``mlflow models serve --env-manager local``;
-   (c) our predictor (``python -m mlops.serving.predictor --model-dir ...``);
+   (c) our predictor (``python -m mlops.serving.predictor --project
+   credit-default --model-dir ...``);
    (d) our transformer in front of (c), reading online features from the
    Feast store built in 2;
    (e) the same transformer with shadow mirroring on (the routing document
@@ -31,9 +35,19 @@
    with a rotating order, reporting each server's median round; and, in this
    process, the floor: ``predict_proba`` on one row, and the pieces of the
    request path;
-5. prints a table and writes it into bench/RESULTS.md (only this benchmark's
-   section is replaced; other benchmarks keep theirs), only with the default
-   ``--requests``.
+5. then the second project, churn, the same way for its own model: its bare
+   KServe ModelServer (the anchor, ``bare_kserve_server.py`` on churn's model
+   directory), our predictor (``--project churn``) and our transformer in
+   front of it (integer subscriber ids in, churn's online features), measured
+   in ROUNDS rounds of their own with the credit servers idle, plus its
+   in-process floor;
+6. prints the tables and writes them into bench/RESULTS.md (only this
+   benchmark's section is replaced; other benchmarks keep theirs), only with
+   the default ``--requests``.
+
+``--quick`` checks the script end to end: 5,000 training rows per project,
+100 requests per server in one round, 50 in-process calls per piece, its
+files in the temporary MLOPS_HOME, RESULTS.md and bench/out untouched.
 
 This is a benchmark, not a test: it asserts nothing about speed. It does check
 that the servers answer the same model (same probabilities from (a), (c) and
@@ -62,7 +76,8 @@ import psutil
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, progress, start_private_platform, write_results  # noqa: E402
+from common import (RESULTS, example_project, generator_call, machine, progress,  # noqa: E402
+                    start_private_platform, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -72,7 +87,10 @@ SECTION = "## Serving (KServe 0.21, single-row requests)"
 ROWS = 20_000
 SEED = 7
 DATA_URI = "s3://mlops/bench/serving-20k.parquet"
-MODEL_NAME = "credit-default"
+PROJECT = "credit-default"  # the example project every server of the main table serves
+MODEL_NAME = "credit-default"  # its names.model (checked against the project in _run)
+SECOND = "churn"  # the second example project: its own bare anchor, predictor and transformer
+SECOND_DATA_URI = "s3://mlops/bench/serving-churn-20k.parquet"
 EXPERIMENT = "bench-serving"
 REQUESTS = 2_000  # measured requests per server and round
 WARMUP = 200  # unmeasured requests before them
@@ -84,6 +102,7 @@ BATCH_SHARE = 10  # a batch measurement sends requests / BATCH_SHARE requests (e
 INPROCESS_CALLS = 500
 READY_TIMEOUT_S = 180.0
 SWITCH_TIMEOUT_S = 30.0
+QUICK = {"ROWS": 5_000, "REQUESTS": 100, "WARMUP": 20, "ROUNDS": 1, "INPROCESS_CALLS": 50, "BATCH_WARMUP": 5}
 
 GOAL_VS_BARE = 0.9  # our predictor's throughput / bare ModelServer's, at least
 GOAL_VS_MLFLOW = 1.2  # our predictor's throughput / mlflow serve's, at least
@@ -114,6 +133,13 @@ REQUEST_KIND = {
     "predictor": "V1 `{\"instances\": [row]}`",
     "transformer": "V1 `{\"instances\": [{\"customer_id\": id}]}`",
     "shadow": "V1 `{\"instances\": [{\"customer_id\": id}]}`",
+}
+# The second project's servers: its anchor, our predictor, our transformer in front of it.
+SECOND_SERVERS = ("bare", "predictor", "transformer")
+SECOND_REQUEST_KIND = {
+    "bare": "V1 `{\"instances\": [row]}`",
+    "predictor": "V1 `{\"instances\": [row]}`",
+    "transformer": "V1 `{\"instances\": [{\"<entity key>\": id}]}`",  # the project's key, filled in below
 }
 
 
@@ -343,14 +369,17 @@ def floor_table(floor: dict) -> str:
     return "\n".join(lines)
 
 
-def batch_requests(sample, columns: list[str], numeric: set, customers: list[str], est) -> tuple[dict, dict]:
+def batch_requests(sample, columns: list[str], numeric: set, customers: list[str], est, fs) -> tuple[dict, dict]:
     """The 100-row V2 bodies, JSON (orjson, as the README shows) and binary (as tritonclient builds it, binary
     outputs asked for with ``binary_data_output``), and the probabilities they must get: for the predictor from the sample's rows (a missing text becomes "missing": a binary BYTES tensor has
-    no null; a missing number is null in JSON and NaN in binary), for the transformer from customer ids."""
+    no null; a missing number is null in JSON and NaN in binary), for the transformer from customer ids (the
+    project's string entity key; ``fs`` its ProjectStore)."""
     import orjson
     import tritonclient.http as triton
 
     from mlops.features import store as feature_store
+
+    key = fs.definitions.entity_key
 
     def body(tensors: list, binary: bool):
         if not binary:  # JSON as the README shows it (tritonclient cannot put a null in an FP64 tensor)
@@ -382,10 +411,9 @@ def batch_requests(sample, columns: list[str], numeric: set, customers: list[str
         expected["predictor"].append(est.predict_proba(rows[columns])[:, 1])
         ids = customers[start:start + BATCH_ROWS]
         for binary in (False, True):
-            tensor = triton.InferInput("customer_id", [BATCH_ROWS], "BYTES")
+            tensor = triton.InferInput(key, [BATCH_ROWS], "BYTES")
             bodies[f"transformer-{'binary' if binary else 'json'}"].append(
                 body([(tensor, np.array([c.encode() for c in ids], dtype=np.object_))], binary))
-        fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
         expected["transformer"].append(est.predict_proba(feature_store.online_features(fs, ids)[columns])[:, 1])
     return bodies, expected
 
@@ -505,7 +533,8 @@ def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started
         f"{v['scikit-learn']}, feast {v['feast']}, fastapi {v['fastapi']}, uvicorn {v['uvicorn']}, httpx {v['httpx']} "
         f"(the transformer's client), pandas {v['pandas']}, numpy {v['numpy']}",
         f"- model: `{MODEL_NAME}` v{info['version']}, trained by the suite's stages in-process on "
-        f"`generate_credit_data({ROWS}, seed={SEED})` (default `TrainingConfig`: HistGradientBoosting, "
+        f"{generator_call(example_project(PROJECT), ROWS, SEED)} with the project's model params "
+        f"(HistGradientBoosting, "
         f"{info['max_iter']} iterations, {len(info['columns'])} input columns behind an ordinal encoder; "
         f"validation ROC AUC {info['roc_auc']:.3f}); every server loads the same fetched MLflow model directory "
         f"({info['model_bytes'] / 2**10:.0f} KiB, skops)",
@@ -567,11 +596,13 @@ def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started
         f"127.0.0.1. **mlflow models serve** is `mlflow models serve -m <dir> --env-manager local` (1 uvicorn "
         f"worker, its default); it validates the input against the signature too, and answers the pyfunc `predict` "
         f"(the class), which for this model costs the same as `predict_proba`. **ours: predictor** is `python -m "
-        f"mlops.serving.predictor --model-dir <dir> --model-digest ...`: the digest-verified model, every request "
-        f"checked against the signature, the probability and the class at the gate's decision threshold "
+        f"mlops.serving.predictor --project {PROJECT} --model-dir <dir> --model-digest ...`: the digest-verified "
+        f"model, every request checked against the signature, the probability and the class at the gate's decision "
+        f"threshold "
         f"({info['threshold']:g}), Prometheus metrics (probability histogram, class counts), the version in the "
         f"body and the `x-mlops-model-version` header, behind our 4xx guard. **ours: transformer + predictor** is "
-        f"`python -m mlops.serving.transformer` in front of that predictor, with its request log on (rows batched "
+        f"`python -m mlops.serving.transformer --project {PROJECT}` in front of that predictor, with its request log "
+        f"on (rows batched "
         f"to S3 every 2 s by a background thread): ids in, Feast online features (SQLite), the features to the "
         f"predictor over HTTP. "
         f"**shadow mirroring on** is the same transformer after the routing document "
@@ -591,6 +622,250 @@ def section_text(results: dict, ev: dict, floor: dict, info: dict, args, started
     return "\n".join(lines)
 
 
+# -- the second project ---------------------------------------------------------------------
+def measure_second_project(args, project, served, work: Path, store, cleanup: ExitStack) -> dict:
+    """The second example project's single-row serving, as the first's: its bare KServe ModelServer (the anchor)
+    on its own model directory, our predictor, our transformer in front of it; the same client, requests, rounds
+    and checks. Its servers start after the first project's measurements and stop at the end of this phase."""
+    import orjson
+    import pandas as pd
+
+    from mlops.features import store as feature_store
+    from mlops.local_platform import HOST, free_ports
+    from mlops.processes import http_ok, start_process, stop_processes, wait_until_ready
+    from mlops.serving.model_files import fetch_model, load_model, resolve_model
+    from mlops.serving.predictor import ServedModel, decision_threshold
+    from mlops.serving.routing import Routing, write_routing
+    from mlops.serving.traffic_replay import known_ids
+    from mlops.serving.transformer import FeatureTransformer
+
+    name, key, version = project.names.model, project.entity.key, served.version
+    base = work / f"project-{project.name}"  # where register_served_model wrote its train and test sets
+    ref = resolve_model(name, version)
+    model_dir = fetch_model(ref, work / "models")
+    model_bytes = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+    loaded = load_model(model_dir, ref.digest)
+    columns = [c for c, _ in loaded.columns]
+    numeric = {c for c, kind in loaded.columns if kind != "string"}
+    test = pd.read_parquet(base / "test.parquet")
+    sample = test.sample(n=SAMPLE, random_state=SEED)[columns].reset_index(drop=True)
+    sample = sample.astype({c: "float64" for c in numeric})
+    rows = [{c: (None if pd.isna(v) else (float(v) if c in numeric else str(v))) for c, v in rec.items()}
+            for rec in sample.to_dict("records")]
+    frames = [sample.iloc[[i]] for i in range(SAMPLE)]
+    est = loaded.estimator
+    expected = est.predict_proba(sample)[:, 1]
+    missing_rows = int(sample.isna().any(axis=1).sum())
+
+    # Ids the online store holds: the newest of the applied snapshot (its rows span a year, the TTL is shorter).
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), project)
+    candidates = known_ids(project, limit=4 * SAMPLE)
+    online = feature_store.online_features(fs, candidates)
+    known = online.loc[online[columns].notna().any(axis=1), key].tolist()
+    if len(known) < SAMPLE:
+        raise RuntimeError(f"only {len(known)} of {len(candidates)} recent {key}s of {project.name} have online "
+                           "features")
+    rng = np.random.default_rng(SEED)
+    entities = feature_store.online_ids(project, rng.permutation(np.array(known, dtype=object))[:SAMPLE])
+    progress(f"{project.name}: {SAMPLE} test-set rows ({missing_rows} with a missing value), {SAMPLE} {key}s with "
+             "online features")
+
+    # -- in-process floor, as for the first project
+    threshold = decision_threshold(project)
+    ours = ServedModel(name, version, loaded, threshold)
+    v1 = [{"instances": [r]} for r in rows]
+    ours_answer = [run_coroutine(ours.predict(p))["predictions"][0]["probability"] for p in v1]
+    if not np.allclose(ours_answer, expected, rtol=0, atol=1e-12):
+        raise RuntimeError(f"{project.name}: our predictor's predict() in-process differs from predict_proba")
+    transformer = FeatureTransformer(name, "http://127.0.0.1:9", fs)  # lookup only: never calls out
+    floor = one_openmp_thread(lambda: {
+        "predict_proba": median_of_calls(lambda f: est.predict_proba(f)[:, 1], frames, INPROCESS_CALLS),
+        "bare_predict": median_of_calls(lambda p: est.predict_proba(pd.DataFrame(p["instances"]))[:, 1].tolist(),
+                                        v1, INPROCESS_CALLS),
+        "our_predict": median_of_calls(lambda p: run_coroutine(ours.predict(p)), v1, INPROCESS_CALLS),
+        "lookup": median_of_calls(lambda c: transformer.lookup([c]), entities, INPROCESS_CALLS),
+    })
+    progress(f"  {project.name} in-process: " + ", ".join(f"{k} {v:.3f} ms" for k, v in floor.items()))
+
+    # -- its servers
+    names = ["bare", "predictor", "transformer"]
+    port = free_ports(names)
+    url = {k: f"http://{HOST}:{p}" for k, p in port.items()}
+    logs = work / "logs" / project.name
+    commands = {
+        "bare": [sys.executable, str(BENCH_DIR / "bare_kserve_server.py"), "--model-name", name,
+                 "--model-dir", str(model_dir), "--host", HOST, "--http-port", str(port["bare"])],
+        "predictor": [sys.executable, "-m", "mlops.serving.predictor", "--project", project.source,
+                      "--model-name", name, "--model-dir", str(model_dir), "--model-digest", ref.digest,
+                      "--model-version", version, "--cache-dir", str(work / "models"), "--host", HOST,
+                      "--http-port", str(port["predictor"])],
+        "transformer": [sys.executable, "-m", "mlops.serving.transformer", "--project", project.source,
+                        "--model-name", name, "--predictor-url", url["predictor"], "--host", HOST,
+                        "--http-port", str(port["transformer"])],
+    }
+    write_routing(store, name, Routing())  # no shadow
+    services = {}
+
+    def stop() -> None:
+        if services:
+            stopped = stop_processes(list(services.values()))
+            progress(f"stopped {project.name}'s servers: {', '.join(stopped) or 'none'}")
+            services.clear()
+
+    cleanup.callback(stop)
+    progress(f"starting {project.name}'s servers (logs in {logs}): " + ", ".join(f"{k} :{port[k]}" for k in names))
+    for k in names:
+        services[k] = start_process(f"{project.name}-{k}", commands[k], url[k], logs, cwd=work, extra_env={
+            **SERVER_ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    for k in names:
+        t0 = time.perf_counter()
+        wait_until_ready(services[k], lambda k=k: http_ok(url[k] + f"/v2/models/{name}/ready"), READY_TIMEOUT_S,
+                         RuntimeError)
+        progress(f"  {project.name} {k} ready at {url[k]} (waited {time.perf_counter() - t0:.1f} s)")
+
+    # -- same model everywhere?
+    path = f"/v1/models/{name}:predict"
+    bodies = {"bare": [orjson.dumps(p) for p in v1], "predictor": [orjson.dumps(p) for p in v1],
+              "transformer": [orjson.dumps({"instances": [{key: c}]}) for c in entities]}
+    got = {"bare": [orjson.loads(post_once(port["bare"], path, b))["predictions"][0] for b in bodies["bare"]],
+           "predictor": [orjson.loads(post_once(port["predictor"], path, b))["predictions"][0]["probability"]
+                         for b in bodies["predictor"]]}
+    max_diff = max(float(np.max(np.abs(np.asarray(got[k]) - expected))) for k in got)
+    if max_diff > 1e-9:
+        raise RuntimeError(f"{project.name}: the servers' probabilities differ from in-process predict_proba by up "
+                           f"to {max_diff:g}")
+    answer = orjson.loads(post_once(port["transformer"], path, bodies["transformer"][0]))
+    own = est.predict_proba(feature_store.online_features(fs, [entities[0]])[columns])[:, 1][0]
+    if answer["model_version"] != version or abs(answer["predictions"][0]["probability"] - own) > 1e-9:
+        raise RuntimeError(f"{project.name}: the transformer answered {answer} for {entities[0]}; expected "
+                           f"v{version}, probability {own}")
+    progress(f"  {project.name}: all servers answer the same model (max probability difference {max_diff:.1e}; "
+             f"transformer {entities[0]} -> {own:.4f})")
+
+    # -- measure
+    pid = {k: service.pid for k, service in services.items()}
+    pids = {"bare": {"bare": pid["bare"]}, "predictor": {"predictor": pid["predictor"]},
+            "transformer": {"transformer": pid["transformer"], "predictor": pid["predictor"]}}
+    results = {k: [] for k in SECOND_SERVERS}
+    load_before = os.getloadavg()
+    for rnd in range(ROUNDS):
+        order = SECOND_SERVERS[rnd % len(SECOND_SERVERS):] + SECOND_SERVERS[:rnd % len(SECOND_SERVERS)]
+        progress(f"[{project.name} round {rnd + 1}/{ROUNDS}] {' -> '.join(order)}: {WARMUP} warm-up + "
+                 f"{args.requests:,} requests each")
+        for k in order:
+            lines0 = log_lines(services[k].log)
+            r = measure(port[k], path, bodies[k], WARMUP, args.requests, pids[k])
+            r["log_lines"] = (log_lines(services[k].log) - lines0) / (WARMUP + args.requests)
+            results[k].append(r)
+            split = f" ({', '.join(f'{n} {v:.2f}' for n, v in r['cpu_ms'].items())})" if len(r["cpu_ms"]) > 1 else ""
+            progress(f"  {project.name} {k}: {r['rps']:,.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, "
+                     f"max {r['max']:.1f} ms; server CPU {r['server_cpu_ms']:.2f} ms/request{split}")
+    load = (load_before, os.getloadavg())
+    stop()
+    params = served.trained.trained.params
+    info = {"project": project.name, "root": project.root, "model": name, "version": version, "key": key,
+            "columns": columns, "roc_auc": served.trained.trained.metrics.get("roc_auc", math.nan),
+            "params": params, "model_bytes": model_bytes, "threshold": threshold, "max_diff": max_diff,
+            "missing_rows": missing_rows}
+    return {"results": results, "floor": floor, "info": info, "load": load}
+
+
+def evaluate_second(results: dict[str, list[dict]]) -> dict:
+    """The second project's medians and the two goals that apply to it (no mlflow anchor, no shadow)."""
+    med = {k: median_round(runs) for k, runs in results.items()}
+    vs_bare = med["predictor"]["rps"] / med["bare"]["rps"]
+    rounds = len(results["bare"])
+    paired_bare = [results["predictor"][i]["rps"] / results["bare"][i]["rps"] for i in range(rounds)]
+    goals = [
+        ("our predictor's throughput vs the bare KServe ModelServer's (same model)", f">= {GOAL_VS_BARE:.2f}x",
+         f"{vs_bare:.2f}x ({med['predictor']['rps']:,.0f} vs {med['bare']['rps']:,.0f} req/s)",
+         vs_bare >= GOAL_VS_BARE),
+        ("transformer + predictor p50", f"<= {GOAL_TRANSFORMER_P50_MS:g} ms", f"{med['transformer']['p50']:.2f} ms",
+         med["transformer"]["p50"] <= GOAL_TRANSFORMER_P50_MS),
+    ]
+    return {"median": med, "vs_bare": vs_bare, "paired_bare": paired_bare, "goals": goals}
+
+
+def second_table(ev: dict, info: dict) -> str:
+    med = ev["median"]
+    bare = med["bare"]["rps"]
+    labels = {"bare": "bare KServe ModelServer (anchor)", "predictor": "ours: predictor",
+              "transformer": "ours: transformer + predictor"}
+    kinds = {**SECOND_REQUEST_KIND, "transformer": f"V1 `{{\"instances\": [{{\"{info['key']}\": id}}]}}`"}
+    lines = [f"| {info['project']} server | request | req/s | p50 (ms) | p99 (ms) | server CPU per request (ms) "
+             "| log lines per request | req/s vs bare ModelServer |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for k in SECOND_SERVERS:
+        r = med[k]
+        lines.append(f"| {labels[k]} | {kinds[k]} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
+                     f"| {r['server_cpu_ms']:.2f} | {r.get('log_lines', math.nan):.1f} | {r['rps'] / bare:.2f}x |")
+    return "\n".join(lines)
+
+
+def second_floor_table(floor: dict) -> str:
+    rows = [("`predict_proba` on a one-row DataFrame (the floor)", floor["predict_proba"]),
+            ("the bare server's `predict`: `pd.DataFrame(instances)` + `predict_proba`", floor["bare_predict"]),
+            ("our predictor's `predict`: signature validation + `predict_proba` + metrics", floor["our_predict"]),
+            ("the transformer's `lookup([id])`: `online_features` + unknown-id check + metric", floor["lookup"])]
+    lines = ["| in-process call (one OpenMP thread) | median (ms) |", "|---|---:|"]
+    lines += [f"| {label} | {value:.3f} |" for label, value in rows]
+    return "\n".join(lines)
+
+
+def model_text(project) -> str:
+    """What the project's model is, for the prose."""
+    if project.model.build is not None:
+        known = {"churn": "its build hook's impute, scale and one-hot pipeline in front of a LogisticRegression"}
+        return known.get(project.name, f"its build hook `{project.model.build}`")
+    return f"`{project.model.estimator}`"
+
+
+def second_section_text(run: dict, ev: dict, args) -> str:
+    """The second project's part of the section: its own table, goals, floor and spread."""
+    info, floor, results, load = run["info"], run["floor"], run["results"], run["load"]
+    med = ev["median"]
+    met = sum(ok for *_, ok in ev["goals"])
+    project = example_project(info["project"])
+    params = ", ".join(f"{k}={v}" for k, v in info["params"].items())
+    every_round = "; ".join(f"{k} " + ", ".join(f"{r['rps']:,.0f}" for r in results[k]) + " req/s (p50 "
+                            + ", ".join(f"{r['p50']:.2f}" for r in results[k]) + " ms)" for k in SECOND_SERVERS)
+    return "\n".join([
+        f"### Second project: {info['project']}",
+        "",
+        f"The same measurement for the second example project (`{project.root.relative_to(ROOT)}`), in the same run, "
+        f"after the tables above, with the first project's servers idle: `{info['model']}` v{info['version']}, "
+        f"trained by the same stages on {generator_call(project, ROWS, SEED)} with the project's model params "
+        f"({model_text(project)}: {params}; "
+        f"{len(info['columns'])} input columns; validation ROC AUC {info['roc_auc']:.3f}; "
+        f"{info['model_bytes'] / 2**10:.0f} KiB fetched model directory). Its anchor is the same "
+        f"`bench/bare_kserve_server.py` loading this project's model directory; our predictor runs with "
+        f"`--project {info['project']}` (class at its gate's threshold, {info['threshold']:g}) and our transformer "
+        f"in front of it reads the project's Feast online features by its {project.entity.type} `{info['key']}`. "
+        f"Requests: "
+        f"{args.requests:,} measured single-row requests per server and round after {WARMUP} warm-up requests on one "
+        f"keep-alive connection, rows cycling through {SAMPLE} rows of its held-out test set "
+        f"({info['missing_rows']} with a missing value) or {SAMPLE} materialized `{info['key']}`s; {ROUNDS} rounds "
+        f"of its three servers in a rotating order; each server's row is its median round by throughput. Load "
+        f"average (1 min) before / after: {load[0][0]:.2f} / {load[1][0]:.2f}.",
+        "",
+        second_table(ev, info),
+        "",
+        goals_table(ev),
+        "",
+        f"**{met} of {len(ev['goals'])} goals met for {info['project']} in this run** (the goals of the first "
+        f"project that apply: there is no mlflow anchor or shadow here). Predictor / bare ModelServer per round: "
+        f"{', '.join(f'{x:.2f}x' for x in ev['paired_bare'])}. Every round: {every_round}.",
+        "",
+        second_floor_table(floor),
+        "",
+        f"Before measuring, the script checks that the servers answer the same model: on all {SAMPLE} rows the bare "
+        f"ModelServer's and our predictor's probabilities equal in-process `predict_proba` (max difference "
+        f"{info['max_diff']:.1e}), and the transformer's probability for a `{info['key']}` equals `predict_proba` on "
+        f"its online features. The transformer adds {med['transformer']['p50'] - med['predictor']['p50']:.2f} ms to "
+        f"the predictor's p50 here (lookup {floor['lookup']:.2f} ms in-process).",
+    ])
+
+
 # -- main -----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -598,9 +873,16 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"measured requests per server and round (default {REQUESTS:,}); "
                              "RESULTS.md is written only for the default")
     parser.add_argument("--keep", action="store_true", help="keep the temporary MLOPS_HOME (logs, model, stores)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a check, not a measurement: {QUICK['ROWS']:,} rows per project, {QUICK['REQUESTS']} "
+                             "requests per server in one round; its files in the temporary MLOPS_HOME, RESULTS.md "
+                             "untouched")
     args = parser.parse_args(argv)
     if args.requests < 100:
         parser.error("--requests must be >= 100 (p99 needs samples)")
+    if args.quick:
+        globals().update(QUICK)
+        args.requests = REQUESTS
 
     started = datetime.now(timezone.utc)
     with ExitStack() as cleanup:
@@ -618,7 +900,6 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
 
     from common import register_served_model
     from mlops.features import store as feature_store
-    from mlops.features.definitions import ENTITY_KEY
     from mlops.local_platform import HOST, free_ports
     from mlops.processes import http_ok, start_process, stop_processes, wait_until_ready
     from mlops.serving.model_files import fetch_model, load_model, resolve_model
@@ -628,13 +909,19 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     work = home / "bench"
     work.mkdir()
     store = ObjectStore.from_env()
+    project, second = example_project(PROJECT), example_project(SECOND)
+    if project.names.model != MODEL_NAME:
+        raise RuntimeError(f"the {PROJECT} project's model is {project.names.model}, not {MODEL_NAME}")
+    if project.entity.type != "string":
+        raise RuntimeError(f"the batch bodies send {PROJECT}'s ids as a BYTES tensor; its ids are "
+                           f"{project.entity.type}")
+    ENTITY_KEY = project.entity.key
 
     # -- 1. one model for everyone ------------------------------------------------------
-    progress(f"generating {ROWS:,} rows (seed {SEED}) to {DATA_URI}, build_features (Feast apply + materialize), "
-             "retrieve_training_data + train_and_log + register ...")
-    served = register_served_model(work, store, DATA_URI, MODEL_NAME, EXPERIMENT, ROWS, SEED)
-    version, features, trained, raw, config = (served.version, served.features, served.trained, served.raw,
-                                               served.config)
+    progress(f"{PROJECT}: generating {ROWS:,} rows (seed {SEED}) to {DATA_URI}, build_features (Feast apply + "
+             "materialize), retrieve_training_data + train_and_log + register ...")
+    served = register_served_model(work, store, DATA_URI, project, EXPERIMENT, ROWS, SEED)
+    version, features, trained, raw = served.version, served.features, served.trained, served.raw
     progress(f"  {features.rows:,} feature rows; online window {features.materialized[0]:%Y-%m-%d} .. "
              f"{features.materialized[1]:%Y-%m-%d}")
     ref = resolve_model(MODEL_NAME, version)
@@ -642,6 +929,13 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     model_bytes = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
     progress(f"  {MODEL_NAME} v{version} ({ref.digest[:19]}...), validation ROC AUC "
              f"{trained.trained.metrics.get('roc_auc', float('nan')):.3f}; files in {model_dir}")
+    progress(f"{SECOND}: generating {ROWS:,} rows (seed {SEED}) to {SECOND_DATA_URI}, the same stages ...")
+    # Not work/<name>: the servers run in work, where a folder named like the example would shadow it
+    # (`--project churn` resolves a folder of that name before the example).
+    second_served = register_served_model(work / f"project-{SECOND}", store, SECOND_DATA_URI, second, EXPERIMENT,
+                                          ROWS, SEED)
+    progress(f"  {second.names.model} v{second_served.version}, validation ROC AUC "
+             f"{second_served.trained.trained.metrics.get('roc_auc', float('nan')):.3f}")
 
     # -- 2. the request rows -------------------------------------------------------------
     loaded = load_model(model_dir, ref.digest)
@@ -657,7 +951,7 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     expected_class = loaded.estimator.predict(sample)
     missing_rows = int(sample.isna().any(axis=1).sum())
 
-    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env())
+    fs = feature_store.open_store(feature_store.FeatureStoreConfig.from_env(), project)
     rng = np.random.default_rng(SEED)
     candidates = rng.choice(raw[ENTITY_KEY].unique(), size=4 * SAMPLE, replace=False).tolist()
     online = feature_store.online_features(fs, candidates)
@@ -669,10 +963,10 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
              f"with online features")
 
     # -- 3. in-process floor ---------------------------------------------------------------
-    from mlops.serving.predictor import CreditModel, decision_threshold
+    from mlops.serving.predictor import ServedModel, decision_threshold
 
-    threshold = decision_threshold("credit_default", str(work / "models"))
-    ours = CreditModel(MODEL_NAME, version, loaded, threshold)
+    threshold = decision_threshold(project)
+    ours = ServedModel(MODEL_NAME, version, loaded, threshold)
     v1 = [{"instances": [r]} for r in rows]
     ours_answer = [run_coroutine(ours.predict(p))["predictions"][0]["probability"] for p in v1]
     if not np.allclose(ours_answer, expected, rtol=0, atol=1e-12):
@@ -694,7 +988,7 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
         "online_features": median_of_calls(lambda c: feature_store.online_features(fs, [c]), customers,
                                            INPROCESS_CALLS),
         "lookup": median_of_calls(lambda c: transformer.lookup([c]), customers, INPROCESS_CALLS),
-        "predictor_body": median_of_calls(predictor_body, looked_up, INPROCESS_CALLS),
+        "predictor_body": median_of_calls(lambda f: predictor_body(f, project), looked_up, INPROCESS_CALLS),
     })
     floor["predict_proba_default_threads"] = median_of_calls(lambda f: est.predict_proba(f)[:, 1], frames,
                                                              INPROCESS_CALLS)
@@ -705,7 +999,7 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     port = free_ports(names)
     url = {k: f"http://{HOST}:{p}" for k, p in port.items()}
     logs = work / "logs"
-    predictor_cmd = [sys.executable, "-m", "mlops.serving.predictor", "--model-name", MODEL_NAME,
+    predictor_cmd = [sys.executable, "-m", "mlops.serving.predictor", "--project", PROJECT, "--model-name", MODEL_NAME,
                      "--model-dir", str(model_dir), "--model-digest", ref.digest, "--model-version", version,
                      "--cache-dir", str(work / "models"), "--host", HOST]
     commands = {
@@ -715,8 +1009,9 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
                    "--port", str(port["mlflow"]), "--env-manager", "local"],
         "predictor": [*predictor_cmd, "--http-port", str(port["predictor"])],
         "shadow_predictor": [*predictor_cmd, "--http-port", str(port["shadow_predictor"])],
-        "transformer": [sys.executable, "-m", "mlops.serving.transformer", "--model-name", MODEL_NAME,
-                        "--predictor-url", url["predictor"], "--host", HOST, "--http-port", str(port["transformer"])],
+        "transformer": [sys.executable, "-m", "mlops.serving.transformer", "--project", PROJECT,
+                        "--model-name", MODEL_NAME, "--predictor-url", url["predictor"], "--host", HOST,
+                        "--http-port", str(port["transformer"])],
     }
     ready_path = {k: f"/v2/models/{MODEL_NAME}/ready" for k in names}
     ready_path["mlflow"] = "/health"
@@ -768,7 +1063,7 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
              f"transformer {customers[0]} -> {own:.4f})")
 
     # -- 5b. the 100-row batches, as JSON and as binary tensors (built by tritonclient) --------------
-    batch_bodies, batch_expected = batch_requests(sample, columns, numeric, customers, est)
+    batch_bodies, batch_expected = batch_requests(sample, columns, numeric, customers, est, fs)
     v2_path = f"/v2/models/{MODEL_NAME}/infer"
     for key in BATCHES:
         server = key.split("-")[0]
@@ -854,10 +1149,15 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
                            "shadow measurement did not mirror")
 
     # -- 7. report --------------------------------------------------------------------------------
+    # -- 6b. the second project, its own servers, measured with the first project's idle ------------------
+    second_run = measure_second_project(args, second, second_served, work, store, cleanup)
+
+    # -- 7. report --------------------------------------------------------------------------------
     ev = evaluate(results)
     info = {"version": version, "columns": columns, "roc_auc": trained.trained.metrics.get("roc_auc", math.nan),
-            "max_iter": config.max_iter, "model_bytes": model_bytes, "threshold": threshold, "max_diff": max_diff,
-            "shadow": shadow}
+            "max_iter": trained.trained.params.get("max_iter"), "model_bytes": model_bytes, "threshold": threshold,
+            "max_diff": max_diff, "shadow": shadow}
+    second_ev = evaluate_second(second_run["results"])
     print()
     print(SECTION)
     print()
@@ -869,13 +1169,28 @@ def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     print()
     print(batch_table(batches))
     print()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "serving-results.json").write_text(json.dumps(
+    print(second_table(second_ev, second_run["info"]))
+    print()
+    print(goals_table(second_ev))
+    print()
+    print(second_floor_table(second_run["floor"]))
+    print()
+    out_dir = home / "out" if args.quick else OUT_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "serving-results.json").write_text(json.dumps(
         {"results": results, "batches": batches, "floor": floor,
          "info": {k: v for k, v in info.items() if k != "columns"},
-         "load": load, "requests": args.requests}, indent=2, default=str))
-    if args.requests == REQUESTS:
-        write_results(section_text(results, ev, floor, info, args, started, load, batches), SECTION)
+         "load": load, "requests": args.requests,
+         SECOND: {k: v for k, v in second_run.items() if k != "info"} | {
+             "info": {k: v for k, v in second_run["info"].items() if k != "columns"}}}, indent=2, default=str))
+    section = section_text(results, ev, floor, info, args, started, load, batches) + "\n\n" + \
+        second_section_text(second_run, second_ev, args)
+    if args.quick:
+        print(section)
+        print()
+        progress(f"--quick: {RESULTS.relative_to(ROOT)} left as it is (numbers in {out_dir / 'serving-results.json'})")
+    elif args.requests == REQUESTS:
+        write_results(section, SECTION)
         progress(f"wrote {RESULTS.relative_to(ROOT)}")
     else:
         progress(f"--requests {args.requests} is not the default ({REQUESTS}): {RESULTS.relative_to(ROOT)} "

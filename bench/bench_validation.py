@@ -6,8 +6,9 @@
    ``bench/gx-requirements.lock`` (hash-checked; GX is a benchmark-only
    dependency kept apart from the suite's pinned stack) unless it is already
    there for the same lock;
-2. generates 1,000,000 rows with ``generate_credit_data(1_000_000, seed=42)``
-   (17 columns) plus 3 derived numeric columns (20 in all) and writes them to
+2. generates 1,000,000 rows with the credit-default example's generator
+   (``generate_data(project, 1_000_000, seed=42)``, examples/credit-default/data.py;
+   17 columns) plus 3 derived numeric columns (20 in all) and writes them to
    one Parquet file in a temporary directory; writes a broken copy too (the
    ``wrong_units`` scenario: income in thousands);
 3. infers the data contract from the clean frame (``infer_contract`` +
@@ -27,6 +28,10 @@
 
 This is a benchmark, not a test: it asserts nothing about speed.
 
+``--quick`` checks the script end to end: 20,000 rows, one repetition, our
+side only (no GX venv is built), worker files in the temporary directory,
+RESULTS.md and bench/out untouched.
+
 The same file is the worker of both sides (``--worker ours|gx``); the worker
 imports nothing but the standard library at the top, so it runs in GX's venv
 where neither the suite nor psutil is installed.
@@ -45,15 +50,17 @@ from pathlib import Path
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS, ensure_side_env, machine, peak_rss_bytes, progress, rel, run_worker_process,  # noqa: E402
-                    work_dir, write_results)
+from common import (RESULTS, ensure_side_env, example_project, generator_call, machine, peak_rss_bytes,  # noqa: E402
+                    progress, rel, run_worker_process, work_dir, write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
-OUT_DIR = BENCH_DIR / "out"
+OUT_DIR = BENCH_DIR / "out"  # the workers' JSON and logs (a --quick run's stay in its temporary directory)
 SECTION = "## Data validation (1M rows x 20 columns)"
 
 FULL_ROWS = ROWS = 1_000_000
+QUICK_ROWS = 20_000
+PROJECT = "credit-default"  # the example whose generator makes the data (the derived columns are its own)
 SEED = 42
 BROKEN_SCENARIO = "wrong_units"
 DUPLICATED_KEYS = 1_000  # the broken copy also repeats this many customer_ids
@@ -187,22 +194,24 @@ def run_worker(args) -> int:
 def bench_frame(scenario: str = "none", duplicate_keys: int = 0):
     """The generator's 17 columns plus 3 derived numeric ones: 20 columns.
 
-    With ``duplicate_keys``, rows n+1..2n get the customer_id of rows 1..n.
+    With ``duplicate_keys``, rows n+1..2n get the customer_id (the project's entity key) of rows 1..n.
     """
     import numpy as np
 
-    from mlops.data.generator import generate_credit_data
+    from mlops.project.data import generate_data
 
-    df = generate_credit_data(ROWS, seed=SEED, scenario=scenario)
+    project = example_project(PROJECT)
+    df = generate_data(project, ROWS, seed=SEED, scenario=scenario)
     # Derived the way a feature feed would derive them (so a broken input breaks them too).
     df["loan_to_income"] = df["loan_amount"] / df["income"]
     df["log_income"] = np.log(df["income"])
     df["utilization_x_late"] = df["credit_utilization"] * df["num_late_payments_12m"]
     assert df.shape[1] == 20, df.shape
     if duplicate_keys:
-        ids = df["customer_id"].to_numpy(copy=True)
+        key = project.entity.key
+        ids = df[key].to_numpy(copy=True)
         ids[duplicate_keys:2 * duplicate_keys] = ids[:duplicate_keys]
-        df["customer_id"] = ids
+        df[key] = ids
     return df
 
 
@@ -298,10 +307,11 @@ def ensure_gx_env() -> dict:
 
 
 # -- running the workers ------------------------------------------------------------------
-def run_side(tool: str, data: Path, contract_path: Path, expectations_path: Path, label: str) -> dict:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    out = OUT_DIR / f"validation-{label}.json"
-    log = OUT_DIR / f"validation-{label}.log"
+def run_side(tool: str, data: Path, contract_path: Path, expectations_path: Path, label: str,
+             out_dir: Path = OUT_DIR) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"validation-{label}.json"
+    log = out_dir / f"validation-{label}.log"
     python = sys.executable if tool == "ours" else str(GX_VENV / "bin" / "python")
     cmd = [python, str(Path(__file__).resolve()), "--worker", tool, "--data", str(data), "--out", str(out)]
     cmd += ["--contract", str(contract_path)] if tool == "ours" else ["--expectations", str(expectations_path)]
@@ -447,9 +457,10 @@ def section_text(rows, ours_runs, gx_runs, broken, env, notes, expectations, con
                 "(same pandas and pyarrow versions)" if gx_version else
                 f"Great Expectations not installed from `bench/{env['source']}` (see below)"),
              f"- data: {ROWS:,} rows x 20 columns, {data_bytes / 2**20:.1f} MiB of Parquet on local disk: "
-             f"`generate_credit_data({ROWS}, seed={SEED})` (17 columns) plus {', '.join(DERIVED)} "
+             f"{generator_call(example_project(PROJECT), ROWS, SEED)} (17 columns) plus {', '.join(DERIVED)} "
              f"(`loan_amount / income`, `log(income)`, `credit_utilization * num_late_payments_12m`)",
-             f"- contract: `infer_contract(df, 'bench', key=['customer_id'], timestamp='event_timestamp')` on the "
+             f"- contract: `infer_contract(df, 'bench', key=['{example_project(PROJECT).entity.key}'], "
+             f"timestamp='{example_project(PROJECT).event_timestamp}')` on the "
              f"same frame, written with its reference profile (`write_contract_files`) so the drift checks run; "
              f"{len(contract.columns)} columns, rows {contract.min_rows:,} to {contract.max_rows:,}",
              f"- repeats: {repeats} of ours, {gx_repeats} of GX, alternating, each in a fresh subprocess; "
@@ -503,9 +514,10 @@ def section_text(rows, ours_runs, gx_runs, broken, env, notes, expectations, con
                  (": DIFFERENT verdicts, see the findings below." if gx_clean else ".")), ""]
     if broken:
         ours_b, gx_b, same, detail = broken
-        lines += [f"Broken copy (`generate_credit_data({ROWS}, seed={SEED}, scenario='{BROKEN_SCENARIO}')`: income in "
+        lines += [f"Broken copy ({generator_call(example_project(PROJECT), ROWS, SEED, BROKEN_SCENARIO)}: income in "
                   f"thousands, the derived columns computed from it; and rows {DUPLICATED_KEYS + 1:,} to "
-                  f"{2 * DUPLICATED_KEYS:,} given the customer_id of rows 1 to {DUPLICATED_KEYS:,}): ours "
+                  f"{2 * DUPLICATED_KEYS:,} given the {example_project(PROJECT).entity.key} of rows 1 to "
+                  f"{DUPLICATED_KEYS:,}): ours "
                   + ("PASSED" if ours_b["passed"] else "FAILED") + f" ({ours_b['errors']} errors, "
                   f"{ours_b['warnings']} warnings)"
                   + (f", GX {'PASSED' if gx_b['passed'] else 'FAILED'} ({gx_b['failed_expectations']} expectations "
@@ -572,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (data, contract)")
     parser.add_argument("--rows", type=int, default=ROWS,
                         help=f"rows to generate (default {ROWS:,}); RESULTS.md is written only for the default")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a check, not a measurement: {QUICK_ROWS:,} rows, one repetition, ours only (no GX "
+                             "venv), worker files in the temporary directory, RESULTS.md untouched")
     parser.add_argument("--worker", choices=("ours", "gx"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--contract", help=argparse.SUPPRESS)
@@ -582,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(args)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.quick:
+        args.repeats, args.rows = 1, QUICK_ROWS
     if args.rows != ROWS:
         _set_rows(args.rows)
 
@@ -591,7 +608,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, started: datetime, work: Path) -> int:
-    env = ensure_gx_env()
+    out_dir = work / "out" if args.quick else OUT_DIR
+    env = ({"ok": False, "built": False, "seconds": 0.0, "source": GX_LOCK.name, "error": "--quick: GX not run"}
+           if args.quick else ensure_gx_env())
     if env["ok"]:
         how = f"built in {env['seconds']:.0f} s" if env["built"] else "reused"
         progress(f"GX environment ready ({how})")
@@ -605,7 +624,8 @@ def _run(args, started: datetime, work: Path) -> int:
     df = bench_frame()
     df.to_parquet(clean, index=False)
     progress("inferring the contract and its reference profile from the same frame")
-    contract = infer_contract(df, "bench", key=["customer_id"], timestamp="event_timestamp")
+    project = example_project(PROJECT)
+    contract = infer_contract(df, "bench", key=[project.entity.key], timestamp=project.event_timestamp)
     contract_path, _ = write_contract_files(contract, df, work / "bench.yaml")
     contract = load_contract(contract_path)
     del df
@@ -625,12 +645,12 @@ def _run(args, started: datetime, work: Path) -> int:
     load_before = os.getloadavg()
     for rep in range(1, args.repeats + 1):
         progress(f"[{rep}/{args.repeats}] ours: validate_parquet ...")
-        run = run_side("ours", clean, contract_path, expectations_path, f"ours-{rep}")
+        run = run_side("ours", clean, contract_path, expectations_path, f"ours-{rep}", out_dir)
         ours_runs.append(run)
         progress(f"  {describe(run)}")
         if rep <= gx_repeats:
             progress(f"[{rep}/{gx_repeats}] GX: read_parquet + batch.validate(suite) ...")
-            run = run_side("gx", clean, contract_path, expectations_path, f"gx-{rep}")
+            run = run_side("gx", clean, contract_path, expectations_path, f"gx-{rep}", out_dir)
             gx_runs.append(run)
             progress(f"  {describe(run)}")
             if run["raised"]:
@@ -643,11 +663,11 @@ def _run(args, started: datetime, work: Path) -> int:
     load = (load_before, os.getloadavg())
 
     progress(f"sanity check on the broken copy ({BROKEN_SCENARIO}) ...")
-    ours_b = run_side("ours", broken, contract_path, expectations_path, "ours-broken")
+    ours_b = run_side("ours", broken, contract_path, expectations_path, "ours-broken", out_dir)
     progress(f"  ours: {describe(ours_b)}")
     gx_b = None
     if env["ok"]:
-        gx_b = run_side("gx", broken, contract_path, expectations_path, "gx-broken")
+        gx_b = run_side("gx", broken, contract_path, expectations_path, "gx-broken", out_dir)
         progress(f"  GX: {describe(gx_b)}")
     same, detail = compare_broken(ours_b, gx_b)
     progress("  both flag the same (family, column) pairs" if same else "  the tools flag DIFFERENT pairs")

@@ -49,14 +49,16 @@ def machine() -> dict[str, str]:
             "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB", "python": platform.python_version()}
 
 
-def write_results(section: str, heading: str) -> None:
-    """Replace the ``heading`` section of RESULTS.md with ``section``, keeping every other section.
+def write_results(section: str, heading: str, results: Path = RESULTS) -> None:
+    """Replace the ``heading`` section of RESULTS.md (or of ``results``) with ``section``, keeping every other
+    section.
 
     ``heading`` is the benchmark's ``## ...`` line; ``section`` its full text, starting with that line.
     A section runs to the next ``## `` line; without one for ``heading``, ``section`` is appended.
+    A ``--quick`` run passes a file of its own temporary folder as ``results``.
     """
-    if RESULTS.exists():
-        text = RESULTS.read_text()
+    if results.exists():
+        text = results.read_text()
     else:
         text = (f"{RESULTS_TITLE}\n\nMeasured numbers from the scripts in `bench/` (`make bench`). "
                 "Each benchmark owns one `##` section and rewrites only that section when it runs.\n")
@@ -69,7 +71,7 @@ def write_results(section: str, heading: str) -> None:
         before = "\n".join(lines[:start]).rstrip("\n")
         after = "\n".join(lines[end:])
         new = before + "\n\n" + section + ("\n" + after if after else "")
-    RESULTS.write_text(new.rstrip("\n") + "\n")
+    results.write_text(new.rstrip("\n") + "\n")
 
 
 @contextmanager
@@ -180,30 +182,47 @@ def run_worker_process(cmd: list[str], out: Path, log: Path, what: str, env: dic
     return result
 
 
+def example_project(name: str):
+    """One of the suite's example projects (``examples/<name>``), loaded as every stage loads it."""
+    from mlops.project import resolve_project
+
+    return resolve_project(name)
+
+
+def generator_call(project, rows: int, seed: int, scenario: str = "none", call: str = "") -> str:
+    """How RESULTS.md names a project's generated data (Markdown, backticks included): the example's own
+    generator, called through ``mlops.project.data.generate_data``; ``call`` wraps the call (e.g.
+    ``compute_features(project, {})``)."""
+    extra = f", scenario={scenario!r}" if scenario != "none" else ""
+    source = rel(project.root / project.data_hook.file) if project.data_hook else project.where
+    text = f"generate_data(project, {rows}, seed={seed}{extra})"
+    return f"`{call.format(text) if call else text}` (the {project.name} example's generator, `{source}`)"
+
+
 @dataclass
-class ServedModel:
+class RegisteredModel:
     version: str
-    raw: object  # the generated applications (a DataFrame: their customer ids)
+    raw: object  # the generated raw rows (a DataFrame: their entity ids)
     features: object  # mlops.stages' FeatureStageResult: rows, snapshot, materialized window
-    trained: object  # mlops.stages' training result: run, metrics
-    config: object  # the TrainingConfig it was trained with
+    trained: object  # mlops.stages' training result: run, metrics, the params it was fitted with
+    project: object  # the mlops.project.Project it belongs to
 
 
-def register_served_model(work: Path, store, data_uri: str, model_name: str, experiment: str, rows: int,
-                          seed: int) -> ServedModel:
-    """Demo data -> features (Feast apply + materialize, so the online store can answer) -> the suite's
-    training stages -> a registered version: what the serving benches serve."""
-    from mlops.data.generator import generate_credit_data
+def register_served_model(work: Path, store, data_uri: str, project, experiment: str, rows: int,
+                          seed: int) -> RegisteredModel:
+    """The project's own generated data -> features (Feast apply + materialize, so the online store can
+    answer) -> the suite's training stages with the project's model params -> a registered version of the
+    project's model: what the serving benches serve. ``work`` receives ``train.parquet`` and ``test.parquet``."""
     from mlops.datasets import write_table
+    from mlops.project.data import generate_data
     from mlops.stages import build_features, register, retrieve_training_data, train_and_log
-    from mlops.training import TrainingConfig
 
-    raw = generate_credit_data(rows, seed=seed)
+    work.mkdir(parents=True, exist_ok=True)
+    raw = generate_data(project, rows, seed=seed)
     write_table(raw, data_uri, store)
-    features = build_features(data_uri, "credit_features", work / "features", store)
-    train_info, _ = retrieve_training_data(data_uri, features.snapshot_uri, work / "train.parquet",
+    features = build_features(project, data_uri, work / "features", store)
+    train_info, _ = retrieve_training_data(project, data_uri, features.snapshot_uri, work / "train.parquet",
                                            work / "test.parquet", store)
-    config = TrainingConfig()
-    trained = train_and_log(str(work / "train.parquet"), train_info, config, experiment)
-    version = register(trained.run.model_uri, model_name, trained.run.run_id, train_info.digest)
-    return ServedModel(version, raw, features, trained, config)
+    trained = train_and_log(project, str(work / "train.parquet"), train_info, experiment=experiment)
+    version = register(trained.run.model_uri, project.names.model, trained.run.run_id, train_info.digest)
+    return RegisteredModel(version, raw, features, trained, project)

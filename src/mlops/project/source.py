@@ -57,7 +57,9 @@ def resolve_project(ref: str, cache_dir: str | Path | None = None, store=None) -
     ref = ref.strip()
     if ref.startswith("s3://"):
         return dataclasses.replace(load_project(fetch_project(ref, cache_dir, store)), source=ref)
-    if _EXAMPLE_NAME.match(ref) and not Path(ref).exists():
+    if _EXAMPLE_NAME.match(ref) and not (Path(ref) / PROJECT_FILE).is_file():
+        # A bare name is an example unless a project folder of that name is here: a folder named like an
+        # example (a results directory, say) does not hide the example.
         folder = examples_dir() / ref
         if not (folder / PROJECT_FILE).is_file():
             raise ConfigError(f"no example project named {ref!r} in {examples_dir()}; known: "
