@@ -1384,14 +1384,15 @@ def test_fuzzing_finding_is_answered_as_documented(topology, server, protocol, h
 
 
 WHOLE = r"subscriber_id must be a whole number \(a 64-bit integer id\) \(rows \[0\]\)"
+OUTSIDE_INT64 = r"is INT64 but rows \[0\] hold values outside \[-9223372036854775808, 9223372036854775807\]"
 # Integer ids at the edges, on the churn project's transformer: (id, protocol, body of the topology, status, regex)
 INTEGER_EDGES = [
     ("v2-int64-min-unknown", "v2", lambda t: _ids_v2(t, [INT64[0]]), 422,
      r"no online features for subscriber_id -9223372036854775808: unknown subscriber"),
     ("v2-int64-max-unknown", "v2", lambda t: _ids_v2(t, [INT64[1]]), 422,
      r"no online features for subscriber_id 9223372036854775807"),
-    ("v2-beyond-int64", "v2", lambda t: _ids_v2(t, [INT64[1] + 1]), 400, WHOLE),
-    ("v2-below-int64", "v2", lambda t: _ids_v2(t, [INT64[0] - 1]), 400, WHOLE),
+    ("v2-beyond-int64", "v2", lambda t: _ids_v2(t, [INT64[1] + 1]), 400, OUTSIDE_INT64),
+    ("v2-below-int64", "v2", lambda t: _ids_v2(t, [INT64[0] - 1]), 400, OUTSIDE_INT64),
     ("v2-whole-float", "v2", lambda t: _ids_v2(t, [float(t.known[0])]), 400, WHOLE),
     ("v2-bool", "v2", lambda t: _ids_v2(t, [True]), 400, WHOLE),
     ("v2-id-as-text", "v2", lambda t: _ids_v2(t, [str(t.known[0])]), 400, WHOLE),
