@@ -237,7 +237,7 @@ def load_project(root: str | Path) -> Project:
         monitoring=_file(raw["monitoring"], root, f"{where}: monitoring") if "monitoring" in raw else None,
         contracts={k: _file(v, root, f"{where}: contracts.{k}") for k, v in contracts.items()},
         metrics=metrics,
-        data_hook=_hook(data["generator"], root, f"{where}: data.generator") if "generator" in data else None,
+        data_hook=parse_hook(data["generator"], root, f"{where}: data.generator") if "generator" in data else None,
         demo=_demo(raw["demo"], f"{where}: demo", "generator" in data) if "demo" in raw else None,
         digest=project_digest(root), source=str(root.resolve()))
 
@@ -322,7 +322,7 @@ def _features(raw: Any, root: Path, where: str) -> Features:
             raise ConfigError(f"{where}.columns.{name}: type must be one of {list(FEATURE_TYPES)}, got {kind!r}")
         typed.append((name, kind))
     ttl = number(raw.get("ttl_days", 90), f"{where}.ttl_days", 1e-6)
-    hook = _hook(raw["hook"], root, f"{where}.hook") if "hook" in raw else None
+    hook = parse_hook(raw["hook"], root, f"{where}.hook") if "hook" in raw else None
     return Features(tuple(typed), hook, ttl)
 
 
@@ -338,7 +338,7 @@ def _model(raw: Any, task: Task, root: Path, where: str) -> Model:
     if estimator is not None and estimator not in ESTIMATORS[task.name]:
         raise ConfigError(f"{where}.estimator {estimator!r} is not allowed for {task.name}; allowed: "
                           f"{', '.join(ESTIMATORS[task.name])} (or a build hook for any other estimator)")
-    return Model(estimator, dict(params), _hook(raw["build"], root, f"{where}.build") if "build" in raw else None)
+    return Model(estimator, dict(params), parse_hook(raw["build"], root, f"{where}.build") if "build" in raw else None)
 
 
 def _split(raw: Any, where: str) -> Split:
@@ -372,7 +372,7 @@ def _metrics(raw: Any, task: Task, root: Path, where: str) -> CustomMetrics:
     unknown = sorted(set(lower) - set(names))
     if unknown:
         raise ConfigError(f"{where}.lower_is_better names {unknown}, which are not in {where}.names")
-    return CustomMetrics(_hook(raw["hook"], root, f"{where}.hook"), names, frozenset(lower))
+    return CustomMetrics(parse_hook(raw["hook"], root, f"{where}.hook"), names, frozenset(lower))
 
 
 def _demo(raw: Any, where: str, has_generator: bool) -> Demo:
@@ -410,10 +410,6 @@ def _file(raw: Any, root: Path, where: str) -> Path:
 
 def parse_hook(raw: Any, root: Path, where: str) -> Hook:
     """``file.py:function``, the file inside ``root``; a ConfigError naming ``where`` otherwise."""
-    return _hook(raw, root, where)
-
-
-def _hook(raw: Any, root: Path, where: str) -> Hook:
     match = _HOOK.match(raw) if isinstance(raw, str) else None
     if not match:
         raise ConfigError(f"{where} must name a function as file.py:function, got {raw!r}")
