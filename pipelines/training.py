@@ -35,7 +35,8 @@ def training_pipeline(
     data_uri: str = "",
     model_params: str = "{}",
 ) -> NamedTuple("TrainingOutputs", [("verdict", str), ("run_id", str)]):
-    validate = use_platform(validate_data(data_uri=data_uri, project=project))
+    validate = use_platform(validate_data(data_uri=data_uri, project=project,
+                                              model_params=model_params))
     validate.set_display_name("validate")
     features = use_platform(build_features(project=project, data_uri=data_uri))
     features.set_display_name("features").after(validate)

@@ -2,6 +2,7 @@
 
 Each test's project is a renamed copy of an example (its own model name); "automated" copies of credit have
 their gate's ``high_stakes`` turned off, so a blessed first version goes to production without a human.
+(A high-stakes first version stopping at staging is test_training_pipeline's first run.)
 """
 
 import json
@@ -16,6 +17,7 @@ from mlops.errors import PipelineError
 from mlops.local_run import pipeline_file, run_local
 from mlops.project import load_project
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
+from tests.registered import registered_versions
 
 pytestmark = pytest.mark.platform
 
@@ -83,27 +85,22 @@ def test_first_automated_then_worse_rejected_then_better_staged(store, data_uri,
     assert all(r["passed"] for r in rules.values())
 
 
-def test_high_stakes_stops_at_staging(data_uri, folder, tmp_path):
-    credit = project(folder, "gate-high-stakes")  # credit's own gate: high-stakes
-    model = credit.names.model
-    result = run(tmp_path, data_uri, credit, max_iter=10)
-    [mv] = registered(result)
-    assert registry.alias_version(model, registry.STAGING) == mv.version
-    assert registry.alias_version(model, registry.PRODUCTION) is None
-
-
 def test_an_unloadable_champion_is_a_clear_error_and_promotes_nothing(store, data_uri, folder, tmp_path):
+    """The champion is registered and put in production directly (how it got there is not this test's
+    subject); the run that must compare against it is the compiled pipeline."""
     auto = project(folder, "gate-broken-champion", high_stakes=False)
     model = auto.names.model
-    first = run(tmp_path / "1", data_uri, auto, max_iter=10)
-    [champion] = registered(first)
+    [version] = registered_versions(tmp_path, auto, CREDIT, versions=1)
+    registry.promote(store, model, version, registry.PRODUCTION, expected_current=None, actor="test",
+                     reason="a champion to compare against")
+    champion = MlflowClient().get_model_version(model, version)
     # The champion's model file disappears from the artifact store.
     for key in store.list_keys("mlflow-artifacts"):
         if champion.source.removeprefix("models:/") in key and key.endswith("model.skops"):
             store.client.remove_object(store.bucket, key)
     before = {v.version for v in MlflowClient().search_model_versions(f"name = '{model}'")}
     with pytest.raises(PipelineError, match=rf"\[evaluate\] cannot load the champion {model} v{champion.version}"):
-        run(tmp_path / "2", data_uri, auto, max_iter=30)
+        run(tmp_path, data_uri, auto, max_iter=30)
     assert {v.version for v in MlflowClient().search_model_versions(f"name = '{model}'")} == before
     assert registry.alias_version(model, registry.PRODUCTION) == champion.version
 

@@ -13,38 +13,17 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops import audit, registry
-from mlops.datasets import DatasetInfo, write_table
 from mlops.registry import PRODUCTION, ROLLBACK, STAGING, PromotionRefused
-from mlops.stages import register, train_and_log
-from mlops.training import model_params
-from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, offline_rows, renamed
+from mlops.stages import register
+from tests.projects import CHURN, CREDIT, renamed
+from tests.registered import registered_versions, training_run
 
 pytestmark = pytest.mark.platform
-
-QUICK = {"credit-default": lambda i: {"max_iter": 5 + i}, "churn": lambda i: {"C": 0.1 * (i + 1)}}
-DATA = {"credit-default": generate_credit_data, "churn": generate_churn_data}
-
-
-def training_run(tmp_path, project, example, overrides):
-    """One small tracked run of ``project`` (a copy of ``example``) on its own training rows: (run, digest)."""
-    df = offline_rows(project, DATA[example.name](2_000, seed=3))
-    # As point-in-time retrieval returns them: numeric features float64 (NaN = missing), not nullable Int64.
-    df = df.astype({c: "float64" for c in project.features.of_type("float", "integer")})
-    path = tmp_path / "train.parquet"
-    digest = write_table(df, str(path))
-    run = train_and_log(project, str(path), DatasetInfo(str(path), len(df), list(df.columns), digest),
-                        model_params(project, overrides)).run
-    return run, digest
 
 
 def new_model(tmp_path, name, versions=3, example=CREDIT):
     """Register ``versions`` small model versions of ``name``, the model of a renamed copy of ``example``."""
-    project = renamed(example, tmp_path / "projects", name)
-    out = []
-    for i in range(versions):
-        run, digest = training_run(tmp_path, project, example, QUICK[example.name](i))
-        out.append(register(run.model_uri, name, run.run_id, digest))
-    return out
+    return registered_versions(tmp_path, renamed(example, tmp_path / "projects", name), example, versions)
 
 
 def project_root(tmp_path, name):
@@ -289,9 +268,10 @@ def test_promotion_rerun_after_a_crash_reuses_the_registered_version(store, plat
 KILLED_MOVE = r"""
 import json, os, sys
 from mlflow import MlflowClient
-from mlops import registry
+from mlops import registry, tracking
 from mlops.storage import ObjectStore
 
+tracking.connect()  # as every registry command does
 limit, done = int(os.environ["KILL_AFTER"]), [0]
 
 def counted(write):
@@ -375,3 +355,19 @@ def test_a_move_killed_between_any_two_writes_is_consistent_and_a_rerun_complete
     writes = int(child.stdout.split()[-1])
     assert kill_after == writes and writes >= 6, points  # journal, aliases, tags, audit, journal closed
     print(f"\n[{op} killed at each of its {writes} writes] states seen: {points}")
+
+
+def test_talking_to_mlflow_imports_no_feast_and_mlflow_still_sends_its_own_headers(platform):
+    """Feast's MLflow header plugin would import all of Feast (3.5 s) into every process that talks to MLflow:
+    each registry command, train, evaluate and promote step and the predictor's cold start."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from mlflow import MlflowClient; from mlops import tracking; tracking.connect(); "
+            "MlflowClient().search_registered_models(); "
+            "from mlflow.tracking.request_header.registry import resolve_request_headers; "
+            "print('feast' in sys.modules, resolve_request_headers().get('User-Agent', '').startswith('mlflow'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True"], done.stdout

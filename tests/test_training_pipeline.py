@@ -73,9 +73,16 @@ STAGES = {"validate-data", "build-features", "retrieve-training-data", "train-mo
           "promote-model"}
 
 
-def test_runs_from_compiled_yaml_and_records_lineage(platform, credit, data_uri, tmp_path):
+@pytest.fixture(scope="module")
+def first_run(credit, data_uri, tmp_path_factory):
+    """One whole run of the credit copy with no data_uri (the project's default location): (result, its logs)."""
+    tmp_path = tmp_path_factory.mktemp("first-run")
+    return run(tmp_path, credit), tmp_path / "tasks.log"
+
+
+def test_runs_from_compiled_yaml_and_records_lineage(platform, credit, data_uri, first_run):
     uri, digest = data_uri
-    result = run(tmp_path, credit)  # no data_uri: the project's default location
+    result, log = first_run
     assert result.outputs["verdict"] == "BLESSED"
     version = version_of(result)
     client = MlflowClient()
@@ -101,13 +108,13 @@ def test_runs_from_compiled_yaml_and_records_lineage(platform, credit, data_uri,
     # The model's bytes went through MLflow's proxy into our S3 bucket.
     assert any(k.endswith("model.skops") for k in platform_keys(platform, "mlflow-artifacts"))
     # No secret leaks into task logs.
-    assert platform.s3_settings().secret_key not in (tmp_path / "tasks.log").read_text()
+    assert platform.s3_settings().secret_key not in log.read_text()
 
 
-def test_retraining_on_same_data_and_seed_gives_identical_predictions(credit, data_uri, tmp_path):
+def test_retraining_on_same_data_and_seed_gives_identical_predictions(credit, data_uri, first_run, tmp_path):
     uri, _ = data_uri
-    first = run(tmp_path / "a", credit, data_uri=uri)
-    second = run(tmp_path / "b", credit, data_uri=uri)
+    first, _ = first_run
+    second = run(tmp_path, credit, data_uri=uri)  # the same data, named this time
     assert version_of(first) != version_of(second)
     holdout = compute_features(credit, generate_credit_data(2_000, seed=2024, start="2025-09-01"))
     scores = []
@@ -120,15 +127,19 @@ def test_retraining_on_same_data_and_seed_gives_identical_predictions(credit, da
 
 @pytest.mark.parametrize("arguments, stage, message", [
     ({"data_uri": "s3://mlops/tests/pipeline/absent.parquet"}, "validate", "data not found"),
-    ({"model_params": '{"learning_rate_": 0.1}'}, "train",
+    # Refused by the first step (the estimator is built there, not fitted), not after features and retrieval.
+    ({"model_params": '{"learning_rate_": 0.1}'}, "validate",
      "model.params: sklearn.ensemble.HistGradientBoostingClassifier refuses them"),
-], ids=["absent data", "unknown model param"])
-def test_bad_input_fails_at_its_stage_and_registers_nothing(credit, data_uri, tmp_path, arguments, stage, message):
+    ({"model_params": '[0.1]'}, "validate", "model params override must be a JSON object"),
+], ids=["absent data", "unknown model param", "params not an object"])
+def test_bad_input_fails_at_its_first_step_and_registers_nothing(credit, data_uri, tmp_path, arguments, stage,
+                                                                 message):
     before = versions()
     with pytest.raises(PipelineError) as info:
         run(tmp_path, credit, **{"data_uri": data_uri[0], **arguments})
     assert f"[{stage}]" in str(info.value) and message in str(info.value)
     assert "Traceback" not in str(info.value)
+    assert "Executing task 'build-features'" not in (tmp_path / "tasks.log").read_text()
     assert versions() == before
 
 

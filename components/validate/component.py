@@ -13,9 +13,13 @@ def validate_data(
     report: Output[HTML],
     summary: Output[Markdown],
     findings: Output[Artifact],
+    model_params: str = "{}",
 ) -> NamedTuple("ValidateOutputs", [("errors", int), ("warnings", int), ("report_uri", str), ("data_digest", str)]):
     """Check a batch of the project's raw data against its data contract; fail the step, with the report on
-    S3, on any error. ``project`` is an example's name, a project folder or a pushed project's s3:// URI."""
+    S3, on any error. ``project`` is an example's name, a project folder or a pushed project's s3:// URI.
+
+    As the first step of a run it also refuses a ``model_params`` override the project's estimator would
+    refuse at train (built, not fitted), so a typo costs seconds, not the features and retrieval before it."""
     import shutil
     import tempfile
     from collections import namedtuple
@@ -25,10 +29,12 @@ def validate_data(
     from mlops.project import dataset_uri, resolve_project
     from mlops.stages import validate_dataset
     from mlops.storage import ObjectStore
+    from mlops.training import build_model, model_params as laid_over_project
 
     with exit_on_user_error("validate"), tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore.from_env()
         spec = resolve_project(project, store=store)
+        build_model(spec, laid_over_project(spec, model_params))
         data_uri = dataset_uri(spec, data_uri, store.bucket)
         out = validate_dataset(data_uri, spec.contract("raw"), Path(tmp), publish_to=store)
         for name, artifact in (("report.html", report), ("summary.md", summary), ("report.json", findings)):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ def connect(uri: str | None = None, timeout: float = 5.0) -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # task logs, not terminals
+    _register_header_providers_without_feast()
     try:
         with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as resp:  # noqa: S310
             healthy = resp.status == 200
@@ -70,6 +72,33 @@ def connect(uri: str | None = None, timeout: float = 5.0) -> str:
         raise TrackingError(f"MLflow tracking server at {uri} is not healthy (GET /health answered {resp.status})")
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def _register_header_providers_without_feast() -> None:
+    """Let MLflow load its request-header plugins, except Feast's, before its first request.
+
+    On its first REST call MLflow imports every ``mlflow.request_header_provider`` entry point
+    (mlflow/tracking/request_header/registry.py, ``register_entrypoints``). Feast 0.67 declares one,
+    ``feast.infra.data_sources.mlflow.auth:FeastMLflowHeaderProvider``, and loading it imports the whole
+    ``feast`` package: 3.5 s of typeguard instrumentation in every process that talks to MLflow (each
+    train, evaluate and promote step, the predictor's cold start, every registry command). That provider
+    adds a header only inside Feast's own MLflow data-source scope (its ``in_context()`` is False
+    otherwise), which the suite never enters, so leaving it out changes no request. A process that has
+    imported Feast already, or made an MLflow request, is left as it is.
+    """
+    registry = "mlflow.tracking.request_header.registry"
+    if registry in sys.modules or "feast" in sys.modules:
+        return
+    import importlib
+
+    from mlflow.utils import plugins
+
+    everything = plugins.get_entry_points
+    plugins.get_entry_points = lambda group: [e for e in everything(group) if not e.value.startswith("feast.")]
+    try:
+        importlib.import_module(registry)  # binds and calls the filtered lookup once, at its import
+    finally:
+        plugins.get_entry_points = everything
 
 
 @contextlib.contextmanager
