@@ -14,8 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mlops.features.definitions import FEATURE_TIMESTAMP
-from mlops.features.engineering import compute_features, label_events
+from mlops.features.engineering import same_row_training_rows as offline_rows  # noqa: F401 (for tests)
 from mlops.project import Project, examples_dir, load_project, resolve_project
 from mlops.project.data import generate_data
 
@@ -53,16 +52,3 @@ def renamed(example: Project | str, folder: Path, name: str, edit=None, files: d
         (target / relative).write_text(text)
     (target / "project.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return load_project(target)
-
-
-def offline_rows(project: Project, raw: pd.DataFrame) -> pd.DataFrame:
-    """Training rows without a feature store: each label event joined to the features of its own row.
-
-    What a point-in-time retrieval returns when every raw row is its entity's
-    only (or latest) feature row as of its event time; for unit tests of
-    training and evaluation that need no Feast.
-    """
-    key, event = project.entity.key, project.event_timestamp
-    features = compute_features(project, raw).drop(columns="created_timestamp").rename(
-        columns={FEATURE_TIMESTAMP: event})
-    return label_events(project, raw).merge(features, on=[key, event], how="left", validate="one_to_one")

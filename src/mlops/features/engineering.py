@@ -177,3 +177,16 @@ def label_events(project: Project, raw: pd.DataFrame) -> pd.DataFrame:
         label: encode_labels(project, known[label], "label_events").astype("int64"),
         **{column: known[column] for column in carried_columns(project) if column in known.columns},
     }).reset_index(drop=True)
+
+
+def same_row_training_rows(project: Project, raw: pd.DataFrame) -> pd.DataFrame:
+    """Training rows without a feature store: each label event joined to the features of its own raw row.
+
+    What point-in-time retrieval returns when every raw row is its entity's latest feature row as of its
+    event time. For a dry run (``mlops project check --data``) and for tests of training that need no Feast;
+    real training retrieves through the store, which also finds an entity's earlier rows.
+    """
+    key, event = project.entity.key, project.event_timestamp
+    features = compute_features(project, raw).drop(columns=CREATED_TIMESTAMP).rename(
+        columns={FEATURE_TIMESTAMP: event})
+    return label_events(project, raw).merge(features, on=[key, event], how="left", validate="one_to_one")
