@@ -43,9 +43,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _print_check(report) -> None:
-    """Each check that passed on stdout, each problem as one ``error:`` line on stderr."""
+    """Each check that passed or was not tried on stdout, each problem as one ``error:`` line on stderr."""
     for line in report.done:
         print(f"ok  {line}")
+    for line in report.skipped:
+        print(f"--  {line}")
     for problem in report.problems:
         print(f"error: {problem}", file=sys.stderr)
 

@@ -23,11 +23,12 @@ DEFAULT_SAMPLE_ROWS = 5_000
 
 @dataclass
 class ProjectCheck:
-    """What was checked (one line each) and every problem found."""
+    """What was checked (one line each), every problem found, and what a problem left untried."""
 
     project: Project
     done: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # consequences of a problem, not problems of their own
 
     @property
     def passed(self) -> bool:
@@ -44,7 +45,7 @@ class ProjectCheck:
         return True
 
     def not_tried(self, what: str, because: str) -> None:
-        self.problems.append(f"{what}: not tried, because {because}")
+        self.skipped.append(f"{what}: not tried, because {because}")
 
 
 def check_project(project: Project, data_uri: str | None = None, sample_rows: int = DEFAULT_SAMPLE_ROWS,
@@ -61,19 +62,24 @@ def check_project(project: Project, data_uri: str | None = None, sample_rows: in
     report.done.append(f"{project.where}: {project.task.name}, entity {project.entity.name} ({project.entity.key}, "
                        f"{project.entity.type}), label {project.label.column} (positive {project.label.positive!r}), "
                        f"{len(project.features.columns)} features")
-    hooks_ok = True
+    imported = {}
     for what, hook in (("features.hook", project.features.hook), ("model.build", project.model.build),
                        ("metrics.hook", project.metrics.hook if project.metrics else None),
                        ("data.generator", project.data_hook)):
         if hook is not None:
-            hooks_ok &= report.attempt(f"{what} {hook} imports", lambda hook=hook: _imported(project, hook))
+            imported[what] = report.attempt(f"{what} {hook} imports", lambda hook=hook: _imported(project, hook))
+    hooks_ok = all(imported.values())
 
     def model_line() -> str:
         model = build_model(project)
         return (f"model builds: {type(model).__name__}"
                 + (f" ({project.model.estimator})" if project.model.estimator else f" (from {project.model.build})"))
 
-    model_ok = report.attempt("model builds", model_line)
+    if imported.get("model.build", True):
+        model_ok = report.attempt("model builds", model_line)
+    else:
+        model_ok = False
+        report.not_tried("building the model", f"{project.model.build} does not import")
 
     def gate_line() -> str:
         gate = project_gate(project)

@@ -147,7 +147,7 @@ def _feature_columns(data: pd.DataFrame, taken: set[str]) -> dict[str, str]:
 def _project_yaml(name: str, described: dict | None, contracts: dict[str, str] | None) -> str:
     """project.yaml as text, so the comments that say what to fill in or review survive."""
     if described is None:
-        entity = {"name": required("what one row is about, e.g. customer"), "key": required("its id column"),
+        entity = {"name": required("what one row is about, e.g. account"), "key": required("its id column"),
                   "type": "string"}
         timestamps = {"event": required("the column of when the row's facts were known")}
         label = {"column": required("the outcome column"),
