@@ -177,10 +177,15 @@ class LocalPlatform:
         self._write_private(self.state_file, json.dumps(state, indent=2))
 
     # -- health ------------------------------------------------------------
+    # A stopped server refuses the connection at once; a live one that is busy (MLflow runs one worker, so
+    # a large artifact upload holds it) may take seconds to answer. A short timeout would call it stopped,
+    # and `up` would then restart a healthy platform under its users.
+    HEALTH_TIMEOUT_S = 10.0
+
     def _s3_ready(self) -> bool:
         from mlops.storage import ObjectStore
         try:
-            ObjectStore(self.s3_settings(), timeout=2.0, retries=0).check()
+            ObjectStore(self.s3_settings(), timeout=self.HEALTH_TIMEOUT_S, retries=0).check()
             return True
         except StorageError:
             return False
@@ -200,7 +205,7 @@ class LocalPlatform:
             return False
 
     def _mlflow_ready(self) -> bool:
-        return http_ok(f"http://{HOST}:{self.ports['mlflow']}/health")
+        return http_ok(f"http://{HOST}:{self.ports['mlflow']}/health", timeout=self.HEALTH_TIMEOUT_S)
 
     def healthy(self) -> dict[str, bool]:
         services = self.services()
