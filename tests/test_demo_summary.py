@@ -47,3 +47,24 @@ def test_the_page_links_local_copies_of_the_published_reports(store, tmp_path, p
     assert f"href='{key}'" in html
     assert "a step that &lt;b&gt;escapes&lt;/b&gt;" in html and "<b>escapes" not in html
     assert html.count("data:image/png;base64,") >= 1  # the timeline, inline: the page needs nothing else
+
+
+@pytest.mark.platform
+def test_the_demo_refuses_to_retell_its_story_on_a_registry_that_holds_its_model(platform, tmp_path):
+    """A second `make demo` on the same platform: one clear error before any data is written, nothing cleared."""
+    from mlflow import MlflowClient
+
+    from mlops.demo import run_demo
+    from mlops.errors import ConfigError
+    from tests.projects import CHURN, renamed
+    from tests.registered import registered_versions
+
+    project = renamed(CHURN, tmp_path, "demo-told-before")
+    [version] = registered_versions(tmp_path, project, CHURN, versions=1)
+    with pytest.raises(ConfigError, match=r"model demo-told-before already has 1 version\(s\) on the platform in "
+                                          r".*tells its story from an empty registry.*mlops platform down"):
+        run_demo(project)
+    assert [v.version for v in MlflowClient().search_model_versions("name = 'demo-told-before'")] == [version]
+    from mlops.storage import ObjectStore
+
+    assert ObjectStore(platform.s3_settings()).list_keys("datasets/demo-told-before/") == []

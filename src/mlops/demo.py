@@ -123,6 +123,10 @@ def run_demo(project, rows: int = 20_000, seed: int | None = None) -> None:
     if project.demo is None:
         raise ConfigError(f"{project.where} has no demo section: name the scenarios and model params that play "
                           "the demo's roles (see the example projects' project.yaml)")
+    missing = [key for key in ("rollout", "monitoring") if getattr(project, key) is None]
+    if missing:
+        raise ConfigError(f"{project.where}: the demo rolls out and monitors the model, so it needs "
+                          f"{' and '.join(missing)} policies ({', '.join(f'{k}: {k}.yaml' for k in missing)})")
     story, outcome = StoryRecorder(sys.stdout), "every step passed"
     sys.stdout = story
     try:
@@ -142,10 +146,32 @@ def run_demo(project, rows: int = 20_000, seed: int | None = None) -> None:
             print(f"\n(no summary page: {exc})", file=sys.stderr)
 
 
+def _refuse_a_told_story(project) -> None:
+    """The story starts from an empty registry for the project's model. Told again on the same platform,
+    its first model would meet the last one as a champion and no step would mean what it says; and the
+    platform may hold a team's own work, so the demo never clears it."""
+    from mlflow import MlflowClient
+
+    from mlops import tracking
+    from mlops.errors import ConfigError
+
+    tracking.connect()
+    versions = MlflowClient().search_model_versions(f"name = '{project.names.model}'")
+    if versions:
+        home = state_dir()
+        raise ConfigError(
+            f"model {project.names.model} already has {len(versions)} version(s) on the platform in {home} (an "
+            "earlier demo, or your own runs), and the demo tells its story from an empty registry. Start over "
+            f"with `mlops serve down --project {project.source}; mlops platform down; rm -rf {home}`, or keep it "
+            "and give the demo a platform of its own after `mlops platform down`: MLOPS_HOME=/tmp/demo-home "
+            f"mlops demo --project {project.source}")
+
+
 def _tell_the_story(project, rows: int, seed: int) -> None:
     from mlops import audit, registry
     from mlops.gate import project_gate
     from mlops.project.data import encode_labels, generate_data
+    from mlops.rollout.policy import load_policy as load_rollout_policy
 
     started = time.perf_counter()
     model, demo, label = project.names.model, project.demo, project.label.column
@@ -159,6 +185,7 @@ def _tell_the_story(project, rows: int, seed: int) -> None:
     for key, value in env.items():
         os.environ.setdefault(key, value)
     bucket = os.environ.get("MLOPS_BUCKET", env["MLOPS_BUCKET"])
+    _refuse_a_told_story(project)
 
     data = f"s3://{bucket}/datasets/{project.names.prefix}"
     good_uri, bad_uri = f"{data}/train.parquet", f"{data}/incoming-{demo.broken}.parquet"
@@ -205,8 +232,9 @@ def _tell_the_story(project, rows: int, seed: int) -> None:
     _blessed_rollout(project, high_stakes, good_uri, "better-model", faults={"error_percent": 30},
                      expected="rolled_back")
 
+    canary = "/".join(str(step) for step in load_rollout_policy(project.rollout).canary_steps)
     _step(8, "deployment fixed; the pipeline retrains (same data, code and seed: the same predictions, bit for bit), "
-             "the gate blesses it again, and it goes shadow -> canary 5/25/50% -> production")
+             f"the gate blesses it again, and it goes shadow -> canary {canary}% -> production")
     again = _blessed_rollout(project, high_stakes, good_uri, "better-model-again", faults=None, expected="promoted")
 
     _step(9, f"monitoring a quiet window: live traffic from the {project.entity.name}s the model knows, their "
@@ -231,17 +259,24 @@ def _tell_the_story(project, rows: int, seed: int) -> None:
     snapshot = mon.ingest(project, drift_uri, store)
     window_start, callers = mon.serve_window(project)
     print(f"  callers: {callers}")
-    drifted = mon.monitor_since(project, window_start, labels_uri=mon.label_feed(project, store, bucket, drifted_data),
-                                training_data=drift_uri, target="local")
+    # Callers keep calling while monitoring acts: where the policy rolls a retrained model out by itself
+    # (not high-stakes), its shadow and canary judge that traffic.
+    from mlops.demo_serving import live_traffic
+
+    with live_traffic(project):
+        drifted = mon.monitor_since(project, window_start, training_data=drift_uri, target="local",
+                                    labels_uri=mon.label_feed(project, store, bucket, drifted_data))
     if drifted.decision != "retrain":
         raise PipelineError(f"the drift was not detected as drift to retrain for (decision {drifted.decision})")
     retrained = registry.alias_version(model, registry.STAGING)
     if retrained in (None, again):
         raise PipelineError("the retrained model was not blessed by the gate: see the monitoring actions above")
 
-    _step(11, f"v{retrained}{' is high-stakes: a human approves it, then it' if high_stakes else ''} goes shadow -> "
-              "canary -> production under the new traffic, by the monitoring policy's rollout policy for retrained "
-              "models (it is meant to decide differently: agreement and positive-rate bounds only catch a broken model)")
+    who = ("is high-stakes: a human approves it, then it goes" if high_stakes else
+           "is not high-stakes, so monitoring itself took it")
+    _step(11, f"v{retrained} {who} shadow -> canary -> production under the new traffic, by the monitoring "
+              "policy's rollout policy for retrained models (it is meant to decide differently: agreement and "
+              "positive-rate bounds only catch a broken model)")
     from mlops.demo_serving import roll_out_under_traffic
     from mlops.monitoring.policy import project_policy
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import threading
 import urllib.request
+from typing import Iterator
 
 from mlops.serving.local import LocalServing
 
@@ -42,26 +45,35 @@ def serve_production(project, version: str, port: int = 8080) -> LocalServing:
     return serving
 
 
+@contextlib.contextmanager
+def live_traffic(project, rate: float = TRAFFIC_RATE) -> Iterator[dict]:
+    """Replayed callers of the project's known entities in the background while the block runs, as
+    production traffic keeps flowing while a rollout or monitoring's own rollout judges; the yielded dict
+    holds their ReplayStats under "stats" once the block ends."""
+    from mlops.serving.traffic_replay import known_ids, replay
+
+    serving, stop, box = LocalServing(project), threading.Event(), {}
+    ids = known_ids(project)
+    thread = threading.Thread(target=lambda: box.setdefault("stats", replay(
+        serving.urls()["transformer"], project, ids, rate=rate, stop=stop)), daemon=True)
+    thread.start()
+    try:
+        yield box
+    finally:
+        stop.set()
+        thread.join(30)
+
+
 def roll_out_under_traffic(project, candidate: str, faults: dict[str, dict] | None = None, policy: str | None = None):
     """`mlops rollout` of ``candidate`` (by rollout ``policy``, default the project's) while replayed traffic
     flows; prints what callers saw."""
     from mlops.rollout.run import run_rollout
-    from mlops.serving.traffic_replay import known_ids, replay
 
-    serving = LocalServing(project)
-    stop, box = threading.Event(), {}
-    ids = known_ids(project)
-    thread = threading.Thread(target=lambda: box.setdefault("stats", replay(
-        serving.urls()["transformer"], project, ids, rate=TRAFFIC_RATE, stop=stop)), daemon=True)
-    thread.start()
-    try:
+    with live_traffic(project) as callers:
         result = run_rollout(project, candidate, policy=policy, faults=faults, actor="demo",
                              progress=lambda m: print(f"  {m}"))
-    finally:
-        stop.set()
-        thread.join(30)
     print("\n" + result.markdown())
-    print(f"callers during the rollout: {box['stats'].summary()}")
+    print(f"callers during the rollout: {callers['stats'].summary()}")
     if result.report_uri:
         print(f"rollout report: {result.report_uri}")
     return result
