@@ -70,7 +70,7 @@ def write_results(section: str, heading: str, results: Path = RESULTS) -> None:
         end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
         before = "\n".join(lines[:start]).rstrip("\n")
         after = "\n".join(lines[end:])
-        new = before + "\n\n" + section + ("\n" + after if after else "")
+        new = before + "\n\n" + section.rstrip("\n") + ("\n\n" + after if after else "")  # a blank line before the next ##
     results.write_text(new.rstrip("\n") + "\n")
 
 
