@@ -170,3 +170,10 @@ def test_check_names_every_problem_at_once(tmp_path):
         checked.stdout)
     assert "ok  features computed" in checked.stdout
     assert "project churn: 3 problem(s)" in checked.stderr
+
+
+def test_check_takes_the_folder_as_its_argument_and_refuses_two_projects(inferred):
+    _, root, _, _ = inferred
+    assert "is ready" in mlops("project", "check", str(root)).stdout
+    refused(mlops("project", "check", str(root), "--project", "churn"),
+            rf"two projects named: {re.escape(str(root))} and --project churn; name one")

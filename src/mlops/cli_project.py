@@ -26,6 +26,11 @@ def project_of(args: argparse.Namespace):
     """The project ``--project`` names, loaded and checked; a one-line error when none is named."""
     from mlops.project.source import example_names, resolve_project
 
+    named = getattr(args, "named_project", None)  # `mlops project check DIR`: the same as --project DIR
+    if named:
+        if args.project and args.project != named and args.project != os.environ.get(ENV_PROJECT):
+            raise ConfigError(f"two projects named: {named} and --project {args.project}; name one")
+        args.project = named
     if not args.project:
         raise ConfigError(f"name the project with --project (or {ENV_PROJECT}): an example "
                           f"({', '.join(example_names())}), a project folder, or a pushed s3:// archive")
@@ -129,6 +134,7 @@ def register(sub) -> None:
     g = project_sub.add_parser("check", help="load a project and everything it names: hooks, model, gate, policies, "
                                "Feast definitions; with --data, a dry run on a sample of that data")
     add_project_argument(g)
+    g.add_argument("named_project", nargs="?", metavar="PROJECT", help="the project, as --project names it")
     g.add_argument("--data", help="Parquet file (path or s3://) of the project's raw data: validated against its raw "
                                   "contract, then features, labels and a small training on a sample")
     g.add_argument("--sample-rows", type=_positive_int, default=DEFAULT_SAMPLE_ROWS,
@@ -152,4 +158,5 @@ def register(sub) -> None:
     g = project_sub.add_parser("push", help="check a project and publish it to S3, content-addressed, for pipelines "
                                "and servers that cannot read this machine's folders")
     add_project_argument(g)
+    g.add_argument("named_project", nargs="?", metavar="PROJECT", help="the project, as --project names it")
     g.set_defaults(func=_push)
