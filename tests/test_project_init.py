@@ -177,3 +177,15 @@ def test_check_takes_the_folder_as_its_argument_and_refuses_two_projects(inferre
     assert "is ready" in mlops("project", "check", str(root)).stdout
     refused(mlops("project", "check", str(root), "--project", "churn"),
             rf"two projects named: {re.escape(str(root))} and --project churn; name one")
+
+
+def test_data_that_is_not_parquet_is_one_problem_and_the_project_checks_still_run(tmp_path):
+    from tests.projects import CHURN
+
+    data = tmp_path / "export.parquet"
+    data.write_text("subscriber_id,churned\n1,yes\n")  # a CSV under a Parquet name
+    checked = mlops("project", "check", CHURN.name, "--data", str(data))
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr, checked.stderr
+    errors = [l for l in checked.stderr.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 1 and f"cannot read {data} as Parquet" in errors[0], checked.stderr
+    assert "ok  model builds" in checked.stdout and "ok  Feast definitions build" in checked.stdout

@@ -89,7 +89,7 @@ def check_project(project: Project, data_uri: str | None = None, sample_rows: in
 
     report.attempt("gate loads", gate_line)
     if project.rollout is not None:
-        report.attempt("rollout policy", lambda: _rollout_policy_line(load_rollout_policy, project.rollout))
+        report.attempt("rollout policy", lambda: _rollout_policy_line(project.rollout))
     if project.monitoring is not None:
         def monitoring_line() -> str:
             policy = project_policy(project)
@@ -126,16 +126,21 @@ def _dry_run(report: ProjectCheck, data_uri: str, sample_rows: int, store, *, ho
     from mlops.features.engineering import compute_features, label_events, same_row_training_rows
     from mlops.training import train
 
-    project = report.project
+    project, read = report.project, {}
+
+    def read_line(local: Path) -> str:
+        read["raw"] = read_parquet(fetch(data_uri, local, store), data_uri)
+        return f"data {data_uri} reads: {len(read['raw']):,} rows, {local.stat().st_size:,} bytes"
+
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "data.parquet"
-        if not report.attempt("data reads", lambda: f"data {data_uri} reads ({fetch(data_uri, local, store).stat().st_size:,} bytes)"):
+        if not report.attempt("data reads", lambda: read_line(local)):
             return
         if raw_contract_ok:
             report.attempt("raw contract", lambda: _validated(project, local, data_uri))
         elif "raw" not in project.contracts:
             report.not_tried("validation against the raw contract", f"{project.where} declares no contracts.raw")
-        raw = read_parquet(local, data_uri)
+    raw = read["raw"]
     sample = raw if len(raw) <= sample_rows else raw.sample(sample_rows, random_state=project.split.seed)
     of_sample = f"on a sample of {len(sample):,} of {len(raw):,} rows"
     if not hooks_ok:
@@ -161,8 +166,10 @@ def _imported(project: Project, hook) -> None:
     load_hook(project, hook)
 
 
-def _rollout_policy_line(load, path: Path) -> str:
-    load(path)
+def _rollout_policy_line(path: Path) -> str:
+    from mlops.rollout.policy import load_policy
+
+    load_policy(path)
     return f"rollout policy {path.name} loads"
 
 
