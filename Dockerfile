@@ -13,7 +13,7 @@
 #     -t <registry>/mlops-suite/components:<tag> .
 #
 # They end up in MLOPS_LOCK_DIGEST, MLOPS_CODE_VERSION and MLOPS_COMPONENT_IMAGE,
-# which src/mlops/provenance.py records with every MLflow run (in a checkout
+# which src/mlops/training/provenance.py records with every MLflow run (in a checkout
 # it reads git and the lock instead; in the image there is neither). ENV
 # cannot be computed while building, so the lock digest is passed in and
 # checked here against the lock actually installed: a wrong or missing

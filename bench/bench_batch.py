@@ -75,7 +75,7 @@ GOAL_MEMORY_GROWTH_MIB = 32  # peak RSS at 1M minus at 250k, at most: "does not 
 # -- workers: one measurement in a fresh process -------------------------------------------------
 def worker_ours(args) -> dict:
     t0 = time.perf_counter()
-    from mlops.serving.model_files import request_scoring_threads
+    from mlops.registry.model_files import request_scoring_threads
 
     request_scoring_threads(1)  # as `mlops batch-predict` does, before scikit-learn loads
     from mlops.batch.run import run_batch_prediction
@@ -93,14 +93,14 @@ def worker_ours(args) -> dict:
 
 def worker_bare(args) -> dict:
     if args.threads == "1":
-        from mlops.serving.model_files import request_scoring_threads
+        from mlops.registry.model_files import request_scoring_threads
 
         request_scoring_threads(1)
     import numpy as np
     import pandas as pd
 
-    from mlops import tracking
     from mlops.serving import model_files
+    from mlops.training import tracking
 
     tracking.connect()
     ref = model_files.resolve_model(MODEL_NAME, args.version)
@@ -136,8 +136,8 @@ def build_model(work: Path, store) -> str:
 
 
 def build_inputs(work: Path, store) -> dict[int, tuple[str, Path]]:
-    from mlops.datasets import write_table
     from mlops.features.engineering import compute_features
+    from mlops.platform.datasets import write_table
     from mlops.project.data import generate_data
 
     project = example_project(PROJECT)
@@ -196,7 +196,7 @@ def _run(started: datetime, home: Path, quick: bool = False) -> int:
     import numpy as np
 
     from mlops.batch import read_predictions
-    from mlops.storage import ObjectStore
+    from mlops.platform.storage import ObjectStore
 
     store = ObjectStore.from_env()
     work = home / "bench"

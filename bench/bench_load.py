@@ -143,13 +143,13 @@ def locust_worker(spec_path: str, out_path: str) -> int:
     ``rate`` (None: one request after the other), the warm-up and the measured
     window (seconds, or request counts when unpaced).
     """
+    from urllib.parse import urlsplit
+
     import gevent  # locust patches the standard library with gevent on import; this process only
+    import numpy as np
     from locust import FastHttpUser, constant, task
     from locust.env import Environment
     from locust.exception import StopUser
-    from urllib.parse import urlsplit
-
-    import numpy as np
 
     spec = json.loads(Path(spec_path).read_text())
     parts = urlsplit(spec["url"])
@@ -685,13 +685,13 @@ def _run(args, home: Path, cleanup, started: float, date) -> int:
     import http.client
 
     import numpy as np
-
     from common import example_project, progress, register_served_model
+
     from mlops.features import store as feature_store
-    from mlops.local_platform import free_ports
+    from mlops.platform.local import free_ports
+    from mlops.platform.storage import ObjectStore
     from mlops.serving.local import LocalServing
     from mlops.serving.traffic_replay import known_ids, request_body
-    from mlops.storage import ObjectStore
 
     work = home / "bench"
     work.mkdir()

@@ -15,7 +15,7 @@
    ``fetch_model``): that local MLflow model directory is what all servers
    load; and the same for the second example project, churn
    (``generate_data(churn, 20000, seed=7)``, its LogisticRegression pipeline);
-3. starts, each as its own process on 127.0.0.1 (``mlops.processes``):
+3. starts, each as its own process on 127.0.0.1 (``mlops.platform.processes``):
    (a) the anchor, a bare KServe ModelServer (``bench/bare_kserve_server.py``:
    a minimal ``kserve.Model``, no validation, no metrics of ours);
    (b) the second anchor, ``mlflow models serve --env-manager local``;
@@ -76,8 +76,8 @@ import psutil
 
 # bench/common.py: bench/ is on sys.path when this file is run as a script, not when it is imported by path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS, example_project, generator_call, machine, progress,  # noqa: E402
-                    start_private_platform, write_results)
+from common import (RESULTS, example_project, generator_call, machine, progress, start_private_platform,  # noqa: E402
+                    write_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -631,9 +631,9 @@ def measure_second_project(args, project, served, work: Path, store, cleanup: Ex
     import pandas as pd
 
     from mlops.features import store as feature_store
-    from mlops.local_platform import HOST, free_ports
-    from mlops.processes import http_ok, start_process, stop_processes, wait_until_ready
-    from mlops.serving.model_files import fetch_model, load_model, resolve_model
+    from mlops.platform.local import HOST, free_ports
+    from mlops.platform.processes import http_ok, start_process, stop_processes, wait_until_ready
+    from mlops.registry.model_files import fetch_model, load_model, resolve_model
     from mlops.serving.predictor import ServedModel, decision_threshold
     from mlops.serving.routing import Routing, write_routing
     from mlops.serving.traffic_replay import known_ids
@@ -897,14 +897,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, started: datetime, home: Path, cleanup: ExitStack) -> int:
     import orjson
     import pandas as pd
-
     from common import register_served_model
+
     from mlops.features import store as feature_store
-    from mlops.local_platform import HOST, free_ports
-    from mlops.processes import http_ok, start_process, stop_processes, wait_until_ready
-    from mlops.serving.model_files import fetch_model, load_model, resolve_model
+    from mlops.platform.local import HOST, free_ports
+    from mlops.platform.processes import http_ok, start_process, stop_processes, wait_until_ready
+    from mlops.platform.storage import ObjectStore
+    from mlops.registry.model_files import fetch_model, load_model, resolve_model
     from mlops.serving.routing import Routing, ShadowTarget, write_routing
-    from mlops.storage import ObjectStore
 
     work = home / "bench"
     work.mkdir()

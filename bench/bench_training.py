@@ -154,11 +154,11 @@ def run_in_process(rep: int, workdir: Path, project_ref: str, data_uri: str) -> 
     The project is resolved from ``project_ref`` (an example's name or a folder) as each component resolves
     it, inside the measured stages: the first one pays for it as the validate task does.
     """
+    from mlops.platform.storage import ObjectStore
     from mlops.project import resolve_project
     from mlops.stages import (build_features, evaluate_candidate, promote_candidate, retrieve_training_data,
                               train_and_log, validate_dataset)
-    from mlops.storage import ObjectStore
-    from mlops.training import model_params
+    from mlops.training.train import model_params
 
     base = workdir / f"inprocess-{rep}"
     base.mkdir(parents=True, exist_ok=True)
@@ -215,7 +215,7 @@ def model_copy(name: str, folder: Path, model: str) -> Path:
 
 def needs_own_model(name: str) -> bool:
     """Whether a repetition of project ``name`` needs a model of its own (see model_copy)."""
-    from mlops.gate import project_gate
+    from mlops.evaluation.gate import project_gate
 
     return not project_gate(example_project(name)).high_stakes
 
@@ -386,9 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         child_env = {**os.environ, **{f"MLOPS_PORT_{n.upper()}": str(p) for n, p in ports.items()}}
         out_dir = home / "out" if args.quick else OUT_DIR
 
-        from mlops.datasets import write_table
+        from mlops.platform.datasets import write_table
+        from mlops.platform.storage import ObjectStore, parse_s3_uri
         from mlops.project.data import generate_data
-        from mlops.storage import ObjectStore, parse_s3_uri
 
         measured = {}
         for name in PROJECTS:

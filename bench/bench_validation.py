@@ -17,7 +17,7 @@
    suite;
 4. validates the clean file REPEATS times with each tool, alternating, every
    run in a fresh subprocess (ours in the suite's venv, GX in its own), each
-   measured from the Parquet file: ``mlops.validation.validate_parquet`` reads
+   measured from the Parquet file: ``mlops.validation.checks.validate_parquet`` reads
    it itself; GX gets ``pandas.read_parquet`` of it (timed separately and
    included in its total) and ``batch.validate(suite)``; each process reports
    its own peak RSS (``VmHWM`` from ``/proc/self/status``);
@@ -83,8 +83,8 @@ FLOAT_TYPES = ["float16", "float32", "float64", *INT_TYPES]
 # =============================================================================================
 def worker_ours(args) -> dict:
     t0 = time.perf_counter()
-    from mlops.contract import load_contract
-    from mlops.validation import validate_parquet
+    from mlops.validation.checks import validate_parquet
+    from mlops.validation.contract import load_contract
 
     imports = time.perf_counter() - t0
     contract = load_contract(args.contract)
@@ -617,7 +617,7 @@ def _run(args, started: datetime, work: Path) -> int:
     else:
         progress(f"Great Expectations could not be installed; only our side is measured:\n{env['error']}")
 
-    from mlops.contract import infer_contract, load_contract, load_reference_profile, write_contract_files
+    from mlops.validation.contract import infer_contract, load_contract, load_reference_profile, write_contract_files
 
     clean, broken = work / "bench-1m.parquet", work / f"bench-1m-{BROKEN_SCENARIO}.parquet"
     progress(f"generating {ROWS:,} rows x 20 columns (seed {SEED}) and writing {clean.name}")

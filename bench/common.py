@@ -99,7 +99,7 @@ def start_private_platform(cleanup, prefix: str, keep: bool, clear_vars: tuple[s
     ``cleanup`` (an ExitStack) stops it and removes the directory unless ``keep``.
     Returns the directory and the ports.
     """
-    from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
+    from mlops.platform.local import DEFAULT_PORTS, LocalPlatform, free_ports
 
     home = Path(tempfile.mkdtemp(prefix=prefix))
     for var in (*PLATFORM_VARS, *clear_vars, *(f"MLOPS_PORT_{n.upper()}" for n in DEFAULT_PORTS)):
@@ -213,7 +213,7 @@ def register_served_model(work: Path, store, data_uri: str, project, experiment:
     """The project's own generated data -> features (Feast apply + materialize, so the online store can
     answer) -> the suite's training stages with the project's model params -> a registered version of the
     project's model: what the serving benches serve. ``work`` receives ``train.parquet`` and ``test.parquet``."""
-    from mlops.datasets import write_table
+    from mlops.platform.datasets import write_table
     from mlops.project.data import generate_data
     from mlops.stages import build_features, register, retrieve_training_data, train_and_log
 

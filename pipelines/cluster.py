@@ -1,7 +1,7 @@
 """How every task finds the platform in a cluster.
 
 Settings reach a task as environment variables with the same names the
-local platform uses (see mlops.settings): endpoints from the ``mlops-config``
+local platform uses (see mlops.platform.settings): endpoints from the ``mlops-config``
 ConfigMap, credentials from the ``mlops-s3`` Secret. kfp.local ignores this
 Kubernetes configuration; there the task inherits the runner's environment.
 """

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
+from mlops.platform.local import DEFAULT_PORTS, LocalPlatform, free_ports
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def platform(tmp_path_factory):
 
 @pytest.fixture
 def store(platform):
-    from mlops.storage import ObjectStore
+    from mlops.platform.storage import ObjectStore
 
     return ObjectStore(platform.s3_settings())
 
@@ -49,7 +49,7 @@ def train_versions(platform):
     result. ``project`` is usually a renamed copy of an example (tests.projects.renamed).
     """
     from mlops import stages
-    from mlops.storage import ObjectStore
+    from mlops.platform.storage import ObjectStore
     from tests.feature_rows import training_rows
 
     def make(project, raw, work, variants=({"max_iter": 5}, {"max_iter": 15})):

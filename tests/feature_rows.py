@@ -15,7 +15,7 @@ def training_rows(store, work: Path, project, raw: pd.DataFrame):
     path); the rows are ``work/train.parquet``, the held-out ones ``work/test.parquet``.
     """
     from mlops import stages
-    from mlops.datasets import write_table
+    from mlops.platform.datasets import write_table
 
     uri = f"s3://{store.bucket}/datasets/{project.names.prefix}/train.parquet"
     write_table(raw, uri, store)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops.datasets import DatasetInfo, write_table
+from mlops.platform.datasets import DatasetInfo, write_table
 from mlops.project import Project
 from mlops.stages import register, train_and_log
-from mlops.training import model_params
-from tests.projects import generate_credit_data, generate_churn_data, offline_rows
+from mlops.training.train import model_params
+from tests.projects import generate_churn_data, generate_credit_data, offline_rows
 
 # Cheap params for models that are registered, not judged: version i of each example.
 QUICK = {"credit-default": lambda i: {"max_iter": 5 + i}, "churn": lambda i: {"C": 0.1 * (i + 1)}}

@@ -34,9 +34,9 @@ from mlops.batch.plan import split_rows
 from mlops.batch.run import plan
 from mlops.batch.scoring import score_shard
 from mlops.errors import DataError, ServingError, StorageError
+from mlops.platform.storage import ObjectStore
 from mlops.serving import model_files
 from mlops.serving.predictor import decision_threshold
-from mlops.storage import ObjectStore
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 
 pytestmark = pytest.mark.platform
@@ -99,7 +99,7 @@ class Models:
 
 
 def _models(platform, tmp_path_factory, train_versions, example, name, raw, variants) -> Models:
-    from mlops import registry
+    from mlops.registry import promotion as registry
 
     work = tmp_path_factory.mktemp(name)
     store = ObjectStore(platform.s3_settings())
@@ -419,7 +419,7 @@ def test_output_overlapping_the_input_is_refused(models, small):
     (["--version", "latest"], 1, "--version must be a version number such as 3"),
 ])
 def test_bad_arguments_exit_with_a_one_line_error(models, small, capsys, argv, code, message):
-    from mlops.cli import main
+    from mlops.cli.main import main
 
     cmd = ["batch-predict", "--input", small[0], "--output", out_uri(models, "bad-args"),
            "--project", str(models.project.root), *argv]
@@ -440,8 +440,8 @@ def plain(text: str) -> str:
 def test_the_compiled_pipeline_runs_end_to_end_with_kfp_local(models, small, tmp_path, capsys):
     """The very batch_prediction_pipeline.yaml that goes to Kubeflow: plan -> ParallelFor shards -> commit;
     rerun through `mlops run batch_prediction --local`, it stops after the plan."""
-    from mlops.cli import main
-    from mlops.local_run import pipeline_file, run_local
+    from mlops.cli.main import main
+    from mlops.platform.local_run import pipeline_file, run_local
 
     source, rows = small
     output = out_uri(models, "pipeline")
@@ -467,7 +467,7 @@ def test_the_compiled_pipeline_runs_end_to_end_with_kfp_local(models, small, tmp
 
 def test_the_pipeline_reports_a_bad_input_by_its_step(models, tmp_path, bad):
     from mlops.errors import PipelineError
-    from mlops.local_run import pipeline_file, run_local
+    from mlops.platform.local_run import pipeline_file, run_local
 
     with pytest.raises(PipelineError, match=r"\[batch plan\] .*lacks the model's feature column\(s\)"):
         run_local(pipeline_file("batch_prediction"), {"input_uri": bad["no-income"], "project": models.project.source,

@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.exceptions import NotFittedError
-from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, log_loss, precision_score,
-                             recall_score, roc_auc_score)
+from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, log_loss, precision_score, recall_score,
+                             roc_auc_score)
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from mlops.contract import load_contract, load_reference_profile
 from mlops.project import call_hook, load_hook, load_project
 from mlops.project.spec import Hook
-from mlops.validation import validate_parquet
+from mlops.validation.checks import validate_parquet
+from mlops.validation.contract import load_contract, load_reference_profile
 
 ROOT = Path(__file__).resolve().parents[1] / "examples" / "churn"
 FEATURES = ("tenure_months", "monthly_fee", "plan", "contract_type", "support_calls_90d", "usage_hours_30d",
@@ -91,7 +91,7 @@ def test_the_project_loads_with_every_field_as_declared(project):
 
 
 def test_the_policies_load_with_the_suites_parsers(project):
-    from mlops.gate import load_gate
+    from mlops.evaluation.gate import load_gate
     from mlops.monitoring.policy import load_policy as load_monitoring
     from mlops.rollout.policy import load_policy as load_rollout
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from mlops.local_platform import free_ports
+from mlops.platform.local import free_ports
 from tests.projects import CHURN, CREDIT, EXAMPLES, generate_churn_data, renamed
 
 
@@ -122,10 +122,10 @@ def test_validate_with_a_broken_contract_names_the_field(tmp_path):
 @pytest.mark.parametrize("example, unknown", [(CREDIT, "C9999999"), (CHURN, "99999999")], ids=lambda v: getattr(
     v, "name", v))
 def test_features_online_reads_what_was_materialized(platform, tmp_path, example, unknown):
-    from mlops.datasets import write_table
+    from mlops.platform.datasets import write_table
+    from mlops.platform.storage import ObjectStore
     from mlops.project.data import generate_data
     from mlops.stages import build_features
-    from mlops.storage import ObjectStore
 
     project = renamed(example, tmp_path, f"cli-online-{example.name}")
     uri = f"s3://{platform.bucket}/tests/cli/{project.name}/features.parquet"

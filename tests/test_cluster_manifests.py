@@ -64,8 +64,8 @@ def test_the_overlays_hold_everything_the_issue_names(kind_objects):
                                             ("churn", "s3://mlops/projects/churn/" + "ef" * 32 + ".tar.gz")],
                          ids=["credit-default", "churn", "pushed-churn"])
 def test_the_rollout_renders_objects_that_pass_lint(model, project):
+    from mlops.registry.model_files import ModelRef
     from mlops.rollout import cluster
-    from mlops.serving.model_files import ModelRef
 
     ref = ModelRef(model, "7", "sha256:" + "ab" * 32, "s3://mlops/mlflow-artifacts/1/models/m-7/artifacts")
     isvc = cluster.inference_service(ref, "mlops", project, image="registry.example/mlops:1.2.3")
@@ -328,7 +328,7 @@ def _bootstrap_args(overlay: str) -> list[str]:
 
 
 def test_the_bootstrap_job_seeds_the_example_project_it_names_and_the_cli_reads_its_args():
-    from mlops.cli import build_parser
+    from mlops.cli.main import build_parser
 
     kind_args, cluster_args = _bootstrap_args("kind"), _bootstrap_args("cluster")
     assert kind_args == ["--project", "credit-default", "--wait", "300"]
@@ -342,7 +342,7 @@ def test_the_kind_e2e_script_passes_the_project_to_the_e2e_command():
     script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
     call = next(line for line in script.splitlines() if "cluster e2e" in line and "mlops.cli" in line)
     assert '--project "${MLOPS_PROJECT:-credit-default}"' in call
-    from mlops.cli import build_parser
+    from mlops.cli.main import build_parser
 
     parsed = build_parser().parse_args(["cluster", "e2e", "--project", "churn", "--root", ".", "--cluster", "mlops"])
     assert parsed.project == "churn"

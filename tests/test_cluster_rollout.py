@@ -17,8 +17,8 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops.errors import RolloutError
+from mlops.registry.model_files import MODEL_DIGEST_TAG
 from mlops.rollout.cluster import ClusterTraffic, PredictorStatus, new_revision_expected
-from mlops.serving.model_files import MODEL_DIGEST_TAG
 from tests.kserve_control_plane import KServeControlPlane, merge_patch
 
 pytestmark = pytest.mark.platform

@@ -16,9 +16,9 @@ import pytest
 
 from mlops.cluster import bootstrap, e2e, kind, lint
 from mlops.errors import ConfigError, StorageError
-from mlops.local_platform import free_ports
-from mlops.settings import S3Settings
-from mlops.storage import ObjectStore
+from mlops.platform.local import free_ports
+from mlops.platform.settings import S3Settings
+from mlops.platform.storage import ObjectStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("example, rows", [("credit-default", 1000), ("churn", 300)])
 def test_bootstrap_creates_the_buckets_and_seeds_the_demo_data_once(store, tmp_path, example, rows):
-    from mlops.datasets import read_table
+    from mlops.platform.datasets import read_table
     from mlops.project.data import generate_data
     from tests.projects import renamed
 

@@ -65,10 +65,10 @@ def test_no_task_is_cached():
 
 def test_every_pipeline_takes_the_project_as_a_required_parameter_and_names_no_dataset():
     """One compiled file serves every project: the project is a run parameter, never baked in."""
-    from mlops.local_run import pipeline_parameters
-    from tests.projects import EXAMPLES
-
     import re
+
+    from mlops.platform.local_run import pipeline_parameters
+    from tests.projects import EXAMPLES
 
     names = {n for p in EXAMPLES for n in (p.entity.key, p.label.column, *p.sensitive, p.names.model,
                                            p.names.prefix, p.names.feast_project)} - {"default"}  # also English

@@ -11,9 +11,9 @@ import pytest
 from kfp import components, local
 from mlflow import MlflowClient
 
-from mlops.datasets import DatasetInfo, write_table
+from mlops.platform.datasets import DatasetInfo, write_table
 from mlops.stages import train_and_log
-from mlops.training import model_params
+from mlops.training.train import model_params
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, offline_rows, renamed
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,9 +3,9 @@
 import pytest
 import yaml
 
-from mlops.contract import (contract_to_yaml, infer_contract, load_contract, parse_contract, resolve_contract,
-                            write_contract_files)
 from mlops.errors import ConfigError
+from mlops.validation.contract import (contract_to_yaml, infer_contract, load_contract, parse_contract,
+                                       resolve_contract, write_contract_files)
 from tests.projects import CHURN, CREDIT, EXAMPLES, generate_churn_data, generate_credit_data
 
 

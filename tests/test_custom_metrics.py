@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from mlops.errors import ConfigError
-from mlops.evaluation import custom_metrics, evaluate
-from mlops.gate import decide, project_gate
+from mlops.evaluation.gate import decide, project_gate
+from mlops.evaluation.metrics import custom_metrics, evaluate
 from mlops.project import load_project
-from mlops.training import model_params, train
+from mlops.training.train import model_params, train
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, offline_rows, renamed
 
 

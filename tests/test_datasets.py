@@ -8,8 +8,8 @@ event-time columns.
 import pandas as pd
 import pytest
 
-from mlops.datasets import ingest, read_table, write_table
 from mlops.errors import DataError, StorageError
+from mlops.platform.datasets import ingest, read_table, write_table
 from tests.projects import CHURN, CREDIT, EXAMPLES, generate_churn_data, generate_credit_data, offline_rows
 
 
@@ -117,7 +117,7 @@ def test_written_files_have_bounded_row_groups(tmp_path):
     """Streaming readers decode a row group at a time: our files keep them small."""
     import pyarrow.parquet as pq
 
-    from mlops.datasets import ROW_GROUP_ROWS
+    from mlops.platform.datasets import ROW_GROUP_ROWS
 
     write_table(generate_credit_data(200_000, seed=1), str(tmp_path / "big.parquet"))
     meta = pq.ParquetFile(tmp_path / "big.parquet").metadata

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from mlops.demo_summary import StoryRecorder, write_summary
+from mlops.demo.summary import StoryRecorder, write_summary
 from mlops.project.data import generate_data
 from mlops.stages import validate_dataset
 from tests.projects import EXAMPLES
@@ -54,7 +54,7 @@ def test_the_demo_refuses_to_retell_its_story_on_a_registry_that_holds_its_model
     """A second `make demo` on the same platform: one clear error before any data is written, nothing cleared."""
     from mlflow import MlflowClient
 
-    from mlops.demo import run_demo
+    from mlops.demo.run import run_demo
     from mlops.errors import ConfigError
     from tests.projects import CHURN, renamed
     from tests.registered import registered_versions
@@ -65,6 +65,6 @@ def test_the_demo_refuses_to_retell_its_story_on_a_registry_that_holds_its_model
                                           r".*tells its story from an empty registry.*mlops platform down"):
         run_demo(project)
     assert [v.version for v in MlflowClient().search_model_versions("name = 'demo-told-before'")] == [version]
-    from mlops.storage import ObjectStore
+    from mlops.platform.storage import ObjectStore
 
     assert ObjectStore(platform.s3_settings()).list_keys("datasets/demo-told-before/") == []

@@ -429,15 +429,14 @@ def test_churn_concept_shift_moves_only_the_text_label(churn_reference, churn_re
 @pytest.fixture(scope="module")
 def churn_model():
     """The churn project's own model (its build hook's Pipeline), trained on another sample."""
-    from mlops.training import train
-
+    from mlops.training.train import train
     from tests.projects import offline_rows
 
     return train(CHURN, offline_rows(CHURN, generate_churn_data(10_000, seed=100)))
 
 
 def churn_scores(model, frame: pd.DataFrame) -> np.ndarray:
-    from mlops.training import predict_scores
+    from mlops.training.train import predict_scores
 
     return predict_scores(model.pipeline, frame, model.features.all)
 

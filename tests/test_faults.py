@@ -52,15 +52,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlops import audit, registry
 from mlops.batch import read_manifest, read_predictions, run_batch_prediction
 from mlops.batch.output import LOCK, Output, save_plan
 from mlops.batch.run import plan
 from mlops.batch.scoring import score_shard
 from mlops.errors import ModelIntegrityError, StorageError, TrackingError
-from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, free_ports
+from mlops.platform.local import DEFAULT_PORTS, LocalPlatform, free_ports
+from mlops.platform.storage import ObjectStore, parse_s3_uri
+from mlops.registry import audit
+from mlops.registry import promotion as registry
 from mlops.serving import model_files
-from mlops.storage import ObjectStore, parse_s3_uri
 from tests.projects import CREDIT, generate_credit_data, offline_rows, renamed
 
 pytestmark = pytest.mark.platform
@@ -405,7 +406,7 @@ class OwnPlatform:
 @pytest.fixture(scope="module")
 def own(tmp_path_factory):
     """A second local platform on free ports, with a model in production and a published batch output."""
-    from mlops.datasets import DatasetInfo, write_table
+    from mlops.platform.datasets import DatasetInfo, write_table
     from mlops.stages import register, train_and_log
 
     work = tmp_path_factory.mktemp("faults-own")

@@ -23,11 +23,11 @@ from mlops.errors import ConfigError, DataError, StorageError
 from mlops.features.definitions import CREATED_TIMESTAMP, FEATURE_TIMESTAMP, FeatureDefinitions
 from mlops.features.engineering import compute_features, label_events
 from mlops.features.skew import compare_online_offline
-from mlops.features.store import (FeatureStoreConfig, FeatureStoreError, apply_definitions, applied_snapshot,
-                                  check_online_store, fetch_snapshot, historical_features, materialize,
-                                  online_features, online_ids, open_store, publish_snapshot, snapshot_prefix)
-from mlops.local_platform import free_ports
-from mlops.storage import sha256_file
+from mlops.features.store import (FeatureStoreConfig, FeatureStoreError, applied_snapshot, apply_definitions,
+                                  check_online_store, fetch_snapshot, historical_features, materialize, online_features,
+                                  online_ids, open_store, publish_snapshot, snapshot_prefix)
+from mlops.platform.local import free_ports
+from mlops.platform.storage import sha256_file
 from tests.projects import CHURN, CREDIT, EXAMPLES, generate_churn_data, generate_credit_data, renamed
 
 T0 = pd.Timestamp("2025-03-01", tz="UTC")

@@ -24,7 +24,7 @@ from mlops.features.engineering import compute_features
 from mlops.features.skew import compare_online_offline
 from mlops.features.store import (FeatureStoreConfig, apply_definitions, check_online_store, historical_features,
                                   materialize, online_features, open_store)
-from mlops.local_platform import free_ports
+from mlops.platform.local import free_ports
 from tests.projects import CHURN, CREDIT, EXAMPLES, generate_credit_data, renamed
 from tests.test_feature_store import raw_data, write_snapshot
 

@@ -56,9 +56,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mlops import stats
-from mlops.contract import (CHECK_FAMILIES, SEVERITIES, TYPES, Contract, contract_to_yaml, load_contract,
-                            parse_contract)
 from mlops.errors import ConfigError
+from mlops.validation.contract import (CHECK_FAMILIES, SEVERITIES, TYPES, Contract, contract_to_yaml, load_contract,
+                                       parse_contract)
 
 MODEL = "fuzz-tests"  # the credit-default example, renamed for this module
 CHURN_MODEL = "fuzz-churn"  # the churn example, renamed for this module
@@ -120,12 +120,12 @@ class Topology:
 
 
 def _serve(platform, tmp_path_factory, train_versions, example, name: str, raw, params: dict):
+    from mlops.evaluation.gate import project_gate
     from mlops.features import store as feature_store
-    from mlops.gate import project_gate
-    from mlops.local_platform import free_ports
+    from mlops.platform.local import free_ports
+    from mlops.platform.storage import ObjectStore
     from mlops.serving import routing
     from mlops.serving.local import LocalServing
-    from mlops.storage import ObjectStore
     from tests.projects import renamed
 
     work = tmp_path_factory.mktemp(name)
@@ -1567,7 +1567,7 @@ def assert_still_serving(top: Topology) -> None:
 @pytest.mark.platform
 def test_every_server_still_answers_after_the_fuzzing(any_topology):
     assert_still_serving(any_topology)
-    from mlops.processes import http_ok
+    from mlops.platform.processes import http_ok
 
     assert all(http_ok(url + "/v2/health/live") or http_ok(url + "/splitter/health")
                for url in any_topology.urls.values())

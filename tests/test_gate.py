@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mlops.errors import ConfigError, DataError
-from mlops.evaluation import evaluate, fairness, split_test
-from mlops.gate import BLESSED, NOT_BLESSED, decide, load_gate, parse_gate, project_gate
-from mlops.training import model_params, predict_scores, train
+from mlops.evaluation.gate import BLESSED, NOT_BLESSED, decide, load_gate, parse_gate, project_gate
+from mlops.evaluation.metrics import evaluate, fairness, split_test
+from mlops.training.train import model_params, predict_scores, train
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, offline_rows
 
 GATE = {

@@ -11,11 +11,12 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from mlops import audit, registry
-from mlops.datasets import write_table
 from mlops.errors import PipelineError
-from mlops.local_run import pipeline_file, run_local
+from mlops.platform.datasets import write_table
+from mlops.platform.local_run import pipeline_file, run_local
 from mlops.project import load_project
+from mlops.registry import audit
+from mlops.registry import promotion as registry
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 from tests.registered import registered_versions
 

@@ -212,8 +212,8 @@ def runs(platform, tmp_path_factory):
     trained on flipped labels, and the training rows' digest. Each test registers them under a model of its
     own (a renamed copy of the example), so tests never share a model, an alias or a log."""
     from mlops import stages
-    from mlops.datasets import DatasetInfo
-    from mlops.storage import ObjectStore
+    from mlops.platform.datasets import DatasetInfo
+    from mlops.platform.storage import ObjectStore
     from tests.feature_rows import training_rows
 
     store = ObjectStore(platform.s3_settings())
@@ -259,7 +259,8 @@ def copies(tmp_path_factory):
 
 
 def _production(store, project, run, digest):
-    from mlops import registry, stages
+    from mlops import stages
+    from mlops.registry import promotion as registry
 
     name = project.names.model
     version = stages.register(run.run.model_uri, name, run.run.run_id, digest)
@@ -286,7 +287,7 @@ def _served_rows(project, raw: pd.DataFrame) -> pd.DataFrame:
 
 def _log(store, project, version, raw: pd.DataFrame, chunk: int = 250) -> pd.DataFrame:
     """Serve ``raw`` rows through ``version`` of the project's model the way the transformer logs them."""
-    from mlops.serving.model_files import fetch_model, load_model, resolve_model
+    from mlops.registry.model_files import fetch_model, load_model, resolve_model
     from mlops.serving.request_log import RequestLog
 
     name = project.names.model
@@ -307,7 +308,7 @@ def _log(store, project, version, raw: pd.DataFrame, chunk: int = 250) -> pd.Dat
 def _labels(store, project, raw: pd.DataFrame, key: str, pending: float = 0.0) -> str:
     """The rows' true outcomes as the project's raw data holds them (churn: "yes"/"no"), as a label feed:
     known from now on, except the last ``pending`` share, whose outcome is known only in 30 days."""
-    from mlops.datasets import write_table
+    from mlops.platform.datasets import write_table
 
     now = pd.Timestamp.now(tz="UTC")
     late = np.arange(len(raw)) >= round(len(raw) * (1 - pending))
@@ -365,8 +366,8 @@ def test_a_broken_feed_is_seen_as_missing_rate_drift(runs, copies, store, name, 
     """Evidently drops missing values and would see nothing: the whole column is gone."""
     import re
 
-    from mlops import audit
     from mlops.monitoring.run import run_monitor
+    from mlops.registry import audit
 
     (good, _), digest = runs(name)
     project = copies(BY_NAME[name], f"monitor-nulls-{name}")
@@ -391,9 +392,10 @@ def test_covariate_drift_launches_a_real_training_pipeline_run_once_per_cooldown
     """The trigger runs the compiled training pipeline with kfp.local on the fresh window."""
     from mlflow import MlflowClient
 
-    from mlops import audit, registry
-    from mlops.datasets import write_table
     from mlops.monitoring.run import run_monitor
+    from mlops.platform.datasets import write_table
+    from mlops.registry import audit
+    from mlops.registry import promotion as registry
 
     (good, _), digest = runs("credit")
     project = copies(CREDIT, "monitor-drift")
@@ -435,8 +437,8 @@ def test_churn_covariate_drift_over_its_own_features_warrants_retraining(runs, c
     records, and launches nothing (the launch itself is proven on credit above)."""
     from mlflow import MlflowClient
 
-    from mlops import audit
     from mlops.monitoring.run import run_monitor
+    from mlops.registry import audit
 
     (good, _), digest = runs("churn")
     project = copies(CHURN, "monitor-drift-churn")
@@ -489,9 +491,10 @@ def test_churn_realized_performance_from_delayed_yes_no_labels_warrants_retraini
 def test_production_worse_than_the_previous_version_is_reverted_by_the_compiled_pipeline(runs, copies, store,
                                                                                          tmp_path):
     """monitoring_pipeline.yaml under kfp.local: check -> rollback branch -> local serving reverted."""
-    from mlops import audit, registry
-    from mlops.local_platform import free_ports
-    from mlops.local_run import pipeline_file, run_local
+    from mlops.platform.local import free_ports
+    from mlops.platform.local_run import pipeline_file, run_local
+    from mlops.registry import audit
+    from mlops.registry import promotion as registry
     from mlops.serving.local import LocalServing
 
     (good, flipped), digest = runs("credit")
@@ -533,7 +536,7 @@ def test_production_worse_than_the_previous_version_is_reverted_by_the_compiled_
     (["--labels", "s3://mlops/labels/none-here/"], "no Parquet files under s3://mlops/labels/none-here/"),
 ])
 def test_mlops_monitor_names_what_is_wrong_without_a_traceback(runs, copies, store, tmp_path, args, message):
-    from mlops import registry
+    from mlops.registry import promotion as registry
     from tests.test_cli import mlops
 
     project = copies(CREDIT, "monitor-cli")

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from mlops.errors import PlatformError
-from mlops.local_platform import DEFAULT_PORTS, LocalPlatform, configured_ports, free_ports, load_platform_env
+from mlops.platform.local import DEFAULT_PORTS, LocalPlatform, configured_ports, free_ports, load_platform_env
 
 pytestmark = pytest.mark.platform
 

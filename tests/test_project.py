@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -232,7 +231,7 @@ def test_features_without_the_entity_key_are_refused_naming_it(churn_raw):
 
 
 def test_check_opens_everything_a_project_names_for_both_examples():
-    from mlops.project_check import check_project
+    from mlops.project.check import check_project
     from tests.projects import CHURN, CREDIT
 
     churn_check = check_project(CHURN)
@@ -255,7 +254,7 @@ NO_PROBA = "from sklearn.linear_model import LinearRegression\n\ndef build_model
 
 
 def test_check_refuses_a_build_hook_whose_model_cannot_give_probabilities_naming_the_hook(tmp_path):
-    from mlops.project_check import check_project
+    from mlops.project.check import check_project
     from tests.projects import CHURN
 
     root = tmp_path / "p"
@@ -273,7 +272,7 @@ def test_check_refuses_a_build_hook_whose_model_cannot_give_probabilities_naming
 def test_check_refuses_a_gate_naming_a_metric_neither_the_task_nor_the_project_has(tmp_path):
     import shutil
 
-    from mlops.project_check import check_project
+    from mlops.project.check import check_project
     from tests.projects import CHURN
 
     root = tmp_path / "p"

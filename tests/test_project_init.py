@@ -91,7 +91,7 @@ def test_an_inferred_project_trains_through_the_compiled_pipeline(platform, tmp_
     (One compiled run proves the wiring; the other shape's check --data above trains it on a sample.)"""
     import pandas as pd
 
-    from mlops.datasets import write_table
+    from mlops.platform.datasets import write_table
 
     _, root, data, _ = infer("integer-ids-yes-no", tmp_path)
     uri = f"s3://{platform.bucket}/tests/init/team-model.parquet"

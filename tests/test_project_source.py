@@ -24,7 +24,7 @@ from mlops.project import (cluster_source, dataset_uri, examples_dir, fetch_proj
                            resolve_project)
 from mlops.project.data import generate_data
 from mlops.project.source import ARCHIVE_PREFIX, ENV_EXAMPLES, archive_bytes, example_names
-from mlops.training import build_model
+from mlops.training.train import build_model
 from tests.projects import CHURN, CREDIT, EXAMPLES, renamed
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"

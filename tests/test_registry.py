@@ -12,8 +12,9 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from mlops import audit, registry
-from mlops.registry import PRODUCTION, ROLLBACK, STAGING, PromotionRefused
+from mlops.registry import audit
+from mlops.registry import promotion as registry
+from mlops.registry.promotion import PRODUCTION, ROLLBACK, STAGING, PromotionRefused
 from mlops.stages import register
 from tests.projects import CHURN, CREDIT, renamed
 from tests.registered import registered_versions, training_run
@@ -268,8 +269,9 @@ def test_promotion_rerun_after_a_crash_reuses_the_registered_version(store, plat
 KILLED_MOVE = r"""
 import json, os, sys
 from mlflow import MlflowClient
-from mlops import registry, tracking
-from mlops.storage import ObjectStore
+from mlops.registry import promotion as registry
+from mlops.training import tracking
+from mlops.platform.storage import ObjectStore
 
 tracking.connect()  # as every registry command does
 limit, done = int(os.environ["KILL_AFTER"]), [0]
@@ -363,7 +365,7 @@ def test_talking_to_mlflow_imports_no_feast_and_mlflow_still_sends_its_own_heade
     import subprocess
     import sys
 
-    code = ("import sys; from mlflow import MlflowClient; from mlops import tracking; tracking.connect(); "
+    code = ("import sys; from mlflow import MlflowClient; from mlops.training import tracking; tracking.connect(); "
             "MlflowClient().search_registered_models(); "
             "from mlflow.tracking.request_header.registry import resolve_request_headers; "
             "print('feast' in sys.modules, resolve_request_headers().get('User-Agent', '').startswith('mlflow'))")

@@ -155,8 +155,8 @@ def versions(request, platform, tmp_path_factory) -> Rollout:
     """Three versions of the project's model on features from the feature store: v_a, a v_b agreeing with it,
     and v_bad, trained on flipped labels."""
     from mlops import stages
-    from mlops.datasets import DatasetInfo
-    from mlops.storage import ObjectStore
+    from mlops.platform.datasets import DatasetInfo
+    from mlops.platform.storage import ObjectStore
     from tests.feature_rows import training_rows
 
     example, data, (first, second) = PROJECTS[request.param]
@@ -175,7 +175,7 @@ def versions(request, platform, tmp_path_factory) -> Rollout:
 @pytest.fixture(scope="module")
 def topology(versions, platform):
     """The serving processes of the project's model, started once per project."""
-    from mlops.local_platform import free_ports
+    from mlops.platform.local import free_ports
     from mlops.serving.local import LocalServing
 
     local = LocalServing(versions.project)
@@ -190,9 +190,9 @@ def topology(versions, platform):
 @pytest.fixture
 def serving(topology, versions, platform):
     """v_a in production and serving 100% of traffic, whatever the previous test left."""
-    from mlops import registry
+    from mlops.platform.storage import ObjectStore
+    from mlops.registry import promotion as registry
     from mlops.serving.routing import Routing, write_routing
-    from mlops.storage import ObjectStore
 
     store = ObjectStore(platform.s3_settings())
     model, stable = versions.model, versions.versions[0]
@@ -210,7 +210,7 @@ def serving(topology, versions, platform):
 
 
 def _stage(store, model, version):
-    from mlops import registry
+    from mlops.registry import promotion as registry
 
     registry.promote(store, model, version, registry.STAGING, expected_current=registry.ANY, actor="test",
                      reason="blessed (test)")
@@ -249,7 +249,8 @@ def _roll(store, local, project, candidate, faults=None, high_stakes=False):
 
 @pytest.mark.platform
 def test_an_erroring_candidate_is_rolled_back_in_its_first_canary_step(serving, versions):
-    from mlops import audit, registry
+    from mlops.registry import audit
+    from mlops.registry import promotion as registry
 
     local, store = serving
     project, model = versions.project, versions.model
@@ -273,7 +274,7 @@ def test_an_erroring_candidate_is_rolled_back_in_its_first_canary_step(serving, 
 
 @pytest.mark.platform
 def test_a_disagreeing_candidate_fails_in_shadow_and_callers_never_see_it(serving, versions):
-    from mlops import registry
+    from mlops.registry import promotion as registry
 
     local, store = serving
     project, model = versions.project, versions.model
@@ -291,7 +292,7 @@ def test_a_disagreeing_candidate_fails_in_shadow_and_callers_never_see_it(servin
 
 @pytest.mark.platform
 def test_preconditions_are_checked_before_any_traffic_moves(serving, versions):
-    from mlops import registry
+    from mlops.registry import promotion as registry
 
     local, store = serving
     project, model = versions.project, versions.model
@@ -315,9 +316,10 @@ def test_a_good_candidate_goes_through_shadow_and_canary_to_production(serving, 
     does not."""
     import json
 
-    from mlops import audit, registry
-    from mlops.gate import project_gate
-    from mlops.local_run import pipeline_file, run_local
+    from mlops.evaluation.gate import project_gate
+    from mlops.platform.local_run import pipeline_file, run_local
+    from mlops.registry import audit
+    from mlops.registry import promotion as registry
     from mlops.rollout.run import run_rollout
 
     local, store = serving

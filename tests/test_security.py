@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from mlops.errors import ServingError, StorageError
-from mlops.storage import join_key, parse_s3_uri, safe_key
+from mlops.platform.storage import join_key, parse_s3_uri, safe_key
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDENTIAL = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|ACCESS_KEY|CREDENTIAL|PRIVATE_KEY", re.IGNORECASE)
@@ -63,7 +63,7 @@ def test_no_secret_key_in_output_logs_stored_data_or_process_arguments(platform,
         "run, wrong secret": (mlops(["run", "training", "--local", "--param", "project=churn"],
                                     {**env, "AWS_SECRET_ACCESS_KEY": wrong}, tmp_path), 1, "rejected the credentials"),
     }
-    from mlops.local_platform import free_ports
+    from mlops.platform.local import free_ports
 
     for project in ("credit-default", "churn"):  # a server that fails at start-up: where a settings dump would show
         predictor = subprocess.run(
@@ -199,10 +199,11 @@ def test_keys_built_from_user_input_stay_in_their_prefix(platform, store, tmp_pa
     """Dataset URIs (library and CLI), report prefixes (a contract's dataset name, a model name), model names in
     audit, lock, routing, request-log and report keys, batch output URIs and the part keys of their manifests:
     each hostile value is refused before anything is written, and nothing lands outside its prefix."""
-    from mlops import audit, registry
     from mlops.batch import read_predictions
     from mlops.batch.output import FORMAT, Output
-    from mlops.datasets import fetch, write_table
+    from mlops.platform.datasets import fetch, write_table
+    from mlops.registry import audit
+    from mlops.registry import promotion as registry
     from mlops.serving import request_log, routing
     from mlops.stages import validate_dataset
     from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data
@@ -271,7 +272,7 @@ def test_keys_built_from_user_input_stay_in_their_prefix(platform, store, tmp_pa
 def test_model_names_never_leave_the_model_cache(tmp_path):
     """A model reference read from a batch plan or given on a command line names a folder of the model cache,
     which a fetch replaces: a name that climbs out is refused before anything is touched."""
-    from mlops.serving.model_files import ModelRef, fetch_model
+    from mlops.registry.model_files import ModelRef, fetch_model
 
     cache = tmp_path / "cache"
     bystander = tmp_path / "bystander" / ".1.partial" / "keep.txt"  # what a fetch of "../bystander" v1 would remove
@@ -289,7 +290,7 @@ def test_model_names_never_leave_the_model_cache(tmp_path):
 def test_a_hostile_manifest_writes_nothing_anywhere(store, tmp_path):
     """A published artifact whose manifest was rewritten to list names outside the target folder: the download
     is refused before any file is written, inside the folder or outside it."""
-    from mlops.storage import MANIFEST
+    from mlops.platform.storage import MANIFEST
 
     source = tmp_path / "artifact"
     source.mkdir()

@@ -34,13 +34,13 @@ from mlops.errors import ModelIntegrityError
 from mlops.features import store as feature_store
 from mlops.features.definitions import FEATURE_TIMESTAMP
 from mlops.features.engineering import compute_features
-from mlops.local_platform import free_ports
+from mlops.platform.local import free_ports
+from mlops.platform.storage import ObjectStore
 from mlops.project import Project
 from mlops.serving import model_files, request_log, routing
-from mlops.serving.local import LocalServing
 from mlops.serving.http_server import VERSION_HEADER
+from mlops.serving.local import LocalServing
 from mlops.serving.predictor import decision_threshold
-from mlops.storage import ObjectStore
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 
 pytestmark = pytest.mark.platform

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops.k8s_schema import validate, validate_manifest
+from mlops.cluster.k8s_schema import validate, validate_manifest
+from mlops.registry.model_files import ModelRef
 from mlops.rollout import cluster
-from mlops.serving.model_files import ModelRef
 from pipelines.compile import SERVING_MANIFESTS
 
 ROOT = Path(__file__).resolve().parent.parent

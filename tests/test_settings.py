@@ -1,7 +1,7 @@
 import pytest
 
 from mlops.errors import ConfigError
-from mlops.settings import mlflow_tracking_uri, parse_endpoint, s3_settings
+from mlops.platform.settings import mlflow_tracking_uri, parse_endpoint, s3_settings
 
 ENV = {"MLOPS_S3_ENDPOINT": "http://127.0.0.1:9000", "AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
 

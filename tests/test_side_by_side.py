@@ -23,8 +23,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops import audit, registry
-from mlops.storage import ObjectStore
+from mlops.platform.storage import ObjectStore
+from mlops.registry import audit
+from mlops.registry import promotion as registry
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 
 pytestmark = pytest.mark.platform
@@ -72,8 +73,8 @@ def both(platform, tmp_path_factory, train_versions):
     """credit and churn copies, each trained, registered, promoted, served, called, monitored and batch-scored
     on the session's platform; both serving topologies run at the same time."""
     from mlops.batch.run import default_output, run_batch_prediction
-    from mlops.local_platform import free_ports
     from mlops.monitoring.run import run_monitor
+    from mlops.platform.local import free_ports
     from mlops.serving.local import LocalServing
     from mlops.serving.request_log import read_log
     from mlops.serving.traffic_replay import known_ids, replay
@@ -240,8 +241,8 @@ def test_distinct_inference_logs(both):
 
 def test_distinct_monitoring_reports_and_batch_outputs(both):
     from mlops.batch import read_predictions
+    from mlops.platform.storage import parse_s3_uri
     from mlops.serving.predictor import decision_threshold
-    from mlops.storage import parse_s3_uri
 
     sides, store = both
     prefixes = {}

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from mlops.errors import StorageError
-from mlops.settings import S3Settings
-from mlops.storage import MANIFEST, ObjectStore, join_key, parse_s3_uri, safe_key, sha256_file
+from mlops.platform.settings import S3Settings
+from mlops.platform.storage import MANIFEST, ObjectStore, join_key, parse_s3_uri, safe_key, sha256_file
 
 pytestmark = pytest.mark.platform
 
@@ -112,7 +112,7 @@ def test_wrong_credentials_fail_with_a_clear_message(platform):
 
 
 def test_unreachable_store_fails_fast():
-    from mlops.local_platform import free_ports
+    from mlops.platform.local import free_ports
 
     port = free_ports(["dead"])["dead"]
     store = ObjectStore(S3Settings(f"127.0.0.1:{port}", False, "k", "s"))

@@ -5,7 +5,7 @@ import pytest
 
 from mlops.errors import ConfigError, DataError
 from mlops.project import HookError
-from mlops.training import build_model, model_params, predict_scores, roc_points, split_by_time, train
+from mlops.training.train import build_model, model_params, predict_scores, roc_points, split_by_time, train
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, offline_rows, renamed
 
 
@@ -128,7 +128,7 @@ def test_roc_points_are_thinned_and_bounded(credit):
 def test_cpu_budget_respects_the_override_and_the_affinity(monkeypatch):
     import os
 
-    from mlops.training import cpu_budget
+    from mlops.training.train import cpu_budget
 
     monkeypatch.delenv("MLOPS_TRAIN_THREADS", raising=False)
     assert 1 <= cpu_budget() <= len(os.sched_getaffinity(0))
@@ -151,7 +151,7 @@ def test_log_loss_skill_does_not_move_with_the_base_rate():
     loss does not (the reason the gate bounds skill, not log loss)."""
     from sklearn.metrics import log_loss
 
-    from mlops.training import log_loss_skill
+    from mlops.training.train import log_loss_skill
 
     rng = np.random.default_rng(5)
     for rate in (0.17, 0.36):

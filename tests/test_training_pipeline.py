@@ -15,10 +15,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from mlops.datasets import write_table
 from mlops.errors import PipelineError
 from mlops.features.engineering import compute_features
-from mlops.local_run import pipeline_file, run_local
+from mlops.platform.datasets import write_table
+from mlops.platform.local_run import pipeline_file, run_local
 from mlops.project import dataset_uri
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 
@@ -64,7 +64,7 @@ def version_of(result, name=MODEL) -> str:
 
 
 def platform_keys(platform, prefix):
-    from mlops.storage import ObjectStore
+    from mlops.platform.storage import ObjectStore
 
     return ObjectStore(platform.s3_settings()).list_keys(prefix)
 
@@ -158,7 +158,7 @@ def test_empty_dataset_is_refused(platform, credit, tmp_path):
 
 
 def test_mlflow_unreachable_fails_before_training_and_registers_nothing(credit, data_uri, tmp_path, monkeypatch):
-    from mlops.local_platform import free_ports
+    from mlops.platform.local import free_ports
 
     dead = f"http://127.0.0.1:{free_ports(['x'])['x']}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)

@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from mlops.contract import parse_contract, resolve_contract
 from mlops.stages import validate_dataset
-from mlops.validation import validate_parquet
+from mlops.validation.checks import validate_parquet
+from mlops.validation.contract import parse_contract, resolve_contract
 from tests.projects import CHURN, CREDIT, EXAMPLES, generate_churn_data, generate_credit_data
 
 
@@ -193,7 +193,7 @@ def test_nan_counts_as_missing_in_float_columns(clean, contract, tmp_path):
 
 def test_validation_streams_in_batches(contract, tmp_path, monkeypatch):
     """A file bigger than one batch gives the same verdict and counts as one read."""
-    import mlops.validation as validation
+    import mlops.validation.checks as validation
 
     df = generate_credit_data(20_000, seed=3)
     df.loc[19_990:, "customer_id"] = df.loc[0, "customer_id"]  # duplicates far apart

@@ -26,15 +26,15 @@ def plan_batch_prediction(
     input scored by this model version (then shard_list is empty and nothing runs)."""
     import json
 
-    from mlops.serving.model_files import request_scoring_threads
+    from mlops.registry.model_files import request_scoring_threads
 
     request_scoring_threads(1)
     from mlops.batch.output import save_plan
     from mlops.batch.report import markdown, plan_markdown
     from mlops.batch.run import default_output, plan
     from mlops.errors import exit_on_user_error
+    from mlops.platform.storage import ObjectStore
     from mlops.project import resolve_project
-    from mlops.storage import ObjectStore
 
     with exit_on_user_error("batch plan"):
         store = ObjectStore.from_env()
@@ -65,14 +65,14 @@ def score_batch_shard(shard: dict, chunk_rows: int, metrics: Output[Metrics]) ->
     its predictions under the run's staging prefix (an atomic upload). Returns {"index", "rows", "seconds"}."""
     import json
 
-    from mlops.serving.model_files import request_scoring_threads
+    from mlops.registry.model_files import request_scoring_threads
 
     request_scoring_threads(1)  # before scikit-learn loads
     from mlops.batch.output import load_plan
     from mlops.batch.progress import Progress
     from mlops.batch.scoring import load_verified, score_shard
     from mlops.errors import exit_on_user_error
-    from mlops.storage import ObjectStore
+    from mlops.platform.storage import ObjectStore
 
     index = int(shard["index"])  # numbers in loop items may arrive as floats
     with exit_on_user_error(f"batch shard {index}"):
@@ -103,7 +103,7 @@ def commit_batch_predictions(
     from mlops.batch.output import commit, load_plan
     from mlops.batch.report import markdown
     from mlops.errors import DataError, exit_on_user_error
-    from mlops.storage import ObjectStore
+    from mlops.platform.storage import ObjectStore
 
     with exit_on_user_error("batch commit"):
         store = ObjectStore.from_env()

@@ -24,9 +24,9 @@ def evaluate_model(
     from pathlib import Path
 
     from mlops.errors import exit_on_user_error
+    from mlops.platform.storage import ObjectStore
     from mlops.project import resolve_project
     from mlops.stages import evaluate_candidate
-    from mlops.storage import ObjectStore
 
     with exit_on_user_error("evaluate"), tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore.from_env()

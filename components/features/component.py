@@ -22,9 +22,9 @@ def build_features(
     from pathlib import Path
 
     from mlops.errors import exit_on_user_error
+    from mlops.platform.storage import ObjectStore
     from mlops.project import dataset_uri, resolve_project
     from mlops.stages import build_features as build
-    from mlops.storage import ObjectStore
 
     with exit_on_user_error("features"), tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore.from_env()

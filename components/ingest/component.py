@@ -16,8 +16,8 @@ def ingest_data(
     """Fetch a Parquet dataset (s3:// or a path), check it is trainable, pass it on with its digest."""
     from collections import namedtuple
 
-    from mlops.datasets import ingest
     from mlops.errors import exit_on_user_error
+    from mlops.platform.datasets import ingest
 
     with exit_on_user_error("ingest"):
         info = ingest(data_uri, dataset.path, label_column, timestamp_column)

@@ -17,10 +17,10 @@ def promote_model(
     import json
     from collections import namedtuple
 
-    from mlops import tracking
     from mlops.errors import MlopsError, exit_on_user_error
+    from mlops.platform.storage import ObjectStore
     from mlops.stages import promote_candidate
-    from mlops.storage import ObjectStore
+    from mlops.training import tracking
 
     with exit_on_user_error("promote"):
         decision = json.loads(open(blessing.path).read())

@@ -19,9 +19,9 @@ def retrieve_training_data(
     from collections import namedtuple
 
     from mlops.errors import exit_on_user_error
+    from mlops.platform.storage import ObjectStore
     from mlops.project import dataset_uri, resolve_project
     from mlops.stages import retrieve_training_data as retrieve
-    from mlops.storage import ObjectStore
 
     with exit_on_user_error("retrieve"):
         store = ObjectStore.from_env()

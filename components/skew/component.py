@@ -22,9 +22,9 @@ def check_feature_skew(
     from pathlib import Path
 
     from mlops.errors import DataError, exit_on_user_error
+    from mlops.platform.storage import ObjectStore
     from mlops.project import resolve_project
     from mlops.stages import check_skew
-    from mlops.storage import ObjectStore
 
     with exit_on_user_error("skew"), tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore.from_env()

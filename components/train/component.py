@@ -24,13 +24,15 @@ def train_model(
     MLflow. ``model_params`` is a JSON object laid over the project's model params ("{}" for none)."""
     from collections import namedtuple
 
-    from mlops.datasets import DatasetInfo
     from mlops.errors import exit_on_user_error
+    from mlops.platform.datasets import DatasetInfo
+    from mlops.platform.storage import ObjectStore
     from mlops.project import dataset_uri, resolve_project
     from mlops.reports import training_summary_markdown
     from mlops.stages import train_and_log
-    from mlops.storage import ObjectStore
-    from mlops.training import confusion, model_params as laid_over_project, roc_points
+    from mlops.training.train import confusion
+    from mlops.training.train import model_params as laid_over_project
+    from mlops.training.train import roc_points
 
     with exit_on_user_error("train"):
         store = ObjectStore.from_env()
@@ -47,7 +49,7 @@ def train_model(
     trained = result.trained
     for name, value in trained.metrics.items():
         metrics.log_metric(f"validation_{name}", round(value, 6))
-    from mlops.gate import project_gate
+    from mlops.evaluation.gate import project_gate
 
     fpr, tpr, thresholds = roc_points(trained.validation_labels, trained.validation_scores)
     validation_curves.log_roc_curve(fpr, tpr, thresholds)

@@ -26,10 +26,11 @@ def validate_data(
     from pathlib import Path
 
     from mlops.errors import DataError, exit_on_user_error
+    from mlops.platform.storage import ObjectStore
     from mlops.project import dataset_uri, resolve_project
     from mlops.stages import validate_dataset
-    from mlops.storage import ObjectStore
-    from mlops.training import build_model, model_params as laid_over_project
+    from mlops.training.train import build_model
+    from mlops.training.train import model_params as laid_over_project
 
     with exit_on_user_error("validate"), tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore.from_env()

@@ -12,17 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops import tracking
-from mlops.datasets import DatasetInfo, fetch, read_parquet, require_columns
-from mlops.monitoring.reference import reference_profile
+from mlops.monitoring.reference import log_reference_profile, reference_profile
+from mlops.platform.datasets import DatasetInfo, fetch, read_parquet, require_columns
+from mlops.platform.storage import ObjectStore, sha256_file
 from mlops.project import Project
-from mlops.storage import ObjectStore, sha256_file
-from mlops.training import TrainedModel, train
+from mlops.registry.versions import register_model_version
+from mlops.training import tracking
+from mlops.training.train import TrainedModel, train
 
 if TYPE_CHECKING:
-    from mlops.evaluation import EvaluationResult
-    from mlops.gate import Blessing
-    from mlops.validation import ValidationResult
+    from mlops.evaluation.gate import Blessing
+    from mlops.evaluation.metrics import EvaluationResult
+    from mlops.validation.checks import ValidationResult
 
 
 @dataclass
@@ -40,14 +41,15 @@ def train_and_log(project: Project, dataset_path: str, dataset: DatasetInfo, par
     trained = train(project, df, params, source=dataset.uri)
     profile = reference_profile(trained, df, metadata={"dataset_uri": dataset.uri, "dataset_digest": dataset.digest})
     run = tracking.log_training_run(project, trained, dataset, experiment or project.names.experiment,
-                                    sample=df.head(100), tags=tags, profile=profile)
+                                    sample=df.head(100), tags=tags,
+                                    within_run=lambda: log_reference_profile(profile))
     return TrainStageResult(run, trained)
 
 
 def register(model_uri: str, model_name: str, run_id: str, dataset_digest: str) -> str:
     """Register the run's model as a new version; returns the version number."""
     tracking.connect()
-    return tracking.register_model_version(model_uri, model_name, run_id,
+    return register_model_version(model_uri, model_name, run_id,
                                            tags={"mlops.dataset_digest": dataset_digest})
 
 
@@ -81,9 +83,9 @@ def validate_dataset(data_uri: str, contract_ref: str, report_dir: str | Path,
     ``reports/validation/<dataset>/<data digest>/``: a failing pipeline step
     keeps no output artifacts, so that is where its report stays readable.
     """
-    from mlops.contract import resolve_contract
-    from mlops.validation import validate_parquet
-    from mlops.validation_report import validation_html, validation_markdown
+    from mlops.validation.checks import validate_parquet
+    from mlops.validation.contract import resolve_contract
+    from mlops.validation.report import validation_html, validation_markdown
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,8 @@ def build_features(project: Project, data_uri: str, report_dir: str | Path,
     from datetime import timedelta
 
     from mlops.errors import DataError
-    from mlops.features import definitions, engineering, store as feature_store
+    from mlops.features import definitions, engineering
+    from mlops.features import store as feature_store
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = read_parquet(fetch(data_uri, Path(tmp) / "raw.parquet", store), data_uri)
@@ -157,10 +160,11 @@ def retrieve_training_data(project: Project, data_uri: str, snapshot_uri: str, t
     no longer reads ``snapshot_uri`` (another run applied a different snapshot
     in between): the rows would silently come from other features.
     """
-    from mlops.datasets import check_training_data
     from mlops.errors import DataError
-    from mlops.evaluation import split_test
-    from mlops.features import engineering, store as feature_store
+    from mlops.evaluation.metrics import split_test
+    from mlops.features import engineering
+    from mlops.features import store as feature_store
+    from mlops.platform.datasets import check_training_data
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = read_parquet(fetch(data_uri, Path(tmp) / "raw.parquet", store), data_uri)
@@ -192,7 +196,8 @@ def check_skew(project: Project, served_uri: str, report_dir: str | Path, store:
     from the same Feast definitions.
     Writes ``skew.json`` and ``skew.md`` into ``report_dir`` and returns the report.
     """
-    from mlops.features import skew, store as feature_store
+    from mlops.features import skew
+    from mlops.features import store as feature_store
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -245,10 +250,10 @@ def evaluate_candidate(project: Project, test_path: str | Path, model_uri: str, 
     ``report_dir`` and, with ``store``, publishes them to
     ``reports/gate/<model>/<run id>/``.
     """
-    from mlops import registry
-    from mlops.evaluation import custom_metrics, evaluate
-    from mlops.evaluation_report import gate_html, gate_markdown
-    from mlops.gate import decide, project_gate
+    from mlops.evaluation.gate import decide, project_gate
+    from mlops.evaluation.metrics import custom_metrics, evaluate
+    from mlops.evaluation.report import gate_html, gate_markdown
+    from mlops.registry import promotion as registry
 
     tracking.connect()
     model_name = project.names.model
@@ -308,8 +313,8 @@ def promote_candidate(store: ObjectStore, model_uri: str, model_name: str, run_i
     """
     from mlflow import MlflowClient
 
-    from mlops import registry
-    from mlops.audit import default_actor
+    from mlops.registry import promotion as registry
+    from mlops.registry.audit import default_actor
 
     # A rerun after a crash between registering and moving the aliases reuses
     # the version this run already registered instead of adding a duplicate.
@@ -320,8 +325,8 @@ def promote_candidate(store: ObjectStore, model_uri: str, model_name: str, run_i
     # What the gate compared against: a later manual production promotion
     # (after an approval) is a compare-and-set against this same champion.
     client = MlflowClient()
-    client.set_model_version_tag(model_name, version, "mlops.gate.champion", champion_version or "none")
-    client.set_model_version_tag(model_name, version, "mlops.gate.report", report_uri or "")
+    client.set_model_version_tag(model_name, version, registry.GATE_CHAMPION_TAG, champion_version or "none")
+    client.set_model_version_tag(model_name, version, registry.GATE_REPORT_TAG, report_uri or "")
     actor = f"pipeline ({default_actor()})"
     details = {"gate_report": report_uri, "metrics": {k: round(v, 6) for k, v in metrics.items()}, "run_id": run_id}
     registry.promote(store, model_name, version, registry.STAGING,

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops.errors import DataError, StorageError
-from mlops.storage import ObjectStore, is_s3_uri, parse_s3_uri
+from mlops.platform.storage import ObjectStore, is_s3_uri, parse_s3_uri
 
 PARQUET_SUFFIX = ".parquet"
 

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from mlops.batch.inputs import InputFile, open_parquet
 from mlops.batch.plan import Job
 from mlops.errors import DataError, StorageError
-from mlops.storage import MANIFEST, ObjectStore, join_key, parse_s3_uri
+from mlops.platform.storage import MANIFEST, ObjectStore, join_key, parse_s3_uri
 
 FORMAT = "mlops.batch-predictions/1"
 STAGING = "_staging"

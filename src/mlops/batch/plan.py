@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 
 from mlops.batch.inputs import InputFile
-from mlops.serving.model_files import ModelRef
+from mlops.registry.model_files import ModelRef
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The KFP pipeline runs the same three steps as separate tasks (the shards
 under ``dsl.ParallelFor``); :func:`run_batch_prediction` runs them on this
 machine, the shards in parallel worker processes with one scoring thread
-each (call :func:`mlops.serving.model_files.request_scoring_threads` before
+each (call :func:`mlops.registry.model_files.request_scoring_threads` before
 scikit-learn loads, as the CLI does).
 """
 
@@ -27,8 +27,8 @@ from mlops.batch.plan import Job, make_shards
 from mlops.batch.progress import Progress
 from mlops.batch.scoring import DEFAULT_CHUNK_ROWS, ShardResult, load_verified, score_shard
 from mlops.errors import DataError, MlopsError, PipelineError
-from mlops.serving.model_files import LoadedModel, resolve_model
-from mlops.storage import ObjectStore
+from mlops.platform.storage import ObjectStore
+from mlops.registry.model_files import LoadedModel, resolve_model
 
 
 def usable_cpus() -> int:
@@ -63,8 +63,8 @@ def plan(project, input_uri: str, output_uri: str, version_or_alias: str = "prod
     is not ours, an unknown model version or alias, files that do not match
     the registered digest.
     """
-    from mlops import tracking
     from mlops.serving.predictor import decision_threshold
+    from mlops.training import tracking
 
     if shards < 1:
         raise DataError(f"shards must be at least 1, got {shards}")

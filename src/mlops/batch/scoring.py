@@ -25,8 +25,8 @@ from mlops.batch.inputs import open_parquet
 from mlops.batch.output import Output
 from mlops.batch.plan import Job
 from mlops.errors import ServingError
-from mlops.serving.model_files import LoadedModel, ModelRef, fetch_model, load_model, model_cache_dir
-from mlops.storage import ObjectStore
+from mlops.platform.storage import ObjectStore
+from mlops.registry.model_files import LoadedModel, ModelRef, fetch_model, load_model, model_cache_dir
 
 DEFAULT_CHUNK_ROWS = 65_536
 
@@ -47,7 +47,7 @@ def load_verified(ref: ModelRef, store: ObjectStore | None = None, *,
                   expected_columns: tuple[tuple[str, str], ...] | None = None, threads: int = 1) -> LoadedModel:
     """The version ``ref`` names, fetched and checked against its registered digest; ``threads`` scoring threads.
 
-    Call :func:`mlops.serving.model_files.request_scoring_threads` before
+    Call :func:`mlops.registry.model_files.request_scoring_threads` before
     anything loads scikit-learn for the limit to hold from the start; the
     limit applied here covers runtimes loaded already.
     """

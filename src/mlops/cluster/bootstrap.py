@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlops.errors import ConfigError, StorageError
-from mlops.storage import ObjectStore, parse_s3_uri
+from mlops.platform.storage import ObjectStore, parse_s3_uri
 
 DEMO_ROWS = 20_000  # what `make demo` trains on, so both paths tell the same story
 
@@ -56,7 +56,7 @@ def bootstrap(store: ObjectStore, *, buckets: list[str], project=None, seed_uri:
               progress: Callable[[str], None] = print) -> BootstrapResult:
     """Create ``buckets`` (the store's own bucket first) and, with ``project``, seed its demo data at
     ``seed_uri`` (default: the project's training data location) unless present."""
-    from mlops.datasets import write_table
+    from mlops.platform.datasets import write_table
     from mlops.project import dataset_uri
     from mlops.project.data import generate_data
 

@@ -34,6 +34,7 @@ NAMESPACE = "mlops"
 PLATFORM_CONFIG = "manifests/base/platform-config"
 COMPILED = "pipelines/compiled"
 CANARY_PERCENT = 30
+E2E_ACTOR, E2E_REASON = "kind-e2e", "cluster end-to-end check"  # who the approvals and promotions name
 
 
 class ClusterCheckFailed(MlopsError):
@@ -123,8 +124,8 @@ def run_training(client, project, pipeline: tuple[str, str], model_params: dict,
     """
     import json
 
-    from mlops import registry
     from mlops.project import cluster_source
+    from mlops.registry import promotion as registry
 
     model = project.names.model
     params = {"project": cluster_source(project), "model_params": json.dumps(model_params)}
@@ -152,13 +153,6 @@ def _experiment_id(client, name: str) -> str:
         return client.get_experiment(experiment_name=name).experiment_id
     except ValueError:  # kfp: no experiment of that name
         return client.create_experiment(name=name).experiment_id
-
-
-def _cli(*argv: str) -> None:
-    from mlops.cli import main
-
-    if main(list(argv)) != 0:
-        raise ClusterCheckFailed(f"`mlops {' '.join(argv)}` failed (its error is above)")
 
 
 def gateway_host(isvc: dict, name: str) -> str:
@@ -195,11 +189,13 @@ def run_e2e(project, root: str | Path = ".", cluster: str = "mlops", image: str 
     train in Kubeflow, KServe serves them, one canary step splits and rolls back."""
     import kfp
 
-    from mlops import registry
     from mlops.errors import ConfigError
+    from mlops.evaluation.gate import project_gate
+    from mlops.platform.storage import ObjectStore
+    from mlops.registry import promotion as registry
     from mlops.rollout.cluster import ClusterTraffic
     from mlops.serving.traffic_replay import known_ids
-    from mlops.storage import ObjectStore
+    from mlops.training import tracking
 
     if project.demo is None:
         raise ConfigError(f"{project.where} has no demo section: the e2e check trains its first and better models")
@@ -212,6 +208,8 @@ def run_e2e(project, root: str | Path = ".", cluster: str = "mlops", image: str 
     _step(f"Kubeflow Pipelines at {endpoints.kfp}: upload every compiled pipeline", started)
     client = kfp.Client(host=endpoints.kfp)
     pipelines = upload_pipelines(client, root / COMPILED)
+    tracking.connect()
+    store = ObjectStore.from_env()
     training = pipelines["training"]
 
     _step("the compiled training pipeline in the cluster, on the seeded demo data (first model)", started)
@@ -221,13 +219,13 @@ def run_e2e(project, root: str | Path = ".", cluster: str = "mlops", image: str 
     blessed = run_training(client, project, training, project.demo.first, "first", run_timeout_s,
                            require_blessed=production is None)
     if production is None:
-        _cli("approve", model, blessed, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
-        _cli("promote", model, blessed, "--by", "kind-e2e", "--reason", "cluster end-to-end check",
-             "--project", project.source)
+        registry.approve(store, model, blessed, E2E_ACTOR, E2E_REASON)
+        registry.promote_blessed(store, model, blessed, high_stakes=project_gate(project).high_stakes,
+                                 actor=E2E_ACTOR, reason=E2E_REASON)
     first = production or blessed
 
     _step(f"serve production v{first} as InferenceService {NAMESPACE}/{model}; V2 through the gateway", started)
-    traffic = ClusterTraffic(ObjectStore.from_env(), model, project, NAMESPACE)
+    traffic = ClusterTraffic(store, model, project, NAMESPACE)
     host = gateway_host(traffic.serve(first, image), model)
     ids = known_ids(project, limit=500)
     answered = send(endpoints, project, host, ids, requests=20)
@@ -236,7 +234,7 @@ def run_e2e(project, root: str | Path = ".", cluster: str = "mlops", image: str 
 
     _step("a better candidate from the same pipeline; one canary step, then back to production alone", started)
     candidate = run_training(client, project, training, project.demo.better, "candidate", run_timeout_s)
-    _cli("approve", model, candidate, "--by", "kind-e2e", "--reason", "cluster end-to-end check")
+    registry.approve(store, model, candidate, E2E_ACTOR, E2E_REASON)
     traffic.deploy(candidate)
     traffic.set_canary(first, candidate, CANARY_PERCENT)
     answered = send(endpoints, project, host, ids, requests=60)

@@ -3,7 +3,7 @@
 Each kustomization under manifests/ is built with ``kubectl kustomize`` (the
 kubectl of requirements.lock) and every object is checked:
 
-- strictly against its schema (mlops.k8s_schema: unknown fields, wrong types);
+- strictly against its schema (mlops.cluster.k8s_schema: unknown fields, wrong types);
 - images pinned: a tag that is not ``latest``, or a digest;
 - containers non-root, without privilege escalation, dropping every
   capability, with CPU and memory requests and limits;
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from mlops.cluster.k8s_schema import validate_manifest
 from mlops.errors import ConfigError
-from mlops.k8s_schema import validate_manifest
 
 CREDENTIAL_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.IGNORECASE)
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")

@@ -45,9 +45,9 @@ from redis.retry import Retry
 from mlops.errors import ConfigError, DataError, FeatureStoreError, StorageError
 from mlops.features.definitions import FEAST_TYPES, FeatureDefinitions
 from mlops.features.engineering import entity_ids, utc_timestamps
+from mlops.platform.settings import s3_settings
+from mlops.platform.storage import ObjectStore, is_s3_uri, join_key, parse_s3_uri, sha256_file
 from mlops.project import Project
-from mlops.settings import s3_settings
-from mlops.storage import ObjectStore, is_s3_uri, join_key, parse_s3_uri, sha256_file
 
 ONLINE_STORES = ("sqlite", "redis")
 ENV_ONLINE_STORE = "MLOPS_FEAST_ONLINE_STORE"

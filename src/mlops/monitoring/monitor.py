@@ -16,14 +16,15 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from mlops import audit, registry
 from mlops.errors import DataError
 from mlops.monitoring.drift import DriftReport, compare
 from mlops.monitoring.performance import (LabelJoin, LabelSpec, WindowPerformance, as_utc, join_labels,
                                           realized_performance, resolve_kpi)
 from mlops.monitoring.policy import IGNORE, NOTIFY, RETRAIN, ROLLBACK, MonitoringPolicy
 from mlops.monitoring.profile import PROBABILITY, Profile
-from mlops.storage import ObjectStore
+from mlops.platform.storage import ObjectStore
+from mlops.registry import audit
+from mlops.registry import promotion as registry
 
 # How long predictions wait for their labels: older ones are still joined for realized performance.
 LABEL_LOOKBACK_DAYS = 180
@@ -315,7 +316,7 @@ def _pipeline_project(ctx: ActContext) -> str:
 
 def report_prefix(store: ObjectStore, result: MonitorResult) -> str:
     """reports/monitoring/<model>/<window end>: set as the result's report address before rendering."""
-    from mlops.storage import join_key
+    from mlops.platform.storage import join_key
 
     stamp = result.window_end.replace(":", "").replace("+00:00", "Z")
     prefix = join_key("reports", "monitoring", result.model, stamp)

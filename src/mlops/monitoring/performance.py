@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.errors import ConfigError, DataError
-from mlops.training import classification_metrics
+from mlops.training.train import classification_metrics
 
 LOGGED_AT = "logged_at"
 VERSION = "model_version"

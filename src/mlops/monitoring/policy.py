@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.config_files import mapping, number
 from mlops.errors import ConfigError
 from mlops.monitoring.drift import DriftOptions
 from mlops.monitoring.performance import resolve_kpi
+from mlops.platform.config_files import mapping, number
 
 RETRAIN, ROLLBACK, NOTIFY, IGNORE = "retrain", "rollback", "notify", "ignore"
 ACTIONS = (RETRAIN, ROLLBACK, NOTIFY, IGNORE)
@@ -119,7 +119,7 @@ def parse_policy(raw: Any, where: str = "monitoring policy", project=None, folde
 
 
 def load_policy(path: str | Path, project=None) -> MonitoringPolicy:
-    from mlops.config_files import read_yaml
+    from mlops.platform.config_files import read_yaml
 
     path = Path(path)
     return parse_policy(read_yaml(path, "monitoring policy"), str(path), project, path.resolve().parent)

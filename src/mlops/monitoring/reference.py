@@ -15,7 +15,7 @@ import pandas as pd
 from mlops.errors import DataError, TrackingError
 from mlops.monitoring.profile import PROBABILITY, Profile
 from mlops.monitoring.statistics import CATEGORICAL, NUMERIC
-from mlops.training import TrainedModel
+from mlops.training.train import TrainedModel
 
 ARTIFACT_DIR = "monitoring"
 ARTIFACT_NAME = "reference_profile.json"

@@ -27,15 +27,15 @@ class MonitorRun:
 
 def _context(project, policy: str | None, rollout_policy: str | None, target: str, training_data: str | None,
              namespace: str | None, launch: bool, actor: str | None, progress) -> ActContext:
-    from mlops import tracking
     import tempfile
     from pathlib import Path
 
-    from mlops.audit import default_actor
-    from mlops.config_files import resolve_config_file
-    from mlops.gate import project_gate
+    from mlops.evaluation.gate import project_gate
     from mlops.monitoring.policy import load_policy, project_policy
-    from mlops.storage import ObjectStore
+    from mlops.platform.config_files import resolve_config_file
+    from mlops.platform.storage import ObjectStore
+    from mlops.registry.audit import default_actor
+    from mlops.training import tracking
 
     tracking.connect()
     store = ObjectStore.from_env()
@@ -51,7 +51,7 @@ def _context(project, policy: str | None, rollout_policy: str | None, target: st
 
 
 def _evaluate(model: str, ctx: ActContext, labels_uri: str | None, now) -> MonitorResult:
-    from mlops.datasets import read_tables
+    from mlops.platform.datasets import read_tables
     from mlops.project.data import encode_labels
 
     project = ctx.project
@@ -115,7 +115,7 @@ def carry_out_decision(project, result_json: str, *, policy: str | None = None, 
     for action in result.actions:
         progress(f"  {action}")
     if result.report_uri:
-        from mlops.storage import parse_s3_uri
+        from mlops.platform.storage import parse_s3_uri
 
         bucket, prefix = parse_s3_uri(result.report_uri + "actions.json")
         ctx.store.put_bytes(json.dumps({"decision": result.decision, "actions": result.actions}, indent=2).encode(),

@@ -32,7 +32,7 @@ class Launch:
 def launch_pipeline(name: str, arguments: dict, target: str, run_name: str, timeout_s: float = 3 * 3600,
                     progress=print) -> Launch:
     """Run compiled pipeline ``name`` (e.g. "training") with ``arguments`` and wait for it."""
-    from mlops.local_run import pipeline_file
+    from mlops.platform.local_run import pipeline_file
 
     path = pipeline_file(name)
     if target == "local":
@@ -43,8 +43,8 @@ def launch_pipeline(name: str, arguments: dict, target: str, run_name: str, time
 
 
 def _launch_local(name, path, arguments, run_name, progress) -> Launch:
-    from mlops.local_platform import state_dir
-    from mlops.local_run import run_local
+    from mlops.platform.local import state_dir
+    from mlops.platform.local_run import run_local
 
     log_file = state_dir() / "logs" / f"{run_name}.log"
     progress(f"launching the {name} pipeline with kfp.local (task logs: {log_file})")

@@ -75,8 +75,8 @@ def init_project(parent: str | Path, name: str, data: pd.DataFrame | None = None
 
 
 def _from_data(folder: Path, name: str, data: pd.DataFrame, columns: DataColumns, source: str) -> None:
-    from mlops.contract import infer_contract, write_contract_files
     from mlops.features.engineering import compute_features
+    from mlops.validation.contract import infer_contract, write_contract_files
 
     if data.empty:
         raise DataError(f"{source} holds no rows: a project is inferred from a sample of its data")

@@ -111,7 +111,7 @@ def push_project(root: str | Path, store) -> str:
 
 def fetch_project(uri: str, cache_dir: str | Path | None = None, store=None) -> Path:
     """A verified local folder for a pushed archive: unpacked, and its digest equal to the one its key names."""
-    from mlops.storage import ObjectStore, parse_s3_uri
+    from mlops.platform.storage import ObjectStore, parse_s3_uri
 
     bucket, key = parse_s3_uri(uri)
     match = _ARCHIVE_KEY.match(key)

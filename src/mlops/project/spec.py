@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.config_files import mapping, number, read_yaml
 from mlops.errors import ConfigError
+from mlops.platform.config_files import mapping, number, read_yaml
 
 PROJECT_FILE = "project.yaml"
 FEATURE_TYPES = ("float", "integer", "string")  # Feast Float64, Int64, String

@@ -40,8 +40,8 @@ from pathlib import Path
 import yaml
 
 from mlops.errors import RolloutError
+from mlops.registry.model_files import ModelRef, resolve_model
 from mlops.rollout.traffic import wait_for_shadow
-from mlops.serving.model_files import ModelRef, resolve_model
 from mlops.serving.routing import Routing, ShadowTarget, write_routing
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "inferenceservice.yaml"

@@ -22,12 +22,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from mlops import audit, registry
 from mlops.errors import RolloutError
+from mlops.platform.storage import ObjectStore, join_key
+from mlops.registry import audit
+from mlops.registry import promotion as registry
 from mlops.rollout import analysis
 from mlops.rollout.policy import Phase, RolloutPolicy
 from mlops.rollout.traffic import TrafficDriver
-from mlops.storage import ObjectStore, join_key
 
 PROMOTED, ROLLED_BACK = "promoted", "rolled_back"
 

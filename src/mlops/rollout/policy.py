@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.config_files import mapping, number
 from mlops.errors import ConfigError
-
+from mlops.platform.config_files import mapping, number
 
 # metric -> phases it can be measured in
 METRICS = {
@@ -101,13 +100,13 @@ def parse_policy(raw: Any, where: str = "rollout policy") -> RolloutPolicy:
 
 
 def load_policy(path: str | Path) -> RolloutPolicy:
-    from mlops.config_files import read_yaml
+    from mlops.platform.config_files import read_yaml
 
     return parse_policy(read_yaml(path, "rollout policy"), str(path))
 
 
 def resolve_policy(ref: str, cache_dir: Path, store=None) -> RolloutPolicy:
     """A rollout policy from a local path (a project's rollout.yaml) or an s3:// URI."""
-    from mlops.config_files import resolve_config_file
+    from mlops.platform.config_files import resolve_config_file
 
     return load_policy(resolve_config_file(ref, "rollout policy", cache_dir, store))

@@ -35,12 +35,12 @@ def run_rollout(project, candidate: str, *, policy: str | None = None,
                 namespace: str | None = None, progress=print) -> RolloutResult:
     """Resolve the candidate (a version or an alias), the policy (the project's unless ``policy`` names a file)
     and the gate's stakes, then roll out the project's model."""
-    from mlops import tracking
-    from mlops.audit import default_actor
-    from mlops.gate import project_gate
+    from mlops.evaluation.gate import project_gate
+    from mlops.platform.storage import ObjectStore
+    from mlops.registry.audit import default_actor
+    from mlops.registry.model_files import resolve_model
     from mlops.rollout.policy import resolve_policy
-    from mlops.serving.model_files import resolve_model
-    from mlops.storage import ObjectStore
+    from mlops.training import tracking
 
     tracking.connect()
     store = ObjectStore.from_env()

@@ -11,9 +11,9 @@ import time
 from typing import Protocol
 
 from mlops.errors import RolloutError
+from mlops.platform.storage import ObjectStore
 from mlops.rollout.analysis import scrape
 from mlops.serving.routing import Routing, ShadowTarget, write_routing
-from mlops.storage import ObjectStore
 
 
 class TrafficDriver(Protocol):

@@ -20,8 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mlops.errors import ServingError
-from mlops.local_platform import HOST, free_ports, port_is_free, state_dir
-from mlops.processes import Service, http_ok, start_process, stop_processes, wait_until_ready
+from mlops.platform.local import HOST, free_ports, port_is_free, state_dir
+from mlops.platform.processes import Service, http_ok, start_process, stop_processes, wait_until_ready
 
 DEFAULT_TRANSFORMER_PORT = 8080
 READY_TIMEOUT_S = 120.0

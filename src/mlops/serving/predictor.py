@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops.serving.http_server import VERSION_HEADER, import_kserve
-from mlops.serving.model_files import (LoadedModel, fetch_model, load_model, model_cache_dir,
-                                       request_scoring_threads, resolve_model)
 from mlops.errors import BadRequest
+from mlops.registry.model_files import (LoadedModel, fetch_model, load_model, model_cache_dir, request_scoring_threads,
+                                        resolve_model)
 from mlops.serving import open_inference
+from mlops.serving.http_server import VERSION_HEADER, import_kserve
 from mlops.serving.request_schema import RequestSchema
 
 kserve = import_kserve()
@@ -101,7 +101,7 @@ class ServedModel(kserve.Model):
 
 def decision_threshold(project) -> float:
     """The operating point the project's evaluation gate judged the model at: one home for it."""
-    from mlops.gate import project_gate
+    from mlops.evaluation.gate import project_gate
 
     return project_gate(project).decision_threshold
 
@@ -119,7 +119,7 @@ def build_model(args: argparse.Namespace) -> "ServedModel":
                                "KServe's storage initializer are verified against the registered digest")
         model_dir, version, digest = args.model_dir, args.model_version, args.model_digest
     else:
-        from mlops import tracking
+        from mlops.training import tracking
 
         tracking.connect()
         ref = resolve_model(args.model_name, args.model_version or "production")
@@ -167,10 +167,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from threadpoolctl import threadpool_limits
+
     from mlops.errors import exit_on_user_error
     from mlops.serving.http_server import serve
-
-    from threadpoolctl import threadpool_limits
 
     args, unknown = parser().parse_known_args(argv)
     request_scoring_threads(args.threads)  # before scikit-learn loads (at model load, below)

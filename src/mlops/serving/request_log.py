@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from prometheus_client import Counter, Gauge
 
-from mlops.storage import ObjectStore, join_key
+from mlops.platform.storage import ObjectStore, join_key
 
 LOG_PREFIX = "inference-log"
 LOGGED_ROWS = Counter("mlops_request_log_rows_total", "Inference rows handed to the request log, by fate",

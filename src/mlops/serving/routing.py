@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from urllib.parse import urlparse
 
 from mlops.errors import ConfigError
-from mlops.storage import ObjectStore, join_key
+from mlops.platform.storage import ObjectStore, join_key
 
 
 @dataclass(frozen=True)

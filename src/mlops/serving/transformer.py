@@ -31,10 +31,10 @@ import orjson
 import pandas as pd
 
 from mlops.errors import BadRequest, UpstreamError
+from mlops.project import Project
 from mlops.serving import open_inference
 from mlops.serving.http_server import SERVER_TIMING, UNKNOWN_VERSION, VERSION_HEADER, import_kserve, upstream_client
 from mlops.serving.request_schema import _flatten, is_text
-from mlops.project import Project
 from mlops.serving.routing import Routing, ShadowTarget, read_routing
 
 kserve = import_kserve()
@@ -400,10 +400,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     from mlops.errors import ConfigError, exit_on_user_error
     from mlops.features import store as feature_store
+    from mlops.platform.storage import ObjectStore
     from mlops.project import resolve_project
     from mlops.serving.http_server import serve
     from mlops.serving.request_log import RequestLog
-    from mlops.storage import ObjectStore
 
     args, unknown = parser().parse_known_args(argv)
     if unknown:

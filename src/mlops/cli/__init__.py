@@ -1,0 +1,1 @@
+"""`mlops`, the command line: one module per command group; `main` assembles them."""

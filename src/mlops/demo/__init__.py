@@ -1,0 +1,1 @@
+"""`make demo`: the whole lifecycle on this machine, told step by step, and its closing page."""

@@ -1,0 +1,297 @@
+"""Validate a dataset against its data contract and the reference profile.
+
+One streaming pass over the Parquet file, batch by batch: memory stays
+bounded by the larger of the batch and the file's row group (plus 8 bytes
+per row for key hashes), however many rows there are. Every check runs and every failure is collected; each
+finding carries its check family's severity from the contract, and the
+batch passes when no finding is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mlops import stats
+from mlops.errors import DataError
+from mlops.platform.datasets import ROW_GROUP_ROWS
+from mlops.validation.contract import ColumnSpec, Contract, load_reference_profile
+
+# Streaming unit. pyarrow decodes a whole row group even for a smaller batch, so
+# memory is bounded by max(BATCH_ROWS, the file's row group size); our writers
+# use ROW_GROUP_ROWS, files from elsewhere may have larger groups.
+BATCH_ROWS = ROW_GROUP_ROWS
+_EXAMPLES = 5
+
+
+@dataclass
+class Finding:
+    """One thing wrong with the batch, named after the check that found it."""
+
+    check: str  # e.g. "range.below_min"; the part before the dot is its family
+    severity: str
+    column: str | None
+    message: str
+    observed: Any = None
+    expected: Any = None
+
+    @property
+    def family(self) -> str:
+        return self.check.split(".", 1)[0]
+
+
+@dataclass
+class ColumnSummary:
+    name: str
+    type: str  # the contract's type
+    arrow_type: str | None
+    rows: int = 0
+    missing: int = 0
+    minimum: float | None = None
+    maximum: float | None = None
+    top: dict[str, int] = field(default_factory=dict)
+    drift_method: str | None = None
+    drift_value: float | None = None
+    drift_threshold: float | None = None
+    drifted: bool = False
+
+    @property
+    def missing_fraction(self) -> float:
+        return self.missing / self.rows if self.rows else 0.0
+
+
+@dataclass
+class ValidationResult:
+    dataset: str
+    contract_version: int
+    source: str
+    rows: int
+    findings: list[Finding]
+    columns: dict[str, ColumnSummary]
+    # Profiles of the batch and the reference, for plots (not serialised whole).
+    profiles: dict[str, Any] = field(default_factory=dict, repr=False)
+    reference: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+    def summary(self, limit: int = 8) -> str:
+        """One paragraph a person reads first: verdict, then the errors."""
+        head = (f"{self.source}: {'PASSED' if self.passed else 'FAILED'} against contract {self.dataset} "
+                f"v{self.contract_version} ({self.rows} rows; {len(self.errors)} errors, {len(self.warnings)} warnings)")
+        lines = [f"  - {f.check} [{f.column or '*'}]: {f.message}" for f in (self.errors or self.warnings)[:limit]]
+        more = len(self.errors or self.warnings) - limit
+        return "\n".join([head, *lines, *([f"  ... and {more} more"] if more > 0 else [])])
+
+    def to_json(self) -> dict:
+        return {"dataset": self.dataset, "contract_version": self.contract_version, "source": self.source,
+                "rows": self.rows, "passed": self.passed,
+                "errors": len(self.errors), "warnings": len(self.warnings),
+                "findings": [asdict(f) for f in self.findings],
+                "columns": {n: asdict(c) | {"missing_fraction": c.missing_fraction} for n, c in self.columns.items()}}
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return str(value)
+
+
+# -- type checks from the Parquet schema ----------------------------------------
+def _type_matches(spec: ColumnSpec, arrow_type: pa.DataType) -> bool:
+    if pa.types.is_null(arrow_type):  # no values were ever written: no type to contradict
+        return True
+    if spec.type == "integer":
+        return pa.types.is_integer(arrow_type)
+    if spec.type == "float":
+        return pa.types.is_floating(arrow_type) or pa.types.is_integer(arrow_type)
+    if spec.type in ("string", "category"):
+        return (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+                or pa.types.is_dictionary(arrow_type))
+    if spec.type == "boolean":
+        return pa.types.is_boolean(arrow_type)
+    return pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+
+
+class _ColumnAccumulator:
+    """Everything one column's checks need, folded in batch by batch."""
+
+    def __init__(self, spec: ColumnSpec, reference: Any | None) -> None:
+        self.spec = spec
+        self.rows = self.missing = 0
+        self.below = self.above = 0
+        self.below_examples: list[float] = []
+        self.above_examples: list[float] = []
+        if spec.numeric:
+            edges = reference.edges if isinstance(reference, stats.NumericProfile) else [float("-inf"), float("inf")]
+            self.profile: Any = stats.NumericProfile.empty(edges)
+        elif spec.categorical or spec.type == "string":
+            self.profile = stats.CategoricalProfile() if spec.type != "string" else None
+        else:
+            self.profile = None
+
+    def add(self, column: pa.ChunkedArray | pa.Array) -> None:
+        self.rows += len(column)
+        self.missing += column.null_count
+        if self.spec.numeric:
+            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            self.missing += int(np.isnan(values).sum()) - column.null_count  # NaN counts as missing too
+            self.profile.add(values)
+            if self.spec.min is not None:
+                low = values[values < self.spec.min]
+                self.below += low.size
+                self.below_examples = (self.below_examples + np.sort(low)[:_EXAMPLES].tolist())[:_EXAMPLES]
+            if self.spec.max is not None:
+                high = values[values > self.spec.max]
+                self.above += high.size
+                self.above_examples = (self.above_examples + np.sort(high)[::-1][:_EXAMPLES].tolist())[:_EXAMPLES]
+        elif self.profile is not None:
+            counts = pc.value_counts(pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column)
+            self.profile.add_counts({v.as_py(): c.as_py() for v, c in zip(counts.field("values"), counts.field("counts"))
+                                     if v.is_valid})
+
+
+def validate_parquet(path: str | Path, contract: Contract, source: str | None = None) -> ValidationResult:
+    """Check the Parquet file at ``path`` against ``contract``; collect every finding."""
+    path = Path(path)
+    source = source or str(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read {source} as Parquet: {exc}") from None
+    schema = parquet.schema_arrow
+    rows = parquet.metadata.num_rows
+    reference = load_reference_profile(contract)
+    ref_profiles = reference[1] if reference else {}
+    severity = contract.severity
+    findings: list[Finding] = []
+
+    def find(check: str, column: str | None, message: str, observed=None, expected=None) -> None:
+        findings.append(Finding(check, severity[check.split(".")[0]], column, message, observed, expected))
+
+    # Schema: missing and extra columns, types (from the file's schema, no data read).
+    present = {name: schema.field(name).type for name in schema.names}
+    summaries = {n: ColumnSummary(n, s.type, str(present[n]) if n in present else None)
+                 for n, s in contract.columns.items()}
+    for name, spec in contract.columns.items():
+        if name not in present:
+            find("schema.missing_column", name, f"column {name!r} ({spec.type}) is missing", None, spec.type)
+        elif not _type_matches(spec, present[name]):
+            find("schema.type", name, f"column {name!r} has type {present[name]}, the contract says {spec.type}",
+                 str(present[name]), spec.type)
+    extra = [n for n in present if n not in contract.columns]
+    if extra and not contract.allow_extra_columns:
+        for name in extra:
+            find("schema.extra_column", name, f"column {name!r} is not in the contract", str(present[name]), None)
+
+    # Rows.
+    if rows == 0:
+        find("rows.empty", None, "the batch is empty (0 rows)", 0, f">= {contract.min_rows}")
+    elif rows < contract.min_rows or (contract.max_rows is not None and rows > contract.max_rows):
+        find("rows.count", None, f"{rows} rows is outside the contract's bounds "
+             f"[{contract.min_rows}, {contract.max_rows if contract.max_rows is not None else 'inf'}]",
+             rows, [contract.min_rows, contract.max_rows])
+
+    # One streaming pass over the columns whose type is right.
+    checked = [n for n, s in contract.columns.items() if n in present and _type_matches(s, present[n])]
+    accumulators = {n: _ColumnAccumulator(contract.columns[n], ref_profiles.get(n)) for n in checked}
+    key_hashes: list[np.ndarray] = []
+    key_ok = bool(contract.key) and all(k in checked for k in contract.key)
+    for batch in (parquet.iter_batches(batch_size=BATCH_ROWS, columns=checked) if checked else []):
+        for name in checked:
+            accumulators[name].add(batch.column(name))
+        if key_ok:
+            keys = pd.DataFrame({k: batch.column(k).to_pandas() for k in contract.key})
+            key_hashes.append(pd.util.hash_pandas_object(keys, index=False).to_numpy())
+
+    for name, acc in accumulators.items():
+        spec, summary = acc.spec, summaries[name]
+        summary.rows, summary.missing = acc.rows, acc.missing
+        fraction = acc.missing / acc.rows if acc.rows else 0.0
+        if acc.rows and acc.missing == acc.rows:
+            find("missing.all_null", name, f"column {name!r} is entirely null ({acc.rows} rows): a broken feed?",
+                 1.0, spec.max_missing)
+        elif not spec.nullable and acc.missing:
+            find("missing.not_nullable", name, f"column {name!r} must not be null but has {acc.missing} missing "
+                 f"values ({fraction:.2%})", fraction, 0.0)
+        elif fraction > spec.max_missing:
+            find("missing.fraction", name, f"column {name!r} is {fraction:.2%} missing, above the contract's "
+                 f"{spec.max_missing:.2%}", round(fraction, 6), spec.max_missing)
+        if spec.numeric:
+            profile = acc.profile
+            if profile.count:
+                summary.minimum, summary.maximum = profile.minimum, profile.maximum
+            if acc.below:
+                find("range.below_min", name, f"{acc.below} values of {name!r} are below the minimum {spec.min:g} "
+                     f"(lowest: {', '.join(f'{v:g}' for v in acc.below_examples)}): wrong units?",
+                     acc.below, spec.min)
+            if acc.above:
+                find("range.above_max", name, f"{acc.above} values of {name!r} are above the maximum {spec.max:g} "
+                     f"(highest: {', '.join(f'{v:g}' for v in acc.above_examples)}): wrong units?",
+                     acc.above, spec.max)
+        elif acc.profile is not None:
+            counts = acc.profile.counts
+            summary.top = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:10])
+            if spec.values is not None:
+                unknown = {k: v for k, v in counts.items() if k not in spec.values}
+                if unknown:
+                    shown = ", ".join(f"{k!r} ({v})" for k, v in sorted(unknown.items(), key=lambda kv: -kv[1])[:_EXAMPLES])
+                    find("category.unknown", name, f"{sum(unknown.values())} values of {name!r} are not in its allowed "
+                         f"set: {shown}", sorted(unknown), spec.values)
+        _check_drift(contract, spec, acc.profile, ref_profiles.get(name), summary, find)
+
+    if key_ok and key_hashes:
+        hashes = np.concatenate(key_hashes)
+        _, counts = np.unique(hashes, return_counts=True)
+        duplicated = int((counts[counts > 1] - 1).sum())
+        if duplicated:
+            find("key.duplicate", ",".join(contract.key), f"{duplicated} rows repeat a key "
+                 f"({'+'.join(contract.key)}) that must be unique", duplicated, 0)
+
+    profiles = {n: a.profile for n, a in accumulators.items() if a.profile is not None}
+    return ValidationResult(contract.dataset, contract.version, source, rows, findings, summaries,
+                            profiles, ref_profiles)
+
+
+def _check_drift(contract, spec, profile, reference, summary, find) -> None:
+    rule = contract.drift_rule(spec)
+    if rule is None or reference is None or profile is None:
+        return
+    method, threshold = rule
+    if spec.numeric:
+        if not profile.count or not reference.count:
+            return
+        ref_counts, cur_counts = reference.counts, profile.counts
+    else:
+        if not profile.count or not reference.count:
+            return
+        _, ref_counts, cur_counts = stats.aligned(reference, profile)
+    value = stats.drift_statistic(method, ref_counts, cur_counts)
+    summary.drift_method, summary.drift_value, summary.drift_threshold = method, value, threshold
+    summary.drifted = stats.is_drift(method, value, threshold)
+    if summary.drifted:
+        relation = "below" if method == "chi_squared" else "above"
+        find("drift.distribution", spec.name, f"{spec.name!r} drifted from the reference: {method} = {value:.4g}, "
+             f"{relation} the threshold {threshold:g}", round(value, 6), threshold)
