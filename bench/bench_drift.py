@@ -188,7 +188,7 @@ def worker_evidently(args, kinds: dict) -> dict:
 
 def worker_profile_build(args, kinds: dict) -> dict:
     t0 = time.perf_counter()
-    from mlops.monitoring.profile import profile_parquet
+    from mlops.stats.profile import profile_parquet
 
     imports = time.perf_counter() - t0
     rss_before = peak_rss_bytes()
@@ -207,7 +207,7 @@ def worker_profile_score(args, kinds: dict) -> dict:
     import pandas as pd
 
     from mlops.monitoring.drift import compare
-    from mlops.monitoring.profile import Profile
+    from mlops.stats.profile import Profile
 
     imports = time.perf_counter() - t0
     rss_before = peak_rss_bytes()

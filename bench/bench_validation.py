@@ -223,7 +223,7 @@ def gx_expectations(contract, reference: dict) -> tuple[list[dict], list[str]]:
     """
     import numpy as np
 
-    from mlops import stats
+    from mlops.stats.summaries import NumericSummary
 
     severity = {"error": "critical", "warning": "warning"}
     expectations, notes = [], []
@@ -275,14 +275,18 @@ def gx_expectations(contract, reference: dict) -> tuple[list[dict], list[str]]:
         # PSI = KL(b||r) + KL(r||b) ~ 2 KL; Jensen-Shannon distance d: JSD = d^2 ~ KL / 4.
         if method == "psi":
             kl = threshold / 2
-        elif method == "jensen_shannon":
+        elif method == "jensenshannon":
             kl = 4 * threshold ** 2
         else:
             notes.append(f"{name}: drift method {method} has no GX counterpart here; left out on the GX side")
             continue
-        if isinstance(ref, stats.NumericProfile):
-            counts = np.asarray(ref.counts, dtype=float)
-            partition = {"bins": [float(e) for e in ref.edges], "weights": (counts / counts.sum()).tolist()}
+        if isinstance(ref, NumericSummary):
+            # The reference's deciles as GX's partition (open outer bins), from its summary's weighted points.
+            weights = ref.point_weights()
+            inner = np.unique(np.interp(np.linspace(0, 1, 11)[1:-1] * weights.sum(), np.cumsum(weights), ref.values))
+            edges = np.r_[-np.inf, inner, np.inf]
+            counts = np.histogram(ref.values, edges, weights=weights)[0]
+            partition = {"bins": [float(e) for e in edges], "weights": (counts / counts.sum()).tolist()}
         else:
             keys = sorted(ref.counts)
             counts = np.asarray([ref.counts[k] for k in keys], dtype=float)
@@ -634,7 +638,7 @@ def _run(args, started: datetime, work: Path) -> int:
     bench_frame(BROKEN_SCENARIO, DUPLICATED_KEYS).to_parquet(broken, index=False)
     data_bytes = clean.stat().st_size
 
-    _, ref_profiles = load_reference_profile(contract)
+    ref_profiles = load_reference_profile(contract).features
     expectations, notes = gx_expectations(contract, ref_profiles)
     expectations_path = work / "gx-expectations.json"
     expectations_path.write_text(json.dumps({"name": "bench", "expectations": expectations}))

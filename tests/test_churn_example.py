@@ -118,9 +118,9 @@ def test_the_contracts_describe_the_raw_frame_and_the_feature_table(project, fra
     for contract in (raw, features):
         assert contract.columns["subscriber_id"].type == "integer"
         assert contract.drift_rule(contract.columns["subscriber_id"]) is None  # an id never drifts
-        rows, profiles = load_reference_profile(contract)  # beside the contract, as credit's
-        assert rows == 20_000
-        assert set(profiles) == {n for n, c in contract.columns.items() if contract.drift_rule(c) is not None}
+        profile = load_reference_profile(contract)  # beside the contract, as credit's
+        assert profile.rows == 20_000
+        assert set(profile.features) == {n for n, c in contract.columns.items() if contract.drift_rule(c) is not None}
 
 
 # -- the generator -----------------------------------------------------------------------------

@@ -111,6 +111,45 @@ def test_schema_infer_then_validate(tmp_path, project, key, timestamp, emptied):
     assert mlops("validate", "--data", str(ref), *name, "--report-dir", str(tmp_path / "r4")).returncode == 0
 
 
+@pytest.mark.parametrize("project, numeric, categorical", [
+    (CREDIT, "debt_to_income", "home_ownership"),
+    (CHURN, "usage_hours_30d", "payment_method"),
+], ids=["credit-default", "churn"])
+def test_schema_profile_follows_an_edited_contract(tmp_path, project, numeric, categorical):
+    """An edited contract gets its profile rewritten; a profile that no longer fits is refused by name."""
+    import yaml
+
+    from mlops.stats.profile import Profile
+
+    ref = tmp_path / "ref.parquet"
+    assert mlops("data", "generate", "--project", project.name, "--rows", "2000", "--out", str(ref)).returncode == 0
+    path = tmp_path / "contracts" / "demo.yaml"
+    assert mlops("schema", "infer", "--data", str(ref), "--dataset", "demo", "--out", str(path)).returncode == 0
+    profile_path = tmp_path / "contracts" / "demo.profile.json"
+    assert {numeric, categorical} <= set(Profile.load(profile_path).features)
+
+    doc = yaml.safe_load(path.read_text())
+    doc["columns"][numeric]["drift"] = False
+    doc["columns"][categorical]["drift"] = {"method": "chisquare", "threshold": 0.01}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    rewritten = mlops("schema", "profile", "--contract", str(path), "--data", str(ref))
+    assert rewritten.returncode == 0, rewritten.stderr
+    assert numeric not in Profile.load(profile_path).features
+    validated = mlops("validate", "--data", str(ref), "--contract", str(path), "--report-dir", str(tmp_path / "r"))
+    assert validated.returncode == 0 and "PASSED" in validated.stdout
+
+    doc["columns"][categorical] = {"type": "float"}  # retyped, profile not rewritten
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    refused = mlops("validate", "--data", str(ref), "--contract", str(path), "--report-dir", str(tmp_path / "r2"))
+    assert refused.returncode == 1 and f"summarises ['{categorical}'] as ['categorical']" in refused.stderr
+    assert "mlops schema profile" in refused.stderr
+
+    del doc["reference_profile"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    nowhere = mlops("schema", "profile", "--contract", str(path), "--data", str(ref))
+    assert nowhere.returncode == 1 and "names no reference_profile file to write" in nowhere.stderr
+
+
 def test_validate_with_a_broken_contract_names_the_field(tmp_path):
     bad = tmp_path / "c.yaml"
     bad.write_text("dataset: d\ncolumns:\n  x: {type: decimal}\n")

@@ -21,9 +21,9 @@ import pytest
 from scipy import stats as sps
 from scipy.spatial import distance
 
-from mlops.monitoring import statistics as st
+from mlops.stats import methods as st
 from mlops.monitoring.drift import DriftOptions, compare, compare_frames, compare_parquet
-from mlops.monitoring.profile import PROBABILITY, Profile, profile_parquet
+from mlops.stats.profile import PROBABILITY, Profile, profile_parquet
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data
 
 

@@ -22,10 +22,10 @@ from scipy import stats as sps
 from scipy.spatial import distance
 
 from mlops.errors import ConfigError, DataError
-from mlops.monitoring import statistics as st
+from mlops.stats import methods as st
 from mlops.monitoring.drift import DriftOptions, compare, compare_frames
-from mlops.monitoring.profile import FORMAT, Profile
-from mlops.monitoring.summaries import CategoricalSummary, NumericSummary
+from mlops.stats.profile import FORMAT, Profile
+from mlops.stats.summaries import CategoricalSummary, NumericSummary
 
 TOL = 1e-9
 NUMERIC_METHODS = ("ks", "wasserstein", "jensenshannon", "psi", "l_infinity", "chisquare", "z")
@@ -770,7 +770,7 @@ def test_high_cardinality_categories_pooled_beyond_the_cap_do_not_look_new():
     Each summary keeps its own 1,000 most frequent names and pools the rest, so a category pooled in the
     reference but named in the current window must not count as a category the reference never had
     (which would flag every window: JS 0.25 against 0.059 on the raw values)."""
-    from mlops.monitoring.summaries import MAX_CATEGORIES
+    from mlops.stats.summaries import MAX_CATEGORIES
 
     g = np.random.default_rng(0)
     names = np.array([f"z{i:04d}" for i in range(1_100)], dtype=object)

@@ -55,7 +55,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mlops import stats
+from mlops.stats import methods as stats
 from mlops.errors import ConfigError
 from mlops.validation.contract import (CHECK_FAMILIES, SEVERITIES, TYPES, Contract, contract_to_yaml, load_contract,
                                        parse_contract)
@@ -1052,15 +1052,15 @@ BASE = {
     "dataset": "fuzz", "version": 2, "description": "fuzzed", "key": ["id"], "timestamp": "ts",
     "rows": {"min": 1, "max": 1000}, "allow_extra_columns": False, "reference_profile": "fuzz.profile.json",
     "drift": {"numeric": {"method": "psi", "threshold": 0.2},
-              "categorical": {"method": "jensen_shannon", "threshold": 0.1}},
+              "categorical": {"method": "jensenshannon", "threshold": 0.1}},
     "severity": {"drift": "warning", "schema": "error"},
     "columns": {
         "id": {"type": "string", "nullable": False},
         "ts": {"type": "timestamp", "nullable": False},
         "x": {"type": "float", "nullable": True, "max_missing": 0.1, "min": 0.0, "max": 10.0,
-              "drift": {"method": "jensen_shannon", "threshold": 0.3}},
+              "drift": {"method": "jensenshannon", "threshold": 0.3}},
         "n": {"type": "integer", "min": 0, "max": 100, "drift": False},
-        "c": {"type": "category", "values": ["a", "b"], "drift": {"method": "chi_squared"}},
+        "c": {"type": "category", "values": ["a", "b"], "drift": {"method": "chisquare"}},
         "b": {"type": "boolean"},
     },
 }

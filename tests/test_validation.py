@@ -177,13 +177,13 @@ def test_categorical_drift_methods(clean, contract, tmp_path):
     skewed = clean.assign(home_ownership=np.where(np.arange(len(clean)) % 10 < 8, "RENT", clean["home_ownership"]))
     result = check(skewed, contract, tmp_path)
     summary = result.columns["home_ownership"]
-    assert summary.drift_method == "jensen_shannon" and summary.drifted
-    contract.drift["categorical"] = {"method": "chi_squared", "threshold": 0.05}
+    assert summary.drift_method == "jensenshannon" and summary.drifted
+    contract.drift["categorical"] = {"method": "chisquare", "threshold": 0.05}
     try:
         summary = check(skewed, contract, tmp_path).columns["home_ownership"]
-        assert summary.drift_method == "chi_squared" and summary.drift_value < 1e-6 and summary.drifted
+        assert summary.drift_method == "chisquare" and summary.drift_value < 1e-6 and summary.drifted
     finally:
-        contract.drift["categorical"] = {"method": "jensen_shannon", "threshold": 0.1}
+        contract.drift["categorical"] = {"method": "jensenshannon", "threshold": 0.1}
 
 
 def test_nan_counts_as_missing_in_float_columns(clean, contract, tmp_path):

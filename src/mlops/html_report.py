@@ -36,6 +36,16 @@ def fmt(value) -> str:
     return str(value)
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend: reports are drawn headless, in tasks and servers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def figure_png(fig) -> str:
     """A matplotlib figure as an <img> with the PNG inline; closes the figure."""
     import matplotlib.pyplot as plt

@@ -66,6 +66,20 @@ def _schema_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema_profile(args: argparse.Namespace) -> int:
+    from mlops.platform.datasets import read_table
+    from mlops.validation.contract import load_contract, reference_profile
+
+    contract = load_contract(args.contract)
+    if not contract.reference_profile:
+        raise ConfigError(f"contract {args.contract} names no reference_profile file to write")
+    profile = reference_profile(read_table(args.data), contract)
+    path = profile.save(contract.reference_profile_path())
+    print(f"wrote {path}: {len(profile.features)} drift-checked columns of {profile.rows} rows; commit it with "
+          "its contract")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from mlops.platform.storage import ObjectStore
     from mlops.stages import validate_dataset
@@ -278,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="destination: a local .parquet path or s3://bucket/key.parquet")
     g.set_defaults(func=_data_generate)
 
-    p = sub.add_parser("schema", help="data contracts: infer one from a reference dataset")
+    p = sub.add_parser("schema", help="data contracts: infer one from a reference dataset, rewrite its profile")
     schema_sub = p.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
     g = schema_sub.add_parser("infer", help="write a contract YAML and reference profile from a reference dataset")
     g.add_argument("--data", required=True, help="reference dataset: a local .parquet path or s3://bucket/key")
@@ -287,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--timestamp", help="event timestamp column")
     g.add_argument("--out", required=True, help="contract file to write, e.g. my-project/contracts/raw.yaml")
     g.set_defaults(func=_schema_infer)
+    g = schema_sub.add_parser("profile", help="rewrite an edited contract's reference profile from the reference data")
+    g.add_argument("--contract", required=True, help="the contract file, e.g. my-project/contracts/raw.yaml")
+    g.add_argument("--data", required=True, help="reference dataset: a local .parquet path or s3://bucket/key")
+    g.set_defaults(func=_schema_profile)
 
     p = sub.add_parser("validate", help="check a dataset against its data contract; HTML, JSON and Markdown reports")
     p.add_argument("--data", required=True, help="dataset to check: a local .parquet path or s3://bucket/key")

@@ -6,7 +6,7 @@ import math
 
 from mlops.evaluation.gate import Blessing
 from mlops.evaluation.metrics import EvaluationResult
-from mlops.html_report import esc, figure_png, page, table
+from mlops.html_report import esc, figure_png, page, pyplot, table
 
 
 def _fmt(value) -> str:
@@ -15,11 +15,7 @@ def _fmt(value) -> str:
 
 
 def _curves(candidate: EvaluationResult, champion: EvaluationResult | None) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (roc, rel) = plt.subplots(1, 2, figsize=(8.5, 3.4))
     for name, result, color in (("candidate", candidate, "#0969da"), ("champion", champion, "#8c959f")):
         if result is None:

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from mlops.errors import ConfigError, DataError
-from mlops.monitoring.profile import Profile, kind_of, summarise_parquet_column
-from mlops.monitoring.statistics import METHODS, default_method, missing_rate_drift
-from mlops.monitoring.summaries import Summary
+from mlops.stats.profile import Profile, kind_of, summarise_parquet_column
+from mlops.stats.methods import METHODS, default_method, missing_rate_drift
+from mlops.stats.summaries import Summary
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from mlops.monitoring.drift import DriftReport, compare
 from mlops.monitoring.performance import (LabelJoin, LabelSpec, WindowPerformance, as_utc, join_labels,
                                           realized_performance, resolve_kpi)
 from mlops.monitoring.policy import IGNORE, NOTIFY, RETRAIN, ROLLBACK, MonitoringPolicy
-from mlops.monitoring.profile import PROBABILITY, Profile
+from mlops.stats.profile import PROBABILITY, Profile
 from mlops.platform.storage import ObjectStore
 from mlops.registry import audit
 from mlops.registry import promotion as registry

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from mlops.errors import DataError, TrackingError
-from mlops.monitoring.profile import PROBABILITY, Profile
-from mlops.monitoring.statistics import CATEGORICAL, NUMERIC
+from mlops.stats.profile import PROBABILITY, Profile
+from mlops.stats.methods import CATEGORICAL, NUMERIC
 from mlops.training.train import TrainedModel
 
 ARTIFACT_DIR = "monitoring"

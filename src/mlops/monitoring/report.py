@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from mlops.html_report import esc, figure_png, fmt, page, table
+from mlops.html_report import esc, figure_png, fmt, page, pyplot, table
 from mlops.monitoring.drift import ColumnDrift, DriftReport
-from mlops.monitoring.profile import Profile
-from mlops.monitoring.statistics import aligned_counts, sturges_edges
-from mlops.monitoring.summaries import NumericSummary, Summary
-
-_MAX_BARS = 12
-_COLORS = {"reference": "#8c959f", "current": "#0969da"}
+from mlops.stats.plots import distribution_plot
+from mlops.stats.profile import Profile
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def distribution_plot(name: str, reference: Summary, current: Summary, drift: ColumnDrift) -> str | None:
-    """Reference vs current shares of one column (histogram or top categories), titled with its verdict."""
-    if reference.count == 0 or current.count == 0:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 2.4))
-    if isinstance(reference, NumericSummary) and isinstance(current, NumericSummary) and reference.n_distinct() > 5:
-        edges = sturges_edges(reference, current)
-        for label, s in (("reference", reference), ("current", current)):
-            counts = np.histogram(s.values, edges, weights=s.point_weights())[0]
-            ax.stairs(counts / s.count, edges, label=label, color=_COLORS[label], fill=label == "reference",
-                      alpha=0.6 if label == "reference" else 1.0, linewidth=1.4)
-    else:
-        keys, ref, cur = aligned_counts(reference, current)
-        order = np.argsort(-(ref / ref.sum() + cur / cur.sum()))[:_MAX_BARS]
-        x = np.arange(len(order))
-        ax.bar(x - 0.2, ref[order] / ref.sum(), 0.4, label="reference", color=_COLORS["reference"])
-        ax.bar(x + 0.2, cur[order] / cur.sum(), 0.4, label="current", color=_COLORS["current"])
-        ax.set_xticks(x, [str(keys[i])[:14] for i in order], rotation=45, ha="right", fontsize=6)
-    verdict = "DRIFT" if drift.drifted else "ok"
-    ax.set_title(f"{name}: {drift.method or 'n/a'} {fmt(drift.value)} ({verdict})", fontsize=8,
-                 color="#cf222e" if drift.drifted else "#1f2328")
-    ax.tick_params(labelsize=6)
-    ax.legend(fontsize=6)
-    return figure_png(fig)
+def _plot_title(drift: ColumnDrift) -> str:
+    return f"{drift.column}: {drift.method or 'n/a'} {fmt(drift.value)} ({'DRIFT' if drift.drifted else 'ok'})"
 
 
 def _drift_rows(columns: list[ColumnDrift]) -> list[tuple]:
@@ -66,7 +28,7 @@ def _performance_plot(performance, metric: str) -> str | None:
     points = [w for w in performance if w.window != "all" and w.metrics.get(metric) is not None]
     if not points:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 2.6))
     for version in sorted({w.model_version for w in points}, key=lambda v: int(v) if v.isdigit() else 0):
         rows = [w for w in points if w.model_version == version]
@@ -105,7 +67,8 @@ def monitoring_html(result, reference: Profile | None = None, current: Profile |
             for c in drift.outputs + sorted(drift.features, key=lambda c: (not c.drifted, c.column)):
                 part = "outputs" if c in drift.outputs else "features"
                 ref, cur = getattr(reference, part).get(c.column), getattr(current, part).get(c.column)
-                if ref is not None and cur is not None and (plot := distribution_plot(c.column, ref, cur, c)):
+                if ref is not None and cur is not None and (plot := distribution_plot(_plot_title(c), ref, cur,
+                                                                                        c.drifted)):
                     plots.append(plot)
             body += ["<h2>Distributions (reference vs current window)</h2>",
                      '<div class="grid">' + "".join(f'<div class="card">{p}</div>' for p in plots) + "</div>"]

@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlops import stats
 from mlops.errors import DataError
 from mlops.platform.datasets import ROW_GROUP_ROWS
+from mlops.stats.methods import METHODS
+from mlops.stats.summaries import CategoricalSummary, NumericSummary
 from mlops.validation.contract import ColumnSpec, Contract, load_reference_profile
 
 # Streaming unit. pyarrow decodes a whole row group even for a smaller batch, so
@@ -76,7 +77,7 @@ class ValidationResult:
     rows: int
     findings: list[Finding]
     columns: dict[str, ColumnSummary]
-    # Profiles of the batch and the reference, for plots (not serialised whole).
+    # Summaries of the batch and the reference for the drift-checked columns, for plots (not serialised).
     profiles: dict[str, Any] = field(default_factory=dict, repr=False)
     reference: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -136,7 +137,12 @@ def _type_matches(spec: ColumnSpec, arrow_type: pa.DataType) -> bool:
 
 
 class _ColumnAccumulator:
-    """Everything one column's checks need, folded in batch by batch."""
+    """Everything one column's checks need, folded in batch by batch.
+
+    ``summary`` is kept only where there is a reference to compare with (a
+    numeric summary sorts its values: no cost for columns nobody checks);
+    category counts always, for the allowed-set check and the report.
+    """
 
     def __init__(self, spec: ColumnSpec, reference: Any | None) -> None:
         self.spec = spec
@@ -144,13 +150,11 @@ class _ColumnAccumulator:
         self.below = self.above = 0
         self.below_examples: list[float] = []
         self.above_examples: list[float] = []
-        if spec.numeric:
-            edges = reference.edges if isinstance(reference, stats.NumericProfile) else [float("-inf"), float("inf")]
-            self.profile: Any = stats.NumericProfile.empty(edges)
-        elif spec.categorical or spec.type == "string":
-            self.profile = stats.CategoricalProfile() if spec.type != "string" else None
-        else:
-            self.profile = None
+        self.minimum, self.maximum = float("inf"), float("-inf")
+        self.summary: Any = None
+        self.summarise = spec.numeric and reference is not None
+        if spec.categorical:
+            self.summary = CategoricalSummary()
 
     def add(self, column: pa.ChunkedArray | pa.Array) -> None:
         self.rows += len(column)
@@ -158,19 +162,26 @@ class _ColumnAccumulator:
         if self.spec.numeric:
             values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
             self.missing += int(np.isnan(values).sum()) - column.null_count  # NaN counts as missing too
-            self.profile.add(values)
+            present = values[~np.isnan(values)]
+            if present.size:
+                self.minimum, self.maximum = min(self.minimum, present.min()), max(self.maximum, present.max())
+            if self.summarise:
+                part = NumericSummary.of(values, integer=pa.types.is_integer(column.type))
+                self.summary = part if self.summary is None else self.summary.merge(part)
             if self.spec.min is not None:
-                low = values[values < self.spec.min]
+                low = present[present < self.spec.min]
                 self.below += low.size
                 self.below_examples = (self.below_examples + np.sort(low)[:_EXAMPLES].tolist())[:_EXAMPLES]
             if self.spec.max is not None:
-                high = values[values > self.spec.max]
+                high = present[present > self.spec.max]
                 self.above += high.size
                 self.above_examples = (self.above_examples + np.sort(high)[::-1][:_EXAMPLES].tolist())[:_EXAMPLES]
-        elif self.profile is not None:
-            counts = pc.value_counts(pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column)
-            self.profile.add_counts({v.as_py(): c.as_py() for v, c in zip(counts.field("values"), counts.field("counts"))
-                                     if v.is_valid})
+        elif self.summary is not None:
+            # Keys as str(value), the way a reference profile names them (True, not Arrow's "true").
+            counts = pc.value_counts(column)
+            self.summary.add_counts({str(v.as_py()): c.as_py() for v, c in zip(counts.field("values"),
+                                                                             counts.field("counts")) if v.is_valid},
+                                    column.null_count)
 
 
 def validate_parquet(path: str | Path, contract: Contract, source: str | None = None) -> ValidationResult:
@@ -184,7 +195,7 @@ def validate_parquet(path: str | Path, contract: Contract, source: str | None = 
     schema = parquet.schema_arrow
     rows = parquet.metadata.num_rows
     reference = load_reference_profile(contract)
-    ref_profiles = reference[1] if reference else {}
+    ref_profiles = reference.features if reference else {}
     severity = contract.severity
     findings: list[Finding] = []
 
@@ -240,9 +251,8 @@ def validate_parquet(path: str | Path, contract: Contract, source: str | None = 
             find("missing.fraction", name, f"column {name!r} is {fraction:.2%} missing, above the contract's "
                  f"{spec.max_missing:.2%}", round(fraction, 6), spec.max_missing)
         if spec.numeric:
-            profile = acc.profile
-            if profile.count:
-                summary.minimum, summary.maximum = profile.minimum, profile.maximum
+            if acc.minimum <= acc.maximum:
+                summary.minimum, summary.maximum = float(acc.minimum), float(acc.maximum)
             if acc.below:
                 find("range.below_min", name, f"{acc.below} values of {name!r} are below the minimum {spec.min:g} "
                      f"(lowest: {', '.join(f'{v:g}' for v in acc.below_examples)}): wrong units?",
@@ -251,8 +261,8 @@ def validate_parquet(path: str | Path, contract: Contract, source: str | None = 
                 find("range.above_max", name, f"{acc.above} values of {name!r} are above the maximum {spec.max:g} "
                      f"(highest: {', '.join(f'{v:g}' for v in acc.above_examples)}): wrong units?",
                      acc.above, spec.max)
-        elif acc.profile is not None:
-            counts = acc.profile.counts
+        elif acc.summary is not None:
+            counts = acc.summary.counts
             summary.top = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:10])
             if spec.values is not None:
                 unknown = {k: v for k, v in counts.items() if k not in spec.values}
@@ -260,7 +270,7 @@ def validate_parquet(path: str | Path, contract: Contract, source: str | None = 
                     shown = ", ".join(f"{k!r} ({v})" for k, v in sorted(unknown.items(), key=lambda kv: -kv[1])[:_EXAMPLES])
                     find("category.unknown", name, f"{sum(unknown.values())} values of {name!r} are not in its allowed "
                          f"set: {shown}", sorted(unknown), spec.values)
-        _check_drift(contract, spec, acc.profile, ref_profiles.get(name), summary, find)
+        _check_drift(contract, spec, acc.summary, ref_profiles.get(name), summary, find)
 
     if key_ok and key_hashes:
         hashes = np.concatenate(key_hashes)
@@ -270,28 +280,21 @@ def validate_parquet(path: str | Path, contract: Contract, source: str | None = 
             find("key.duplicate", ",".join(contract.key), f"{duplicated} rows repeat a key "
                  f"({'+'.join(contract.key)}) that must be unique", duplicated, 0)
 
-    profiles = {n: a.profile for n, a in accumulators.items() if a.profile is not None}
+    profiles = {n: a.summary for n, a in accumulators.items() if a.summary is not None and n in ref_profiles}
     return ValidationResult(contract.dataset, contract.version, source, rows, findings, summaries,
                             profiles, ref_profiles)
 
 
-def _check_drift(contract, spec, profile, reference, summary, find) -> None:
+def _check_drift(contract, spec, current, reference, summary, find) -> None:
     rule = contract.drift_rule(spec)
-    if rule is None or reference is None or profile is None:
+    if rule is None or reference is None or current is None or not current.count or not reference.count:
         return
-    method, threshold = rule
-    if spec.numeric:
-        if not profile.count or not reference.count:
-            return
-        ref_counts, cur_counts = reference.counts, profile.counts
-    else:
-        if not profile.count or not reference.count:
-            return
-        _, ref_counts, cur_counts = stats.aligned(reference, profile)
-    value = stats.drift_statistic(method, ref_counts, cur_counts)
-    summary.drift_method, summary.drift_value, summary.drift_threshold = method, value, threshold
-    summary.drifted = stats.is_drift(method, value, threshold)
+    name, threshold = rule
+    method = METHODS[name]
+    value = method.compute(reference, current)
+    summary.drift_method, summary.drift_value, summary.drift_threshold = name, value, threshold
+    summary.drifted = method.drifted(value, threshold)
     if summary.drifted:
-        relation = "below" if method == "chi_squared" else "above"
-        find("drift.distribution", spec.name, f"{spec.name!r} drifted from the reference: {method} = {value:.4g}, "
-             f"{relation} the threshold {threshold:g}", round(value, 6), threshold)
+        relation = "below" if method.is_p_value else "above"
+        find("drift.distribution", spec.name, f"{spec.name!r} drifted from the reference: {method.label} = "
+             f"{value:.4g}, {relation} the threshold {threshold:g}", round(value, 6), threshold)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
-from mlops import stats
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, DataError
+from mlops.stats.methods import CATEGORICAL, CATEGORICAL_METHODS, NUMERIC, NUMERIC_METHODS
+from mlops.stats.profile import Profile
 
 TYPES = ("integer", "float", "string", "category", "boolean", "timestamp")
 SEVERITIES = ("error", "warning")
@@ -33,7 +33,10 @@ SEVERITIES = ("error", "warning")
 CHECK_FAMILIES = ("schema", "rows", "missing", "range", "category", "key", "drift")
 DEFAULT_SEVERITY = {family: "error" for family in CHECK_FAMILIES} | {"drift": "warning"}
 DEFAULT_DRIFT = {"numeric": {"method": "psi", "threshold": 0.2},
-                 "categorical": {"method": "jensen_shannon", "threshold": 0.1}}
+                 "categorical": {"method": "jensenshannon", "threshold": 0.1}}
+# Points kept per numeric column in a contract's reference profile: a quantile summary whose CDF is
+# within 1/REFERENCE_POINTS of the reference data's, small enough to version beside the contract.
+REFERENCE_POINTS = 500
 MAX_INFERRED_CATEGORIES = 50
 
 
@@ -194,7 +197,7 @@ def _column(name: str, raw: Any, where: str) -> ColumnSpec:
                                            f"got {_show(odd[0])}")
         spec.values = [str(v) for v in raw["values"]]
     if "drift" in raw:
-        kinds = stats.NUMERIC_METHODS if spec.numeric else stats.CATEGORICAL_METHODS
+        kinds = NUMERIC_METHODS if spec.numeric else CATEGORICAL_METHODS
         spec.drift = _drift_rule(raw["drift"], f"{where}.drift", kinds)
     return spec
 
@@ -254,7 +257,7 @@ def parse_contract(raw: Any, where: str = "contract") -> Contract:
     drift = _mapping(raw, "drift", where, "a mapping with 'numeric' and/or 'categorical'")
     if set(drift) - {"numeric", "categorical"}:
         raise _fail(f"{where}: drift", "expected a mapping with 'numeric' and/or 'categorical'")
-    for kind, kinds in (("numeric", stats.NUMERIC_METHODS), ("categorical", stats.CATEGORICAL_METHODS)):
+    for kind, kinds in (("numeric", NUMERIC_METHODS), ("categorical", CATEGORICAL_METHODS)):
         if kind in drift:
             contract.drift[kind].update(_drift_rule(drift[kind], f"{where}: drift.{kind}", kinds))
     severity = _mapping(raw, "severity", where, "a mapping of check family to error or warning")
@@ -390,7 +393,8 @@ def contract_to_yaml(contract: Contract) -> str:
     doc["columns"] = columns
     header = ("# Data contract (see README, 'Data contract'). Edit freely: types are integer, float, string,\n"
               "# category, boolean, timestamp; severity per check family is error or warning; drift methods:\n"
-              "# numeric psi | jensen_shannon, categorical jensen_shannon | l_infinity | chi_squared (p-value).\n")
+              f"# numeric {' | '.join(NUMERIC_METHODS)},\n"
+              f"# categorical {' | '.join(CATEGORICAL_METHODS)} (ks, chisquare and z are p-values).\n")
     body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
     if any(ch in body for ch in "\x85\u2028\u2029"):  # PyYAML writes these raw, then reads them as line breaks
         body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=100)
@@ -398,56 +402,35 @@ def contract_to_yaml(contract: Contract) -> str:
 
 
 # -- reference profiles -------------------------------------------------------
-def profile_to_json(rows: int, profiles: dict[str, stats.NumericProfile | stats.CategoricalProfile]) -> dict:
-    columns = {}
-    for name, p in profiles.items():
-        if isinstance(p, stats.NumericProfile):
-            columns[name] = {"kind": "numeric", "inner_edges": p.edges[1:-1], "counts": p.counts,
-                             "missing": p.missing, "count": p.count, "mean": p.mean, "std": p.std,
-                             "min": p.minimum, "max": p.maximum, "total": p.total, "total_sq": p.total_sq}
-        else:
-            columns[name] = {"kind": "categorical", "counts": p.counts, "missing": p.missing}
-    return {"rows": rows, "columns": columns}
+def drift_kinds(contract: Contract) -> dict[str, str]:
+    """The drift-checked columns and how each is summarised (numeric or categorical)."""
+    return {name: NUMERIC if spec.numeric else CATEGORICAL for name, spec in contract.columns.items()
+            if contract.drift_rule(spec) is not None}
 
 
-def profile_from_json(doc: dict) -> tuple[int, dict[str, stats.NumericProfile | stats.CategoricalProfile]]:
-    profiles: dict[str, stats.NumericProfile | stats.CategoricalProfile] = {}
-    for name, c in doc["columns"].items():
-        if c["kind"] == "numeric":
-            edges = [float("-inf"), *c["inner_edges"], float("inf")]
-            profiles[name] = stats.NumericProfile(edges, c["counts"], c["missing"], c["count"], c["total"],
-                                                  c["total_sq"], c["min"], c["max"])
-        else:
-            profiles[name] = stats.CategoricalProfile(dict(c["counts"]), c["missing"])
-    return doc["rows"], profiles
+def reference_profile(df: pd.DataFrame, contract: Contract) -> Profile:
+    """Profile the reference dataset for the contract's drift checks (the statistics monitoring uses)."""
+    kinds = {name: kind for name, kind in drift_kinds(contract).items() if name in df.columns}
+    return Profile.of_frame(df, kinds, metadata={"rows": len(df), "dataset": contract.dataset},
+                            max_points=REFERENCE_POINTS, source="the reference data")
 
 
-def reference_profile(df: pd.DataFrame, contract: Contract, bins: int = 10) -> dict:
-    """Profile the reference dataset for the contract's drift checks."""
-    profiles: dict[str, stats.NumericProfile | stats.CategoricalProfile] = {}
-    for name, spec in contract.columns.items():
-        if name not in df.columns or contract.drift_rule(spec) is None:
-            continue
-        if spec.numeric:
-            values = df[name].to_numpy(dtype=np.float64, na_value=np.nan)
-            profiles[name] = stats.NumericProfile.empty(stats.quantile_edges(values, bins)).add(values)
-        else:
-            counts = df[name].dropna().astype(str).value_counts()
-            profiles[name] = stats.CategoricalProfile().add_counts(counts.to_dict(), int(df[name].isna().sum()))
-    return profile_to_json(len(df), profiles)
-
-
-def load_reference_profile(contract: Contract) -> tuple[int, dict] | None:
+def load_reference_profile(contract: Contract) -> Profile | None:
+    """The contract's reference profile, its columns' kinds checked against the contract's types."""
     path = contract.reference_profile_path()
     if path is None:
         return None
     try:
-        return profile_from_json(json.loads(path.read_text()))
-    except OSError as exc:
-        raise ConfigError(f"contract {contract.path}: cannot read reference profile {path}: "
-                          f"{exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"reference profile {path} is malformed: {exc}") from None
+        profile = Profile.load(path)
+    except DataError as exc:
+        raise ConfigError(f"contract {contract.path}: {exc}") from None
+    expected = drift_kinds(contract)
+    wrong = {name: kind for name, kind in profile.kinds().items() if name in expected and expected[name] != kind}
+    if wrong:
+        raise ConfigError(f"reference profile {path} summarises {sorted(wrong)} as {sorted(set(wrong.values()))}, "
+                          f"but contract {contract.path} types them otherwise: rewrite the profile from the "
+                          "reference data (mlops schema profile)")
+    return profile
 
 
 # -- where contracts live ---------------------------------------------------
@@ -471,5 +454,5 @@ def write_contract_files(contract: Contract, reference: pd.DataFrame, path: Path
     contract.reference_profile = profile_path.name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(contract_to_yaml(contract))
-    profile_path.write_text(json.dumps(reference_profile(reference, contract), indent=1))
+    reference_profile(reference, contract).save(profile_path)
     return path, profile_path

@@ -2,59 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
-from mlops import stats
-from mlops.html_report import esc, figure_png, fmt, page, table
-from mlops.validation.checks import ValidationResult
-
-_MAX_BARS = 12
+from mlops.html_report import esc, fmt, page, table
+from mlops.stats.plots import distribution_plot
+from mlops.validation.checks import ColumnSummary, ValidationResult
 
 
-def _bin_labels(edges: list[float]) -> list[str]:
-    labels = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        labels.append(f"<{hi:.3g}" if math.isinf(lo) else f">={lo:.3g}" if math.isinf(hi) else f"{lo:.3g}")
-    return labels
-
-
-def _distribution_plot(name: str, current, reference) -> str | None:
-    """Reference vs batch proportions for one column, or None when there is nothing to draw."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if isinstance(current, stats.NumericProfile):
-        if not current.count:
-            return None
-        labels = _bin_labels(current.edges)
-        cur = np.asarray(current.counts, dtype=float)
-        ref = np.asarray(reference.counts, dtype=float) if reference is not None else None
-    else:
-        if not current.count:
-            return None
-        if reference is not None:
-            keys, ref, cur = stats.aligned(reference, current)
-        else:
-            keys, cur, ref = list(current.counts), np.asarray(list(current.counts.values()), dtype=float), None
-        order = np.argsort(-(cur + (ref if ref is not None else 0)))[:_MAX_BARS]
-        labels = [keys[i] for i in order]
-        cur = cur[order]
-        ref = ref[order] if ref is not None else None
-    x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(4.2, 2.3))
-    width = 0.4 if ref is not None else 0.8
-    if ref is not None:
-        ax.bar(x - width / 2, ref / max(ref.sum(), 1), width, label="reference", color="#8c959f")
-    ax.bar(x + (width / 2 if ref is not None else 0), cur / max(cur.sum(), 1), width, label="batch", color="#0969da")
-    ax.set_title(name, fontsize=9)
-    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=6)
-    ax.tick_params(axis="y", labelsize=6)
-    ax.legend(fontsize=6)
-    return figure_png(fig)
+def _plot_title(column: ColumnSummary) -> str:
+    verdict = "DRIFT" if column.drifted else "ok"
+    return f"{column.name}: {column.drift_method} {fmt(column.drift_value)} ({verdict})"
 
 
 def validation_html(result: ValidationResult) -> str:
@@ -75,8 +30,10 @@ def validation_html(result: ValidationResult) -> str:
                          fmt(c.minimum), fmt(c.maximum), drift + (" DRIFT" if c.drifted else "")))
     body += ["<h2>Columns</h2>", table(["column", "contract type", "file type", "rows", "missing", "min", "max",
                                          "drift vs reference"], col_rows)]
-    plots = [p for name, profile in result.profiles.items()
-             if (p := _distribution_plot(name, profile, result.reference.get(name)))]
+    drifts = [(result.columns[name], result.reference[name], current) for name, current in result.profiles.items()
+              if name in result.reference and result.columns[name].drift_method]
+    plots = [p for column, reference, current in drifts
+             if (p := distribution_plot(_plot_title(column), reference, current, column.drifted, current_label="batch"))]
     if plots:
         body += ["<h2>Distributions (reference vs batch)</h2>",
                  '<div class="grid">' + "".join(f'<div class="card">{p}</div>' for p in plots) + "</div>"]

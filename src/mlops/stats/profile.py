@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from mlops.errors import ConfigError, DataError
-from mlops.monitoring.statistics import CATEGORICAL, NUMERIC
-from mlops.monitoring.summaries import (MAX_CATEGORIES, MAX_POINTS, CategoricalSummary, NumericSummary, Summary,
+from mlops.stats.methods import CATEGORICAL, NUMERIC
+from mlops.stats.summaries import (MAX_CATEGORIES, MAX_POINTS, CategoricalSummary, NumericSummary, Summary,
                                         summary_from_json)
 
 FORMAT = "mlops-reference-profile/1"
@@ -112,6 +112,7 @@ class Profile:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".profile-", dir=path.parent)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a committed profile from a non-root reader
         with os.fdopen(fd, "w") as fh:
             json.dump(self.to_json(), fh, separators=(",", ":"))
         os.replace(tmp, path)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats as sps
 from scipy.spatial import distance
 
-from mlops.monitoring.summaries import CategoricalSummary, NumericSummary, Summary
+from mlops.stats.summaries import CategoricalSummary, NumericSummary, Summary
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 # Evidently's sample-size and cardinality boundaries for its default test choice.
@@ -205,6 +205,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("z", "Z-test p-value", (CATEGORICAL,), 0.05, True, False, z_test_p_value),
     Method("l_infinity", "L-infinity distance", (NUMERIC, CATEGORICAL), 0.1, False, True, l_infinity),
 )}
+
+
+# The methods each kind of column may name (a data contract's drift rules, a monitoring policy).
+NUMERIC_METHODS = tuple(name for name, m in METHODS.items() if NUMERIC in m.kinds)
+CATEGORICAL_METHODS = tuple(name for name, m in METHODS.items() if CATEGORICAL in m.kinds)
 
 
 def default_method(kind: str, reference: Summary, current: Summary) -> Method:
