@@ -99,7 +99,7 @@ def worker_bare(args) -> dict:
     import numpy as np
     import pandas as pd
 
-    from mlops.serving import model_files
+    from mlops.registry import model_files
     from mlops.training import tracking
 
     tracking.connect()

@@ -35,7 +35,7 @@ from mlops.batch.run import plan
 from mlops.batch.scoring import score_shard
 from mlops.errors import DataError, ServingError, StorageError
 from mlops.platform.storage import ObjectStore
-from mlops.serving import model_files
+from mlops.registry import model_files
 from mlops.serving.predictor import decision_threshold
 from tests.projects import CHURN, CREDIT, generate_churn_data, generate_credit_data, renamed
 

@@ -61,7 +61,7 @@ from mlops.platform.local import DEFAULT_PORTS, LocalPlatform, free_ports
 from mlops.platform.storage import ObjectStore, parse_s3_uri
 from mlops.registry import audit
 from mlops.registry import promotion as registry
-from mlops.serving import model_files
+from mlops.registry import model_files
 from tests.projects import CREDIT, generate_credit_data, offline_rows, renamed
 
 pytestmark = pytest.mark.platform

@@ -37,7 +37,8 @@ from mlops.features.engineering import compute_features
 from mlops.platform.local import free_ports
 from mlops.platform.storage import ObjectStore
 from mlops.project import Project
-from mlops.serving import model_files, request_log, routing
+from mlops.registry import model_files
+from mlops.serving import request_log, routing
 from mlops.serving.http_server import VERSION_HEADER
 from mlops.serving.local import LocalServing
 from mlops.serving.predictor import decision_threshold
