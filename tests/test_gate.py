@@ -153,7 +153,11 @@ def test_blessing_is_machine_readable(models, split, config):
 @pytest.mark.parametrize("mutate, message", [
     (lambda g: g.update(colour="red"), "unknown field(s) ['colour']"),
     (lambda g: g.update(segments=["region"]), "unknown field(s) ['segments']"),  # slices are the project's
-    (lambda g: g["fairness"].update(attribute="gender"), "it applies to every sensitive attribute"),
+    (lambda g: g["fairness"].update(attribute="gender"), "applied to every sensitive attribute"),
+    (lambda g: g["fairness"].update(attributes=["gender"]), "fairness.attributes: a mapping of sensitive attribute"),
+    (lambda g: g["fairness"].update(attributes={"gender": {"max_gap": 0.2}}), "fairness.attributes.gender: a mapping"),
+    (lambda g: g["fairness"].update(attributes={"gender": {"four_fifths": "no"}}),
+     "fairness.attributes.gender.four_fifths: expected true or false"),
     (lambda g: g["value_thresholds"].append({"metric": "auc", "min": 1}), "metric: must be one of"),
     (lambda g: g["value_thresholds"].append({"metric": "f1"}), "give min and/or max"),
     (lambda g: g["change_thresholds"].append({"metric": "f1", "relative": 0.1, "absolute": 0.1}), "exactly one of"),
@@ -258,3 +262,36 @@ def test_churn_does_not_beat_itself_on_its_own_change_threshold(churn):
     same = result_for(scores, test, config, CHURN)
     rule = next(r for r in decide(same, same, config, "churn v1").rules if r.rule == "change:roc_auc")
     assert not rule.passed and rule.candidate == rule.champion
+
+
+def test_one_attribute_may_have_its_own_bounds_over_the_shared_ones(churn):
+    """Shared bounds tight, age_band's own wide: the same scores pass on age_band and fail on gender."""
+    test, scores, _ = churn
+    raw = {"fairness": {"max_tpr_gap": 0.001, "max_fpr_gap": 0.001, "max_selection_rate_gap": None,
+                        "four_fifths": False,
+                        "attributes": {"age_band": {"max_tpr_gap": 1.0, "max_fpr_gap": 1.0}}},
+           "decision_threshold": 0.2}
+    config = parse_gate(raw)
+    config.sensitive, config.segments = list(CHURN.sensitive), list(CHURN.slices)
+    blessing = decide(result_for(scores, test, config, CHURN), None, config)
+    rules = {r.rule: r for r in blessing.rules}
+    assert rules["fairness:tpr_gap:age_band"].passed and rules["fairness:tpr_gap:age_band"].threshold == 1.0
+    assert not rules["fairness:tpr_gap:gender"].passed and rules["fairness:tpr_gap:gender"].threshold == 0.001
+    assert not any(name.startswith("fairness:selection_rate_gap") for name in rules)  # null: off for both
+    assert blessing.verdict == NOT_BLESSED and {r.rule for r in blessing.failures} == {
+        "fairness:tpr_gap:gender", "fairness:fpr_gap:gender"}
+
+
+def test_bounds_for_an_attribute_the_project_does_not_declare_are_refused(tmp_path):
+    import shutil
+
+    from mlops.project import load_project
+
+    folder = tmp_path / "churn"
+    shutil.copytree(CHURN.root, folder)
+    gate = folder / "gate.yaml"
+    gate.write_text(gate.read_text().replace("\n    age_band:", "\n    age_bnd:", 1))
+    with pytest.raises(ConfigError) as info:
+        project_gate(load_project(folder))
+    assert "fairness.attributes: ['age_bnd'] are not sensitive attributes of project churn" in str(info.value)
+    assert str(gate) in str(info.value) and "['age_band', 'gender']" in str(info.value)

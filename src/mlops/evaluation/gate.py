@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ class GateConfig:
     value_thresholds: list[ValueThreshold] = field(default_factory=list)
     change_thresholds: list[ChangeThreshold] = field(default_factory=list)
     fairness: FairnessRule | None = None
+    # Bounds for one attribute over the shared ones (many small groups need wider bounds than two large ones).
+    fairness_by_attribute: dict[str, FairnessRule] = field(default_factory=dict)
     min_slice_size: int = 100
     decision_threshold: float = 0.5
     high_stakes: bool = False
@@ -95,6 +97,21 @@ def _entries(raw: Any, where: str, allowed: set[str], metrics: tuple[str, ...] =
         if entry.get("metric") not in metrics:
             raise ConfigError(f"{where}[{i}].metric: must be one of {list(metrics)}, got {entry.get('metric')!r}")
     return raw
+
+
+_FAIRNESS_FIELDS = {"max_tpr_gap", "max_fpr_gap", "max_selection_rate_gap", "four_fifths"}
+
+
+def _fairness_rule(raw: dict, rule: FairnessRule, where: str) -> FairnessRule:
+    """``rule`` with the bounds ``raw`` sets (null turns a bound off)."""
+    for key in ("max_tpr_gap", "max_fpr_gap", "max_selection_rate_gap"):
+        if key in raw:
+            setattr(rule, key, None if raw[key] is None else _num(raw[key], f"{where}.{key}"))
+    if "four_fifths" in raw:
+        if not isinstance(raw["four_fifths"], bool):
+            raise ConfigError(f"{where}.four_fifths: expected true or false")
+        rule.four_fifths = raw["four_fifths"]
+    return rule
 
 
 def parse_gate(raw: Any, where: str = "gate config", metrics: tuple[str, ...] = METRICS,
@@ -128,19 +145,18 @@ def parse_gate(raw: Any, where: str = "gate config", metrics: tuple[str, ...] = 
                                                         lower_is_better=e["metric"] in lower_is_better))
     if raw.get("fairness") is not None:
         f = raw["fairness"]
-        fields = {"max_tpr_gap", "max_fpr_gap", "max_selection_rate_gap", "four_fifths"}
-        if not isinstance(f, dict) or set(f) - fields:
-            raise ConfigError(f"{where}: fairness: a mapping of any of {sorted(fields)} (it applies to every "
-                              "sensitive attribute project.yaml declares)")
-        rule = FairnessRule()
-        for key in ("max_tpr_gap", "max_fpr_gap", "max_selection_rate_gap"):
-            if key in f:
-                setattr(rule, key, None if f[key] is None else _num(f[key], f"{where}: fairness.{key}"))
-        if "four_fifths" in f:
-            if not isinstance(f["four_fifths"], bool):
-                raise ConfigError(f"{where}: fairness.four_fifths: expected true or false")
-            rule.four_fifths = f["four_fifths"]
-        config.fairness = rule
+        if not isinstance(f, dict) or set(f) - {*_FAIRNESS_FIELDS, "attributes"}:
+            raise ConfigError(f"{where}: fairness: a mapping of any of {sorted(_FAIRNESS_FIELDS)} (applied to every "
+                              "sensitive attribute project.yaml declares) and 'attributes' (bounds for one of them)")
+        config.fairness = _fairness_rule(f, FairnessRule(), f"{where}: fairness")
+        attributes = f.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise ConfigError(f"{where}: fairness.attributes: a mapping of sensitive attribute to its own bounds")
+        for name, bounds in attributes.items():
+            at = f"{where}: fairness.attributes.{name}"
+            if not isinstance(bounds, dict) or set(bounds) - _FAIRNESS_FIELDS:
+                raise ConfigError(f"{at}: a mapping of any of {sorted(_FAIRNESS_FIELDS)}")
+            config.fairness_by_attribute[str(name)] = _fairness_rule(bounds, replace(config.fairness), at)
     if "min_slice_size" in raw:
         size = raw["min_slice_size"]
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -247,7 +263,7 @@ def _fairness_rules(candidate: EvaluationResult, config: GateConfig) -> list[Rul
 
 
 def _parity(candidate: EvaluationResult, config: GateConfig, attribute: str) -> list[RuleResult]:
-    rule = config.fairness
+    rule = config.fairness_by_attribute.get(attribute, config.fairness)
     groups = candidate.slices_of(attribute)
     if not groups:
         raise DataError(f"the gate checks fairness on {attribute!r} but the evaluation has no such slices")
@@ -293,4 +309,8 @@ def project_gate(project: Project) -> GateConfig:
     """The project's gate: its gate file, judged on its sensitive attributes and reported per its slices."""
     config = load_gate(project.gate, project)
     config.sensitive, config.segments = list(project.sensitive), list(project.slices)
+    unknown = sorted(set(config.fairness_by_attribute) - set(config.sensitive))
+    if unknown:
+        raise ConfigError(f"{project.gate}: fairness.attributes: {unknown} are not sensitive attributes of project "
+                          f"{project.name} (project.yaml declares {list(config.sensitive)})")
     return config
