@@ -1,5 +1,7 @@
 """Data contracts: inference, strict loading with named errors, each project's own contracts."""
 
+import json
+
 import pytest
 import yaml
 
@@ -90,6 +92,7 @@ def base():
     (lambda d: d["columns"]["x"].update(values=["a"]), "for category columns only"),
     (lambda d: d["columns"]["x"].update(drift={"method": "kolmogorov"}), "method 'kolmogorov' is not one of"),
     (lambda d: d["columns"]["k"].update(drift={"method": "wasserstein"}), "method 'wasserstein' is not one of"),
+    (lambda d: d["columns"]["x"].update(drift={"method": "jensen_shannon"}), "(renamed to 'jensenshannon'"),
     (lambda d: d.update(key=["nope"]), "key: must list declared columns"),
     (lambda d: d.update(severity={"drift": "fatal"}), "must be 'error' or 'warning'"),
     (lambda d: d.update(severity={"vibes": "error"}), "unknown check family"),
@@ -141,3 +144,17 @@ def test_a_contract_on_s3_comes_with_its_profile(project, store, reference, chur
     loaded = resolve_contract(f"s3://{store.bucket}/contracts/{name}.yaml", tmp_path / "cache")
     assert loaded.columns == c.columns and loaded.reference_profile_path() == tmp_path / "cache" / profile.name
     assert loaded.reference_profile_path().read_bytes() == profile.read_bytes()
+
+
+def test_a_profile_in_the_old_histogram_format_is_refused_with_the_way_to_rewrite_it(tmp_path):
+    from mlops.validation.contract import load_reference_profile
+
+    contract_path = tmp_path / "c.yaml"
+    contract_path.write_text("dataset: d\nreference_profile: c.profile.json\ncolumns:\n  x: {type: float}\n")
+    (tmp_path / "c.profile.json").write_text(json.dumps({"rows": 10, "columns": {"x": {
+        "kind": "numeric", "inner_edges": [0.5], "counts": [5, 5], "missing": 0}}}))
+    with pytest.raises(ConfigError) as info:
+        load_reference_profile(load_contract(contract_path))
+    message = str(info.value)
+    assert "is not a reference profile" in message and str(contract_path) in message
+    assert f"mlops schema profile --contract {contract_path} --data REFERENCE" in message

@@ -146,13 +146,19 @@ def _mapping(raw: dict, name: str, where: str, expected: str) -> dict:
     return value
 
 
+# Contracts before validation shared monitoring's statistics named two methods otherwise.
+_RENAMED_METHODS = {"jensen_shannon": "jensenshannon", "chi_squared": "chisquare"}
+
+
 def _drift_rule(raw: Any, where: str, kinds: tuple[str, ...]) -> dict[str, Any]:
     if raw is False:
         return {"enabled": False}
     if not isinstance(raw, dict) or set(raw) - {"method", "threshold", "enabled"}:
         raise _fail(where, "expected a mapping with 'method' and/or 'threshold' (or false to disable)")
     if "method" in raw and raw["method"] not in kinds:
-        raise _fail(where, f"method {_show(raw['method'])} is not one of {list(kinds)}")
+        renamed = _RENAMED_METHODS.get(raw["method"]) if isinstance(raw["method"], str) else None
+        hint = f" (renamed to {renamed!r}, monitoring's name)" if renamed in kinds else ""
+        raise _fail(where, f"method {_show(raw['method'])} is not one of {list(kinds)}{hint}")
     if "enabled" in raw and not isinstance(raw["enabled"], bool):
         raise _fail(f"{where}.enabled", f"expected true or false, got {_show(raw['enabled'])}")
     if "threshold" in raw:
@@ -423,7 +429,8 @@ def load_reference_profile(contract: Contract) -> Profile | None:
     try:
         profile = Profile.load(path)
     except DataError as exc:
-        raise ConfigError(f"contract {contract.path}: {exc}") from None
+        raise ConfigError(f"contract {contract.path}: {exc}; rewrite it from the reference data with "
+                          f"`mlops schema profile --contract {contract.path} --data REFERENCE`") from None
     expected = drift_kinds(contract)
     wrong = {name: kind for name, kind in profile.kinds().items() if name in expected and expected[name] != kind}
     if wrong:
