@@ -166,7 +166,8 @@ class _ColumnAccumulator:
             if present.size:
                 self.minimum, self.maximum = min(self.minimum, present.min()), max(self.maximum, present.max())
             if self.summarise:
-                part = NumericSummary.of(values, integer=pa.types.is_integer(column.type))
+                # Exact per batch, compressed once when merged in: one compression per batch, not two.
+                part = NumericSummary.of(values, max_points=None, integer=pa.types.is_integer(column.type))
                 self.summary = part if self.summary is None else self.summary.merge(part)
             if self.spec.min is not None:
                 low = present[present < self.spec.min]
