@@ -1,4 +1,8 @@
-"""Model versions: a training run's model registered as a READY version, with the digest of its stored files."""
+"""Model versions: a training run's model registered as a READY version, with the digest of its stored files.
+
+Registration waits until the version is READY; if anything fails on the way the version is deleted, so the
+registry never holds a half-registered model.
+"""
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
-"""MLflow: record a training run and register its model, all or nothing.
+"""MLflow: record a training run, all or nothing.
 
 A run records its hyperparameters, validation metrics, the dataset's URI and
 content digest, the code version, the environment lock digest and the image,
 then the model (skops format, explicit pip requirements so logging does not
-spend seconds inferring them). Registration creates a model version and waits
-until it is READY; if anything fails on the way the version is deleted, so
-the registry never holds a half-registered model.
+spend seconds inferring them). Registering the run's model as a version is
+the registry's (:mod:`mlops.registry.versions`).
 """
 
 from __future__ import annotations
